@@ -1,0 +1,45 @@
+"""The ``backtrace`` command line: one group per topic, assembled here."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+@click.group(context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "--version", prog_name="backtrace")
+def main():
+    """Prompt-background estimates for beam-dump searches.
+
+    Single muon tracks measured downstream are transported backward with
+    PUMAS through the beam line; their secondary interactions are sampled,
+    sent forward through the detector, and the two-track vertices pointing
+    to the dump are counted in the signal and control regions.
+    """
+
+
+def _register() -> None:
+    from .physics import physics
+
+    main.add_command(physics)
+
+
+_register()
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--tracks", type=click.Path(), help="Single-track file.")
+@click.argument("rest", nargs=-1, type=click.UNPROCESSED)
+def run(tracks, rest):
+    """Full prompt-background estimate (not available yet).
+
+    The estimate pipeline (trace → interactions → detector → estimate →
+    report) arrives with the estimate issue; this command says so instead
+    of printing numbers it cannot compute yet.
+    """
+    raise click.ClickException(
+        "`backtrace run` arrives with the estimate pipeline; available now: "
+        "`backtrace physics table|slab` (see README)")

@@ -1,0 +1,1 @@
+"""Beam-line geometry descriptions (TOML): see README.md in this folder."""

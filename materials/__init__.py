@@ -1,0 +1,1 @@
+"""Material descriptions (PUMAS MDF XML): see README.md in this folder."""
