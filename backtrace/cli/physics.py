@@ -47,12 +47,13 @@ def table(material, energies, more_energies, as_json):
     if as_json:
         echo_json(rows)
         return
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title=f"muon CSDA range and stopping power in {material}")
     for col in ("T [GeV]", "range [m]", "range [g/cm²]", "dE/dx [GeV/m]",
                 "dE/dx [MeV cm²/g]"):
-        t.add_column(col, justify="right", min_width=len(col))
+        t.add_column(escape(col), justify="right")
     for r in rows:
         t.add_row(f"{r['kinetic_energy_gev']:g}", f"{r['csda_range_m']:.4g}",
                   f"{r['csda_range_g_cm2']:.5g}",
