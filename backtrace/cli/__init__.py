@@ -22,9 +22,11 @@ def main():
 
 
 def _register() -> None:
+    from .geometry import geometry
     from .physics import physics
 
     main.add_command(physics)
+    main.add_command(geometry)
 
 
 _register()
