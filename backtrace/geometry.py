@@ -468,7 +468,8 @@ def load_geometry(path: str | Path | None = None, overrides=(), *,
                 e.field_map = dict(e.field_map, file=str(path.parent / fm))
     world = dict(raw["world"])
     world.setdefault("record_step_m", 0.25)
-    world.setdefault("field_step_m", 0.01)
+    world.setdefault("field_step_m", 0.25)
+    world.setdefault("field_accuracy", 1e-3)
     geometry = Geometry(name=raw.get("name", path.stem), path=path.resolve(),
                         world=world, fills=list(raw.get("fill", [])),
                         beam=dict(raw["beam"]), elements=elements,
@@ -615,7 +616,8 @@ def _compile(geometry: Geometry, physics, *, z_range=None,
     nav = Navigator(slabs, half_x=float(world["half_x_m"]),
                     half_y=float(world["half_y_m"]), maps=maps,
                     field_step=float(world["field_step_m"]),
-                    z_range=z_range)
+                    field_accuracy=float(world["field_accuracy"]),
+                    mass_gev=physics.particle()[0], z_range=z_range)
     region_volume = np.array([r.volume for s in slabs for r in s.regions])
     names = {i: n for n, i in physics.materials.items()}
     return CompiledGeometry(geometry, nav, volumes, slabs, region_volume, names)

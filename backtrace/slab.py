@@ -49,7 +49,8 @@ def stopping_table(physics: Physics, material: str, kinetic_energy_gev):
 
 
 def slab_navigator(physics: Physics, material: str, thickness_m: float,
-                   field_tesla=(0.0, 0.0, 0.0), field_step_m: float = 0.01):
+                   field_tesla=(0.0, 0.0, 0.0), field_step_m: float = 0.25,
+                   field_accuracy: float = 1e-3):
     """A single slab 0 <= z < thickness of ``material`` in a uniform field."""
     if not thickness_m > 0:
         raise ValueError(f"thickness {thickness_m} m must be positive")
@@ -58,7 +59,8 @@ def slab_navigator(physics: Physics, material: str, thickness_m: float,
                     field=tuple(float(b) for b in field_tesla), volume=0)
     return Navigator([Slab(0.0, thickness_m, [region])],
                      half_x=SLAB_WORLD_HALF_M, half_y=SLAB_WORLD_HALF_M,
-                     field_step=field_step_m)
+                     field_step=field_step_m, field_accuracy=field_accuracy,
+                     mass_gev=physics.particle()[0])
 
 
 @dataclass
@@ -91,7 +93,7 @@ def slab_transport(physics: Physics, material: str, thickness_m: float,
                    kinetic_energy_gev: float, n: int, *, mode="straggled",
                    direction="forward", field_tesla=(0.0, 0.0, 0.0),
                    scattering=True, seed=1, charge=1.0,
-                   accuracy=1e-2, field_step_m=0.01) -> SlabResult:
+                   accuracy=1e-2, field_step_m=0.25) -> SlabResult:
     """Transport ``n`` muons along +z through a slab.
 
     Forward: muons start at z = 0 with the given kinetic energy. Backward:

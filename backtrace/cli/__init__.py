@@ -27,6 +27,9 @@ def _register() -> None:
 
     main.add_command(physics)
     main.add_command(geometry)
+    from .trace import trace
+
+    main.add_command(trace)
 
 
 _register()

@@ -268,18 +268,19 @@ static double smallest_positive_root(double a, double b, double c)
         return -1.;
 }
 
-/* Smallest positive distance to a plane crossing along one axis. */
+/* Distance to the first crossing of the planes lo and hi along one axis
+ * (-1 if none ahead): from below lo the first plane hit is lo, from inside
+ * it is the plane in the direction of motion, from above hi it is hi. */
 static double plane_distance(double x, double u, double lo, double hi)
 {
-        double d = -1.;
         if (u > 0.) {
-                if (hi > x) d = (hi - x) / u;
-                else if (lo > x) d = (lo - x) / u;
+                if (x < lo) return (lo - x) / u;
+                if (x < hi) return (hi - x) / u;
         } else if (u < 0.) {
-                if (lo < x) d = (lo - x) / u;
-                else if (hi < x) d = (hi - x) / u;
+                if (x > hi) return (hi - x) / u;
+                if (x > lo) return (lo - x) / u;
         }
-        return d;
+        return -1.;
 }
 
 static void keep_min(double *best, double d)
@@ -397,28 +398,44 @@ void bt_field(const struct bt_geometry *geometry, long long n,
 }
 
 /* PUMAS locals callback: density and field of a region. The returned value
- * caps the step in magnetised regions (PUMAS moves along straight segments,
- * see PUMAS_NOTES: the default accuracy under-deflects by ~4 %). */
+ * caps the step in magnetised regions. PUMAS rotates the direction exactly
+ * but moves along straight segments, so the position lags by ~h*theta/2 per
+ * magnet for steps h: the cap is field_accuracy x the Larmor radius (a lag of
+ * ~field_accuracy/2 per metre of field whatever the momentum), and at most
+ * field_step (see PUMAS_NOTES: uncapped steps under-deflect by ~4 %). */
 static double locals_cb(struct pumas_medium *medium,
     struct pumas_state *state, struct pumas_locals *locals)
 {
         const struct bt_region *r = (const struct bt_region *)medium;
+        const struct bt_geometry *g = r->geometry;
         locals->density = r->density;
         region_field(r, state->position, locals->magnet);
         const double *b = locals->magnet;
-        if ((b[0] != 0.) || (b[1] != 0.) || (b[2] != 0.) || (r->map >= 0)) {
-                double step = r->geometry->field_step;
-                if (r->map >= 0 && r->map < r->geometry->n_maps) {
-                        const struct bt_field_map *m =
-                            r->geometry->maps + r->map;
-                        double h = m->dz;
-                        if (m->dx < h) h = m->dx;
-                        if (m->dy < h) h = m->dy;
+        if ((b[0] == 0.) && (b[1] == 0.) && (b[2] == 0.) && (r->map < 0))
+                return 0.;
+        double step = g->field_step;
+        if (r->map >= 0 && r->map < g->n_maps) {
+                const struct bt_field_map *m = g->maps + r->map;
+                double h = m->dz;
+                if (m->dx < h) h = m->dx;
+                if (m->dy < h) h = m->dy;
+                if (h < step) step = h;
+        }
+        if (g->field_accuracy > 0.) {
+                const double *u = state->direction;
+                const double bt[3] = { u[1] * b[2] - u[2] * b[1],
+                        u[2] * b[0] - u[0] * b[2], u[0] * b[1] - u[1] * b[0] };
+                const double bperp =
+                    sqrt(bt[0] * bt[0] + bt[1] * bt[1] + bt[2] * bt[2]);
+                if (bperp > 0.) {
+                        const double k = state->energy;
+                        const double p = sqrt(k * (k + 2. * g->mass));
+                        const double larmor = p / (0.299792458 * bperp);
+                        const double h = g->field_accuracy * larmor;
                         if (h < step) step = h;
                 }
-                return step;
         }
-        return 0.;
+        return (step > 1E-04) ? step : 1E-04;
 }
 
 void bt_geometry_init(struct bt_geometry *geometry)
@@ -518,20 +535,37 @@ long long bt_transport_batch(struct pumas_context *context,
     int *status, struct bt_record *records, long long capacity,
     long long *n_records)
 {
-        struct bt_context_data *data = context->user_data;
-        const struct bt_geometry *g = data->geometry;
-        context->mode.energy_loss = options->energy_loss;
-        context->mode.scattering = options->scattering;
-        context->mode.decay = options->decay;
-        context->mode.direction = options->direction;
-        context->accuracy = options->accuracy;
-        context->limit.energy = options->energy_limit;
+        const struct bt_context_data *template = context->user_data;
+        const struct bt_geometry *g = template->geometry;
+        const struct pumas_physics *physics =
+            bt_pumas.pumas_context_physics_get(context);
 
         long long n_rec = 0, i;
         for (i = 0; i < n; i++) {
+                /* A fresh PUMAS context per history: PUMAS keeps the second
+                 * Box-Muller Gaussian of a pair in its context, which would
+                 * otherwise leak from one history into the next and make
+                 * results depend on the batch a history runs in. Creating a
+                 * context is a single allocation. */
+                struct pumas_context *ctx = NULL;
+                if (bt_pumas.pumas_context_create(&ctx, physics,
+                        (int)sizeof(struct bt_context_data)) !=
+                    PUMAS_RETURN_SUCCESS) {
+                        status[i] = BT_STATUS_PUMAS_ERROR;
+                        continue;
+                }
+                bt_context_setup(ctx, g);
+                ctx->mode.energy_loss = options->energy_loss;
+                ctx->mode.scattering = options->scattering;
+                ctx->mode.decay = options->decay;
+                ctx->mode.direction = options->direction;
+                ctx->accuracy = options->accuracy;
+                ctx->limit.energy = options->energy_limit;
+                struct bt_context_data *data = ctx->user_data;
                 data->rng.key = bt_rng_key(options->seed, track[i],
                     (sample != NULL) ? sample[i] : 0, 0);
                 data->rng.counter = 0;
+
                 struct pumas_state s;
                 memset(&s, 0, sizeof(s));
                 s.charge = charge[i];
@@ -558,16 +592,15 @@ long long bt_transport_batch(struct pumas_context *context,
                                 ev |= PUMAS_EVENT_MEDIUM;
                                 if (step > 0.) {
                                         ev |= PUMAS_EVENT_LIMIT_DISTANCE;
-                                        context->limit.distance =
-                                            s.distance + step;
+                                        ctx->limit.distance = s.distance + step;
                                 }
                         }
-                        context->event = ev;
+                        ctx->event = ev;
                         enum pumas_event event = PUMAS_EVENT_NONE;
                         struct pumas_medium *media[2] = { NULL, NULL };
                         const enum pumas_return rc =
                             bt_pumas.pumas_context_transport(
-                                context, &s, &event, media);
+                                ctx, &s, &event, media);
                         if (rc != PUMAS_RETURN_SUCCESS) {
                                 st = BT_STATUS_PUMAS_ERROR;
                                 break;
@@ -613,6 +646,7 @@ long long bt_transport_batch(struct pumas_context *context,
                         }
                         region = next;
                 }
+                bt_pumas.pumas_context_destroy(&ctx);
                 if (overflow && st != BT_STATUS_PUMAS_ERROR)
                         st = BT_STATUS_RECORD_OVERFLOW;
                 charge[i] = s.charge;

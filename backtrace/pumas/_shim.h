@@ -75,6 +75,8 @@ struct bt_geometry {
         double half_x, half_y;       /* world transverse half sizes, m */
         double z_min, z_max;         /* world z range, m */
         double field_step;           /* max step in magnetised regions, m */
+        double field_accuracy;       /* max step / Larmor radius in fields */
+        double mass;                 /* transported particle mass, GeV/c^2 */
 };
 
 /* Set up the PUMAS medium callbacks of every region. */

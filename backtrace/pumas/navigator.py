@@ -65,8 +65,10 @@ class Navigator:
     """A geometry in C memory, usable by PUMAS contexts."""
 
     def __init__(self, slabs: list[Slab], half_x: float, half_y: float,
-                 maps: list[FieldMap] = (), field_step: float = 0.01,
-                 z_range: tuple[float, float] | None = None):
+                 maps: list[FieldMap] = (), field_step: float = 0.25,
+                 z_range: tuple[float, float] | None = None,
+                 field_accuracy: float = 1e-3,
+                 mass_gev: float = 0.1056583755):
         self.ffi, self.lib = ffi, lib = load()
         if not slabs:
             raise ValueError("a geometry needs at least one slab")
@@ -117,6 +119,8 @@ class Navigator:
         z0, z1 = (slabs[0].z0, slabs[-1].z1) if z_range is None else z_range
         g.z_min, g.z_max = z0, z1
         g.field_step = field_step
+        g.field_accuracy = field_accuracy
+        g.mass = mass_gev
         lib.bt_geometry_init(g)
         self.n_regions = len(regions)
 

@@ -1,0 +1,428 @@
+"""Backward (and forward) transport of batches of tracks through a geometry.
+
+Each valid track is replicated into ``samples_per_track`` histories and
+transported with PUMAS (default: backward, straggled energy loss, multiple
+scattering, magnetic fields, decay weighting) until it leaves the world:
+through the target plane (default the dump front face, status
+``reached_target``), sideways (``left_world``), or it hits the energy limit
+(``energy_limit``: backward above the beam energy it cannot come from the
+dump). States are recorded at every volume boundary, every
+``record_step_m`` in dense matter and at optional reference planes.
+
+Weights. A history's ``weight`` is PUMAS's backward weight ω (Jacobian of
+the backward steps, times the survival probability) times the input track
+weight. ``track_weight`` is the prior-free per-track normalisation
+w·ω_i / Σ_j ω_j over the histories of the track that reached the target (0
+for the others), so that each observed track counts once. The source-
+weighted normalisation ω·φ_src(s_TAX) / Σ ω·φ_src (METHOD.md) needs the
+source model and is applied downstream.
+
+Track status (``status_counts``): the validation status of a bad row, else
+``reached_target`` when at least one history reached the target, else the
+most frequent history status. Counts always sum to the input rows; history
+statuses are counted separately.
+
+Randomness: every history draws from a counter-based stream keyed by
+(seed, track index, sample index), so outputs are identical whatever the
+batch size or number of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .tracks import Tracks, kinetic_energy_gev, validate
+
+__all__ = ["TraceConfig", "Tracer", "BatchResult", "trace_file",
+           "HISTORY_STATUSES", "ordered_map", "grammage_by_volume"]
+
+#: History statuses (C enum bt_status, see pumas/_shim.h) for backward
+#: transport; forward transport swaps the meaning of the two z planes.
+_BACKWARD_NAMES = ("reached_target", "left_downstream", "left_world",
+                   "energy_limit", "stopped", "decayed", "weight_zero",
+                   "outside_world", "pumas_error", "record_overflow")
+_FORWARD_NAMES = ("left_upstream", "reached_target") + _BACKWARD_NAMES[2:]
+HISTORY_STATUSES = tuple(dict.fromkeys(_BACKWARD_NAMES + _FORWARD_NAMES))
+_EVENT_NAMES = ("start", "boundary", "step", "energy_limit", "end", "other")
+
+
+@dataclass(frozen=True)
+class TraceConfig:
+    """What a trace run does (recorded in every output).
+
+    to_z_m: end plane (default: the geometry's ``beam.target_z_m`` backward,
+    the world's end forward); samples_per_track: histories per track;
+    energy_loss: 'straggled', 'mixed' (alias 'hybrid') or 'csda';
+    energy_limit_gev: backward maximum / forward minimum kinetic energy
+    (default: the beam momentum backward, none forward); planes_m: extra
+    reference planes where states are recorded.
+    """
+
+    geometry_file: str | None = None
+    overrides: tuple[str, ...] = ()
+    direction: str = "backward"
+    to_z_m: float | None = None
+    samples_per_track: int = 1
+    seed: int = 1
+    energy_loss: str = "straggled"
+    scattering: bool = True
+    decay: bool = True
+    energy_limit_gev: float | None = None
+    record: bool = True
+    planes_m: tuple[float, ...] = ()
+    accuracy: float = 1e-2
+
+    def __post_init__(self):
+        if self.samples_per_track < 1:
+            raise ValueError("samples_per_track must be >= 1")
+        if self.direction not in ("backward", "forward"):
+            raise ValueError(f"direction={self.direction!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["overrides"] = list(self.overrides)
+        d["planes_m"] = list(self.planes_m)
+        return d
+
+
+@dataclass
+class BatchResult:
+    """Output of one batch: per-input-row status, per-history finals, states."""
+
+    track_index: np.ndarray
+    row_status: np.ndarray          # per input row (object strings)
+    histories: pd.DataFrame         # one row per history
+    states: pd.DataFrame | None     # one row per recorded state
+
+    def status_counts(self) -> Counter:
+        return Counter(self.row_status.tolist())
+
+    def history_status_counts(self) -> Counter:
+        return Counter(self.histories["status"].tolist())
+
+
+class Tracer:
+    """Physics, compiled geometry and a PUMAS context for one process."""
+
+    def __init__(self, config: TraceConfig, physics=None, geometry=None):
+        from .geometry import load_geometry
+        from .pumas import Context, Physics, TransportOptions
+
+        self.config = config
+        self.physics = physics or Physics()
+        self.geometry = geometry or load_geometry(config.geometry_file,
+                                                  config.overrides)
+        world = self.geometry.world
+        if config.direction == "backward":
+            z_lo = config.to_z_m if config.to_z_m is not None else \
+                self.geometry.target_z_m
+            z_range = (z_lo, world["z_max_m"])
+            limit = config.energy_limit_gev if config.energy_limit_gev is not None \
+                else float(self.geometry.beam.get("proton_momentum_gev", 400.0))
+        else:
+            z_hi = config.to_z_m if config.to_z_m is not None else world["z_max_m"]
+            z_range = (world["z_min_m"], z_hi)
+            limit = config.energy_limit_gev
+        if not world["z_min_m"] <= z_range[0] < z_range[1] <= world["z_max_m"]:
+            raise ValueError(
+                f"end plane z = {config.to_z_m} m is outside the world "
+                f"[{world['z_min_m']}, {world['z_max_m']}] m")
+        self.z_range = z_range
+        self.compiled = self.geometry.compile(
+            self.physics, z_range=z_range, reference_planes_m=config.planes_m)
+        self.context = Context(self.physics, self.compiled.navigator)
+        self.options = TransportOptions(
+            energy_loss=config.energy_loss, scattering=config.scattering,
+            decay=config.decay, direction=config.direction,
+            accuracy=config.accuracy, energy_limit_gev=limit)
+        self.energy_limit_gev = limit
+        self.world_box = (world["half_x_m"], world["half_y_m"], *z_range)
+        nav = self.compiled.navigator
+        dense = sum(s.z1 - s.z0 for s in self.compiled.slabs
+                    if any(r.record_step > 0 for r in s.regions))
+        step = float(world["record_step_m"])
+        self.max_records = int(3 * len(self.compiled.slabs) + 2 * dense / step + 32)
+        self._names = _BACKWARD_NAMES if config.direction == "backward" \
+            else _FORWARD_NAMES
+        volumes = self.compiled.volumes
+        self._region_volume = self.compiled.region_volume
+        self._volume_names = np.array([v.name for v in volumes] + ["outside"],
+                                      dtype=object)
+        mats = self.compiled.material_names
+        self._region_material = np.array(
+            [mats[r.material] for _, r in nav.region_info] + ["outside"],
+            dtype=object)
+
+    # ------------------------------------------------------------------
+    def initial_states(self, df: pd.DataFrame, n_samples: int) -> dict:
+        """PUMAS states for ``n_samples`` copies of each row of ``df``."""
+        rep = lambda a: np.repeat(np.asarray(a, float), n_samples)  # noqa: E731
+        p = np.column_stack([df[c].to_numpy(float)
+                             for c in ("px_gev", "py_gev", "pz_gev")])
+        norm = np.linalg.norm(p, axis=1)
+        weight = df["weight"].to_numpy(float) if "weight" in df else np.ones(len(df))
+        return {
+            "charge": rep(df["charge"]),
+            "energy": rep(kinetic_energy_gev(norm)),
+            "weight": rep(weight),
+            "position": np.repeat(df[["x_m", "y_m", "z_m"]].to_numpy(float),
+                                  n_samples, axis=0),
+            "direction": np.repeat(p / norm[:, None], n_samples, axis=0),
+        }
+
+    def trace(self, df: pd.DataFrame) -> BatchResult:
+        """Validate and transport one batch (with a ``track_index`` column)."""
+        cfg = self.config
+        status = validate(df, self.world_box)
+        good = df[status == "ok"]
+        n = cfg.samples_per_track
+        track = np.repeat(good["track_index"].to_numpy(np.int64), n)
+        sample = np.tile(np.arange(n, dtype=np.int64), len(good))
+        final, codes, records = self.context.transport(
+            self.initial_states(good, n), self.options, seed=cfg.seed,
+            track=track, sample=sample, record=cfg.record,
+            max_records=self.max_records)
+        hist_status = np.array(self._names, dtype=object)[codes]
+        reached = hist_status == "reached_target"
+        w = final["weight"]
+        norm = pd.Series(np.where(reached, w, 0.0)).groupby(track).transform("sum").to_numpy()
+        input_w = np.repeat(good["weight"].to_numpy(float) if "weight" in good
+                            else np.ones(len(good)), n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            track_weight = np.where(reached & (norm > 0), input_w * w / norm, 0.0)
+        histories = pd.DataFrame({
+            "track_index": track, "sample_index": sample,
+            "status": hist_status,
+            "x_m": final["position"][:, 0], "y_m": final["position"][:, 1],
+            "z_m": final["position"][:, 2],
+            "ux": final["direction"][:, 0], "uy": final["direction"][:, 1],
+            "uz": final["direction"][:, 2],
+            "kinetic_energy_gev": final["energy"], "charge": final["charge"],
+            "weight": w, "track_weight": track_weight,
+            "distance_m": final["distance"], "grammage_kg_m2": final["grammage"],
+        })
+        row_status = status.copy()
+        if len(good):
+            per_track = histories.groupby("track_index")["status"].agg(_track_status)
+            row_status[status == "ok"] = per_track.reindex(
+                good["track_index"]).to_numpy()
+        states = self._states(records, track, sample, hist_status,
+                              track_weight) if cfg.record else None
+        return BatchResult(df["track_index"].to_numpy(np.int64), row_status,
+                           histories, states)
+
+    def _states(self, rec, track, sample, hist_status, track_weight):
+        h = rec["history"]
+        region = rec["region"]
+        ev = rec["event"]
+        name = np.full(len(rec), "other", dtype=object)
+        name[(ev & 16) != 0] = "boundary"
+        name[(ev & 2) != 0] = "step"
+        name[(ev & 1) != 0] = "energy_limit"
+        name[(ev & 4096) != 0] = "start"
+        name[region < 0] = "end"
+        vol_idx = np.where(region >= 0, self._region_volume[np.maximum(region, 0)],
+                           len(self._volume_names) - 1)
+        mat_idx = np.where(region >= 0, region, len(self._region_material) - 1)
+        first = np.r_[True, h[1:] != h[:-1]] if len(h) else np.zeros(0, bool)
+        starts = np.flatnonzero(first)
+        state_index = np.arange(len(h)) - np.repeat(starts, np.diff(np.r_[starts, len(h)]))
+        return pd.DataFrame({
+            "track_index": track[h], "sample_index": sample[h].astype(np.int32),
+            "state_index": state_index.astype(np.int32),
+            "event": pd.Categorical(name, categories=_EVENT_NAMES),
+            "volume": self._volume_names[vol_idx],
+            "material": self._region_material[mat_idx],
+            "x_m": rec["position"][:, 0], "y_m": rec["position"][:, 1],
+            "z_m": rec["position"][:, 2],
+            "ux": rec["direction"][:, 0], "uy": rec["direction"][:, 1],
+            "uz": rec["direction"][:, 2],
+            "kinetic_energy_gev": rec["energy"], "weight": rec["weight"],
+            "distance_m": rec["distance"], "grammage_kg_m2": rec["grammage"],
+            "history_status": hist_status[h], "track_weight": track_weight[h],
+        })
+
+
+def _track_status(statuses: pd.Series) -> str:
+    values = statuses.tolist()
+    if "reached_target" in values:
+        return "reached_target"
+    counts = Counter(values)
+    best = max(counts.values())
+    return next(s for s in HISTORY_STATUSES if counts.get(s) == best)
+
+
+def grammage_by_volume(states: pd.DataFrame) -> pd.DataFrame:
+    """Grammage [kg/m^2] crossed per (track, sample, volume), from the
+    cumulative grammage of consecutive states (booked to the earlier one)."""
+    s = states.sort_values(["track_index", "sample_index", "state_index"])
+    dg = s.groupby(["track_index", "sample_index"])["grammage_kg_m2"].diff(-1)
+    s = s.assign(dgrammage=-dg.fillna(0.0))
+    return (s.groupby(["track_index", "sample_index", "volume"], observed=True)
+            ["dgrammage"].sum().rename("grammage_kg_m2").reset_index())
+
+
+# ---------------------------------------------------------------------------
+# Parallel, ordered, bounded-memory execution
+# ---------------------------------------------------------------------------
+_WORKER: Tracer | None = None
+
+
+def _init_worker(config: TraceConfig) -> None:
+    global _WORKER
+    _WORKER = Tracer(config)
+
+
+def _work(df: pd.DataFrame) -> BatchResult:
+    return _WORKER.trace(df)
+
+
+def ordered_map(func: Callable, items: Iterable, *, jobs: int, initializer=None,
+                initargs=(), window: int | None = None) -> Iterator:
+    """``map(func, items)`` over ``jobs`` processes, results in input order,
+    at most ``window`` tasks in flight (bounded memory)."""
+    if jobs <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for item in items:
+            yield func(item)
+        return
+    import multiprocessing
+
+    window = window or 2 * jobs
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                             initializer=initializer, initargs=initargs) as pool:
+        pending = []
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= window:
+                yield pending.pop(0).result()
+        for fut in pending:
+            yield fut.result()
+
+
+def _progress(total: int, label: str, enabled: bool):
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                               TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    class Rate(TextColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return f"{speed:,.0f} tracks/s" if speed else "… tracks/s"
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                    Rate(""), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=Console(stderr=True),
+                    disable=not enabled, transient=False)
+
+
+def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
+               jobs: int = 1, batch_size: int = 2000, progress: bool = True,
+               extra_metadata: dict | None = None) -> dict:
+    """Trace every track of a file; write the states (Parquet, atomically)
+    and return the summary (input_rows, status_counts, …)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from . import __version__
+    from .io import atomic_path
+    from .pumas import pumas_version
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    if jobs < 1:
+        raise ValueError("jobs must be >= 1")
+    # Validate the configuration (geometry, end plane) in this process first,
+    # so that mistakes are reported once and before any work starts.
+    probe = Tracer(config)
+    t0 = time.perf_counter()
+    status_counts: Counter = Counter()
+    history_counts: Counter = Counter()
+    rows = 0
+    config_dict = config.to_dict()
+    config_dict["z_range_m"] = list(probe.z_range)
+    config_dict["energy_limit_gev"] = probe.energy_limit_gev
+    metadata = {
+        "backtrace.version": __version__,
+        "backtrace.pumas_version": ".".join(map(str, pumas_version())),
+        "backtrace.config": json.dumps(config_dict, sort_keys=True),
+        "backtrace.geometry": json.dumps(probe.geometry.config()),
+        "backtrace.input": str(tracks.path),
+        "backtrace.input_sha256": tracks.digest(),
+        "backtrace.pot": repr(tracks.pot) if tracks.pot is not None else "",
+    }
+    metadata.update({f"backtrace.{k}": str(v) for k, v in (extra_metadata or {}).items()})
+    writer = None
+    ctx = atomic_path(out) if out is not None else None
+    tmp = ctx.__enter__() if ctx is not None else None
+    try:
+        if jobs <= 1:
+            results = (probe.trace(df) for df in tracks.iter_batches(batch_size))
+        else:
+            results = ordered_map(_work, tracks.iter_batches(batch_size),
+                                  jobs=jobs, initializer=_init_worker,
+                                  initargs=(config,))
+        with _progress(tracks.n_rows, "tracing", progress) as bar:
+            task = bar.add_task("trace", total=tracks.n_rows)
+            for result in results:
+                rows += len(result.row_status)
+                status_counts.update(result.status_counts())
+                history_counts.update(result.history_status_counts())
+                if tmp is not None and result.states is not None:
+                    table = pa.Table.from_pandas(result.states, preserve_index=False)
+                    if writer is None:
+                        schema = table.schema.with_metadata(
+                            {k.encode(): v.encode() for k, v in metadata.items()})
+                        writer = pq.ParquetWriter(tmp, schema)
+                    writer.write_table(table.cast(writer.schema))
+                bar.advance(task, len(result.row_status))
+        if tmp is not None:
+            if writer is None:  # no states at all: still write a valid file
+                empty = probe.trace(pd.DataFrame(
+                    {c: [] for c in ["track_index", "x_m", "y_m", "z_m", "px_gev",
+                                     "py_gev", "pz_gev", "charge"]}))
+                table = pa.Table.from_pandas(empty.states, preserve_index=False)
+                schema = table.schema.with_metadata(
+                    {k.encode(): v.encode() for k, v in metadata.items()})
+                writer = pq.ParquetWriter(tmp, schema)
+                writer.write_table(table.cast(schema))
+            writer.close()
+            writer = None
+            ctx.__exit__(None, None, None)
+    except BaseException as err:
+        if writer is not None:
+            writer.close()
+        if ctx is not None:
+            ctx.__exit__(type(err), err, err.__traceback__)
+        raise
+    elapsed = time.perf_counter() - t0
+    if sum(status_counts.values()) != rows:  # pragma: no cover - invariant
+        raise RuntimeError("internal error: status counts do not sum to rows")
+    return {
+        "input_rows": rows,
+        "status_counts": dict(sorted(status_counts.items())),
+        "history_status_counts": dict(sorted(history_counts.items())),
+        "histories": int(sum(history_counts.values())),
+        "pot": tracks.pot,
+        "config": config_dict,
+        "geometry": probe.geometry.config(),
+        "input": str(tracks.path),
+        "output": str(out) if out is not None else None,
+        "elapsed_s": elapsed,
+        "tracks_per_s": rows / elapsed if elapsed > 0 else math.nan,
+        "jobs": jobs,
+        "batch_size": batch_size,
+    }
