@@ -34,6 +34,10 @@ def atomic_path(path: str | os.PathLike):
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
     try:
         yield Path(tmp)
+        # mkstemp creates 0600 files: give the result the usual permissions
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

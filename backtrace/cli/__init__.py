@@ -30,6 +30,9 @@ def _register() -> None:
     from .trace import trace
 
     main.add_command(trace)
+    from .simulate import simulate_tracks
+
+    main.add_command(simulate_tracks)
 
 
 _register()
