@@ -661,3 +661,10 @@ long long bt_transport_batch(struct pumas_context *context,
         *n_records = n_rec;
         return i;
 }
+
+void bt_dcs_eval(pumas_dcs_t *dcs, double Z, double A, double mass,
+    long long n, const double *K, const double *q, double *out)
+{
+        long long i;
+        for (i = 0; i < n; i++) out[i] = dcs(Z, A, mass, K[i], q[i]);
+}

@@ -153,3 +153,7 @@ long long bt_transport_batch(struct pumas_context *context,
     double *position, double *direction, double *distance,
     double *grammage, int *status,
     struct bt_record *records, long long capacity, long long *n_records);
+
+/* Evaluate a PUMAS DCS [m^2/GeV per atom] at n (K, q) pairs. */
+void bt_dcs_eval(pumas_dcs_t *dcs, double Z, double A, double mass,
+    long long n, const double *K, const double *q, double *out);
