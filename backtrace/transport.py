@@ -217,11 +217,11 @@ class Tracer:
             row_status[status == "ok"] = per_track.reindex(
                 good["track_index"]).to_numpy()
         states = self._states(records, track, sample, hist_status,
-                              track_weight) if cfg.record else None
+                              track_weight, final["charge"]) if cfg.record else None
         return BatchResult(df["track_index"].to_numpy(np.int64), row_status,
                            histories, states)
 
-    def _states(self, rec, track, sample, hist_status, track_weight):
+    def _states(self, rec, track, sample, hist_status, track_weight, charge):
         h = rec["history"]
         region = rec["region"]
         ev = rec["event"]
@@ -247,7 +247,8 @@ class Tracer:
             "z_m": rec["position"][:, 2],
             "ux": rec["direction"][:, 0], "uy": rec["direction"][:, 1],
             "uz": rec["direction"][:, 2],
-            "kinetic_energy_gev": rec["energy"], "weight": rec["weight"],
+            "kinetic_energy_gev": rec["energy"], "charge": charge[h],
+            "weight": rec["weight"],
             "distance_m": rec["distance"], "grammage_kg_m2": rec["grammage"],
             "history_status": hist_status[h], "track_weight": track_weight[h],
         })

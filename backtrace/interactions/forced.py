@@ -1,0 +1,253 @@
+"""Forced secondary interactions along back-traced muon paths.
+
+A back-traced history is a chain of recorded states (every volume boundary
+and every 25 cm of dense matter, :mod:`backtrace.transport`). Between two
+consecutive states the muon crosses ΔX of grammage [kg/m²] of one material
+at a kinetic energy K (taken at the segment's mid point); the probability to
+make a secondary of energy above ``q_min`` there is
+P_seg = Σ_p s_p σ_p(K) ΔX (σ in m²/kg, s_p the process scale). Analog
+sampling would almost never interact (P ~ 10⁻³ per metre of iron), so one
+interaction is forced per history:
+
+- the segment is chosen with probability P_seg / P, P = Σ_seg P_seg (only
+  segments with mid point between ``z_min_m`` (default 80 m) and
+  ``z_max_m`` (STRAW1): an interaction must happen upstream of the first
+  tracking plane, and products from further upstream never reach it);
+- the point is uniform in grammage along the segment, the state there
+  interpolated linearly;
+- the process is chosen with probability s_p σ_p / Σ s σ;
+- the final state is sampled by the process module;
+- the weight is P × (final-state weight, e.g. the γ → μμ conversion
+  probability) × the history weight.
+
+P is the expected number of interactions along the path (not a
+probability: it can exceed 1 behind metres of iron), so
+E[weight × f(final state)] is exactly the expected number of
+secondary-interaction events with property f per history (linearity of
+expectation); no small-P condition is needed. Neglected: the change of the
+muon's state by one interaction before a later one (the back-traced path
+already includes the average effect of all energy losses).
+
+Zone: 'prompt' when the interaction is downstream of ``prompt_z_min_m``
+(default 105.0 m: the vacuum-tank end cap, the decay volume and its walls),
+'upstream_prompt' otherwise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..rng import uniforms
+from . import DEFAULT_Q_MIN_GEV, PROCESSES
+
+__all__ = ["ForcedConfig", "ForcedSampler", "segments"]
+
+
+@dataclass(frozen=True)
+class ForcedConfig:
+    """Where and what to force (recorded in outputs)."""
+
+    q_min_gev: float = DEFAULT_Q_MIN_GEV
+    processes: tuple[str, ...] = tuple(PROCESSES)
+    scales: dict = field(default_factory=dict)
+    prompt_z_min_m: float = 105.0
+    #: Upstream end of the forcing window [m]: from B4A (80.48 m) on. Products
+    #: of interactions further upstream are swept or absorbed before the
+    #: detector; forcing there would waste the samples.
+    z_min_m: float = 80.0
+    z_max_m: float = 183.508
+
+    def scale(self, name: str) -> float:
+        return float(self.scales.get(name, 1.0))
+
+
+def segments(states: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive-state segments of each history: start/end positions,
+    directions and energies, material, volume, grammage ΔX [kg/m²]."""
+    s = states.sort_values(["track_index", "sample_index", "state_index"],
+                           kind="stable").reset_index(drop=True)
+    same = ((s["track_index"].to_numpy()[1:] == s["track_index"].to_numpy()[:-1])
+            & (s["sample_index"].to_numpy()[1:] == s["sample_index"].to_numpy()[:-1]))
+    i = np.flatnonzero(same)
+    a, b = s.iloc[i].reset_index(drop=True), s.iloc[i + 1].reset_index(drop=True)
+    dx = np.abs(b["grammage_kg_m2"].to_numpy() - a["grammage_kg_m2"].to_numpy())
+    out = pd.DataFrame({
+        "track_index": a["track_index"].to_numpy(),
+        "sample_index": a["sample_index"].to_numpy(),
+        "material": a["material"].to_numpy(), "volume": a["volume"].to_numpy(),
+        "dgrammage_kg_m2": dx,
+    })
+    for c in ("x_m", "y_m", "z_m", "ux", "uy", "uz", "kinetic_energy_gev"):
+        out[c + "_a"] = a[c].to_numpy()
+        out[c + "_b"] = b[c].to_numpy()
+    return out[dx > 0].reset_index(drop=True)
+
+
+class ForcedSampler:
+    """Tables per material and the forced sampling of one interaction per
+    history."""
+
+    def __init__(self, physics, config: ForcedConfig | None = None):
+        self.physics = physics
+        self.config = config or ForcedConfig()
+        unknown = [p for p in self.config.processes if p not in PROCESSES]
+        if unknown:
+            raise KeyError(f"unknown process(es) {unknown} (known: {', '.join(PROCESSES)})")
+        self._tables: dict = {}
+
+    def tables(self, material: str) -> dict:
+        if material not in self._tables:
+            self._tables[material] = {
+                p: PROCESSES[p].table(self.physics, material, self.config.q_min_gev)
+                for p in self.config.processes}
+        return self._tables[material]
+
+    def segment_sigma(self, seg: pd.DataFrame) -> np.ndarray:
+        """(n_segments, n_processes) scaled σ [m²/kg] at the mid energy."""
+        k_mid = 0.5 * (seg["kinetic_energy_gev_a"] + seg["kinetic_energy_gev_b"]).to_numpy()
+        out = np.zeros((len(seg), len(self.config.processes)))
+        for material, rows in seg.groupby("material", sort=True).indices.items():
+            tabs = self.tables(material)
+            for j, p in enumerate(self.config.processes):
+                out[rows, j] = PROCESSES[p].cross_section(tabs[p], k_mid[rows]) \
+                    * self.config.scale(p)
+        return out
+
+    def sample(self, states: pd.DataFrame, seed: int, history_weight=None):
+        """One forced interaction per history with P > 0.
+
+        Returns (interactions DataFrame, products DataFrame). ``history_weight``:
+        Series indexed by (track_index, sample_index) (default 1)."""
+        cfg = self.config
+        seg = segments(states)
+        z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
+        seg = seg[(z_mid >= cfg.z_min_m) & (z_mid <= cfg.z_max_m)].reset_index(drop=True)
+        if seg.empty:
+            return _empty_interactions(), _empty_products()
+        sigma = self.segment_sigma(seg)
+        p_seg = sigma.sum(axis=1) * seg["dgrammage_kg_m2"].to_numpy()
+        key = pd.MultiIndex.from_arrays([seg["track_index"], seg["sample_index"]])
+        hist_codes, hist_keys = pd.factorize(key)
+        n_hist = len(hist_keys)
+        p_total = np.bincount(hist_codes, weights=p_seg, minlength=n_hist)
+        track = hist_keys.get_level_values(0).to_numpy(np.int64)
+        sample = hist_keys.get_level_values(1).to_numpy(np.int64)
+        u = uniforms(seed, track, 12, stream="interaction", sample=sample)
+        # choose the segment: global cumulative sum with per-history offsets
+        order = np.argsort(hist_codes, kind="stable")
+        cum = np.cumsum(p_seg[order])
+        start = np.concatenate([[0.0], np.cumsum(p_total)[:-1]])
+        target = start + u[:, 0] * p_total
+        pos = np.minimum(np.searchsorted(cum, target, side="left"), len(cum) - 1)
+        chosen = order[pos]
+        ok = p_total > 0
+        chosen, track, sample, u, p_total = (chosen[ok], track[ok], sample[ok], u[ok],
+                                             p_total[ok])
+        c = seg.iloc[chosen].reset_index(drop=True)
+        t = u[:, 1]
+        lerp = lambda name: ((1 - t) * c[name + "_a"].to_numpy()  # noqa: E731
+                             + t * c[name + "_b"].to_numpy())
+        xyz = np.column_stack([lerp("x_m"), lerp("y_m"), lerp("z_m")])
+        direction = np.column_stack([lerp("ux"), lerp("uy"), lerp("uz")])
+        direction /= np.linalg.norm(direction, axis=1)[:, None]
+        k = lerp("kinetic_energy_gev")
+        sig = sigma[chosen]
+        cdf = np.cumsum(sig, axis=1) / sig.sum(axis=1)[:, None]
+        proc_idx = np.minimum((cdf < u[:, 2:3]).sum(axis=1), len(cfg.processes) - 1)
+        charge = _history_charge(states, track, sample)
+        if history_weight is None:
+            hw = np.ones(len(track))
+        else:
+            hw = history_weight.reindex(pd.MultiIndex.from_arrays([track, sample])).to_numpy()
+        rows, products = [], []
+        for j, name in enumerate(cfg.processes):
+            sel = np.flatnonzero(proc_idx == j)
+            if len(sel) == 0:
+                continue
+            module = PROCESSES[name]
+            fs = self._sample_by_material(name, c["material"].to_numpy()[sel], k[sel],
+                                          direction[sel], charge[sel], u[sel, 3:12])
+            extra = np.ones(len(sel)) if fs.weight is None else fs.weight
+            rows.append(pd.DataFrame({
+                "interaction": sel, "process": name, "category": module.CATEGORY,
+                "weight_extra": extra}))
+            products.append(_products(sel, fs))
+        info = pd.concat(rows).sort_values("interaction").reset_index(drop=True)
+        zone = np.where(xyz[:, 2] >= cfg.prompt_z_min_m, "prompt", "upstream_prompt")
+        interactions = pd.DataFrame({
+            "interaction": np.arange(len(track)), "track_index": track,
+            "sample_index": sample, "process": info["process"].to_numpy(),
+            "category": info["category"].to_numpy(), "zone": zone,
+            "volume": c["volume"].to_numpy(), "material": c["material"].to_numpy(),
+            "x_m": xyz[:, 0], "y_m": xyz[:, 1], "z_m": xyz[:, 2],
+            "kinetic_energy_gev": k, "probability": p_total,
+            "weight": p_total * info["weight_extra"].to_numpy() * hw,
+        })
+        prods = pd.concat(products).sort_values(["interaction", "particle"],
+                                                kind="stable").reset_index(drop=True)
+        prods = prods.merge(interactions[["interaction", "x_m", "y_m", "z_m"]],
+                            on="interaction", how="left")
+        return interactions, prods
+
+    def _sample_by_material(self, name, materials, k, direction, charge, u):
+        from ._common import FinalState
+
+        parts = {}
+        for m in np.unique(materials):
+            sel = np.flatnonzero(materials == m)
+            parts[m] = (sel, PROCESSES[name].sample(self.tables(m)[name], k[sel],
+                                                    direction[sel], charge[sel], u[sel]))
+        n = len(k)
+        muon = np.zeros((n, 4))
+        mq = np.zeros(n)
+        weight = np.ones(n)
+        plist = None
+        for m, (sel, fs) in parts.items():
+            muon[sel] = fs.muon
+            mq[sel] = fs.muon_charge
+            if fs.weight is not None:
+                weight[sel] = fs.weight
+            if plist is None:
+                plist = [(pn, np.zeros(n), np.zeros((n, 4))) for pn, _, _ in fs.particles]
+            for (pn, q_all, p_all), (_, q, p4) in zip(plist, fs.particles):
+                q_all[sel] = q
+                p_all[sel] = p4
+        return FinalState(muon, mq, plist or [], weight)
+
+
+def _history_charge(states, track, sample):
+    if "charge" not in states:
+        raise KeyError("states need a 'charge' column (backtrace.transport output)")
+    first = states.drop_duplicates(["track_index", "sample_index"])
+    idx = pd.MultiIndex.from_arrays([first["track_index"], first["sample_index"]])
+    return pd.Series(first["charge"].to_numpy(), index=idx).reindex(
+        pd.MultiIndex.from_arrays([track, sample])).to_numpy()
+
+
+def _products(rows, fs) -> pd.DataFrame:
+    frames = [pd.DataFrame({"interaction": rows, "particle": 0, "name": "mu",
+                            "charge": fs.muon_charge, "e_gev": fs.muon[:, 0],
+                            "px_gev": fs.muon[:, 1], "py_gev": fs.muon[:, 2],
+                            "pz_gev": fs.muon[:, 3], "scattered": True})]
+    for i, (name, q, p4) in enumerate(fs.particles, start=1):
+        if name == "remnant":
+            continue
+        frames.append(pd.DataFrame({"interaction": rows, "particle": i, "name": name,
+                                    "charge": q, "e_gev": p4[:, 0], "px_gev": p4[:, 1],
+                                    "py_gev": p4[:, 2], "pz_gev": p4[:, 3],
+                                    "scattered": False}))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _empty_interactions():
+    return pd.DataFrame(columns=["interaction", "track_index", "sample_index", "process",
+                                 "category", "zone", "volume", "material", "x_m", "y_m",
+                                 "z_m", "kinetic_energy_gev", "probability", "weight"])
+
+
+def _empty_products():
+    return pd.DataFrame(columns=["interaction", "particle", "name", "charge", "e_gev",
+                                 "px_gev", "py_gev", "pz_gev", "scattered"])

@@ -1,0 +1,118 @@
+"""Forced interactions along back-traced paths: normalisation, choice of the
+point, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtrace.interactions import PROCESSES
+from backtrace.interactions.forced import ForcedConfig, ForcedSampler, segments
+from backtrace.tracks import Tracks
+from backtrace.transport import TraceConfig, Tracer
+
+
+@pytest.fixture(scope="module")
+def traced(physics, sample_file):
+    batch = next(Tracks.open(sample_file).iter_batches(120))
+    return Tracer(TraceConfig(samples_per_track=2, seed=4), physics=physics).trace(batch)
+
+
+@pytest.fixture(scope="module")
+def sampler(physics):
+    return ForcedSampler(physics)
+
+
+def test_probability_is_sum_of_sigma_dx(traced, sampler):
+    cfg = sampler.config
+    inter, _ = sampler.sample(traced.states, seed=1)
+    seg = segments(traced.states)
+    z = 0.5 * (seg["z_m_a"] + seg["z_m_b"])
+    seg = seg[(z >= cfg.z_min_m) & (z <= cfg.z_max_m)].reset_index(drop=True)
+    p = sampler.segment_sigma(seg).sum(axis=1) * seg["dgrammage_kg_m2"]
+    expected = p.groupby([seg["track_index"], seg["sample_index"]]).sum()
+    got = inter.set_index(["track_index", "sample_index"])["probability"]
+    assert np.allclose(got.sort_index(), expected[expected > 0].sort_index(), rtol=1e-12)
+    assert (inter["z_m"] >= cfg.z_min_m).all() and (inter["z_m"] <= cfg.z_max_m).all()
+    # expected numbers of interactions: positive, finite (can exceed 1)
+    assert np.all(np.isfinite(inter["probability"])) and (inter["probability"] > 0).all()
+
+
+def test_chosen_volumes_follow_their_probability(traced, physics):
+    """Repeating the forcing with many seeds, the frequency of each volume
+    matches its share of the interaction probability (χ² test)."""
+    sampler = ForcedSampler(physics)
+    seg = segments(traced.states)
+    cfg = sampler.config
+    z = 0.5 * (seg["z_m_a"] + seg["z_m_b"])
+    seg = seg[(z >= cfg.z_min_m) & (z <= cfg.z_max_m)].reset_index(drop=True)
+    p = sampler.segment_sigma(seg).sum(axis=1) * seg["dgrammage_kg_m2"]
+    share = (p / p.groupby([seg["track_index"], seg["sample_index"]]).transform("sum"))
+    expected = share.groupby(seg["volume"]).sum()
+    counts = pd.Series(0.0, index=expected.index)
+    n_rep = 40
+    for seed in range(n_rep):
+        inter, _ = sampler.sample(traced.states, seed=seed + 100)
+        counts = counts.add(inter["volume"].value_counts(), fill_value=0)
+    expected = expected * n_rep
+    big = expected > 20
+    chi2 = ((counts[big] - expected[big]) ** 2 / expected[big]).sum()
+    assert big.sum() >= 3
+    assert chi2 < big.sum() + 5 * np.sqrt(2 * big.sum())
+
+
+def test_weighted_rate_equals_analog_rate_in_thin_slab(physics):
+    """Thin iron slab: the forced weight equals the analog interaction
+    probability 1 − exp(−Σσ ρ L) to first order (< 1 % for 1 cm)."""
+    from backtrace.interactions import interaction_table
+
+    sampler = ForcedSampler(physics, ForcedConfig(z_min_m=0.0, z_max_m=10.0))
+    n = 200
+    states = pd.DataFrame({
+        "track_index": np.repeat(np.arange(n), 2), "sample_index": 0,
+        "state_index": np.tile([0, 1], n), "material": "iron", "volume": "slab",
+        "x_m": 0.0, "y_m": 0.0, "z_m": np.tile([1.0, 1.01], n),
+        "ux": 0.0, "uy": 0.0, "uz": 1.0, "kinetic_energy_gev": 50.0,
+        "charge": 1.0, "grammage_kg_m2": np.tile([0.0, 78.74], n)})
+    inter, prods = sampler.sample(states, seed=3)
+    rows = interaction_table(physics, "iron", [50.0])
+    per_m = sum(r["probability_per_m"] for r in rows)
+    analog = -np.expm1(-per_m * 0.01)
+    assert inter["probability"].mean() == pytest.approx(analog, rel=0.01)
+    # process shares follow the cross sections
+    share = inter["process"].value_counts(normalize=True)
+    for r in rows:
+        if r["probability_per_m"] / per_m > 0.1:
+            assert share[r["process"]] == pytest.approx(r["probability_per_m"] / per_m,
+                                                       abs=0.1)
+
+
+def test_deterministic_for_a_seed(traced, sampler):
+    a, pa = sampler.sample(traced.states, seed=7)
+    b, pb = sampler.sample(traced.states, seed=7)
+    pd.testing.assert_frame_equal(a, b)
+    pd.testing.assert_frame_equal(pa, pb)
+    # independent of how histories are split into batches
+    half = traced.states[traced.states["track_index"] < traced.states["track_index"].median()]
+    c, _ = sampler.sample(half, seed=7)
+    merged = a.merge(c, on=["track_index", "sample_index"], suffixes=("", "_c"))
+    assert len(merged) == len(c)
+    assert np.allclose(merged["z_m"], merged["z_m_c"])
+    assert (merged["process"] == merged["process_c"]).all()
+
+
+def test_products_conserve_energy(traced, sampler):
+    inter, prods = sampler.sample(traced.states, seed=2)
+    e_in = inter.set_index("interaction")["kinetic_energy_gev"] + 0.1056583755
+    e_out = prods.groupby("interaction")["e_gev"].sum()
+    # photonuclear and knock-on remnants are not in the products
+    visible = inter.set_index("interaction")["process"].isin(
+        ["pair_production", "mumu_pair", "bremsstrahlung"])
+    assert np.allclose(e_out[visible[visible].index], e_in[visible], rtol=1e-9)
+    assert set(prods["name"]) <= {"mu", "mu+", "mu-", "e+", "e-", "pi"}
+
+
+def test_unknown_process():
+    with pytest.raises(KeyError, match="unknown process"):
+        ForcedSampler(None, ForcedConfig(processes=("magic",)))
