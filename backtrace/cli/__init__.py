@@ -36,21 +36,10 @@ def _register() -> None:
     from .interactions import interactions
 
     main.add_command(interactions)
+    from .run import report, run
+
+    main.add_command(run)
+    main.add_command(report)
 
 
 _register()
-
-
-@main.command(context_settings={"ignore_unknown_options": True})
-@click.option("--tracks", type=click.Path(), help="Single-track file.")
-@click.argument("rest", nargs=-1, type=click.UNPROCESSED)
-def run(tracks, rest):
-    """Full prompt-background estimate (not available yet).
-
-    The estimate pipeline (trace → interactions → detector → estimate →
-    report) arrives with the estimate issue; this command says so instead
-    of printing numbers it cannot compute yet.
-    """
-    raise click.ClickException(
-        "`backtrace run` arrives with the estimate pipeline; available now: "
-        "`backtrace physics table|slab` (see README)")

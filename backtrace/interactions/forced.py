@@ -59,6 +59,8 @@ class ForcedConfig:
     #: detector; forcing there would waste the samples.
     z_min_m: float = 80.0
     z_max_m: float = 183.508
+    #: materials lighter than this [kg/m³] are not forced (the model vacuum)
+    min_density_kg_m3: float = 1e-3
 
     def scale(self, name: str) -> float:
         return float(self.scales.get(name, 1.0))
@@ -124,7 +126,10 @@ class ForcedSampler:
         cfg = self.config
         seg = segments(states)
         z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
-        seg = seg[(z_mid >= cfg.z_min_m) & (z_mid <= cfg.z_max_m)].reset_index(drop=True)
+        dense = seg["material"].map(
+            lambda m: self.physics.material_density(m) >= cfg.min_density_kg_m3)
+        seg = seg[(z_mid >= cfg.z_min_m) & (z_mid <= cfg.z_max_m)
+                  & dense.to_numpy(bool)].reset_index(drop=True)
         if seg.empty:
             return _empty_interactions(), _empty_products()
         sigma = self.segment_sigma(seg)
@@ -136,13 +141,16 @@ class ForcedSampler:
         track = hist_keys.get_level_values(0).to_numpy(np.int64)
         sample = hist_keys.get_level_values(1).to_numpy(np.int64)
         u = uniforms(seed, track, 12, stream="interaction", sample=sample)
-        # choose the segment: global cumulative sum with per-history offsets
+        # choose the segment within each history from that history's own
+        # cumulative sum (exactly the same numbers whatever else is in the batch)
         order = np.argsort(hist_codes, kind="stable")
-        cum = np.cumsum(p_seg[order])
-        start = np.concatenate([[0.0], np.cumsum(p_total)[:-1]])
-        target = start + u[:, 0] * p_total
-        pos = np.minimum(np.searchsorted(cum, target, side="left"), len(cum) - 1)
-        chosen = order[pos]
+        bounds = np.searchsorted(hist_codes[order], np.arange(n_hist + 1))
+        chosen = np.empty(n_hist, dtype=np.int64)
+        for h in range(n_hist):
+            rows = order[bounds[h]:bounds[h + 1]]
+            local = np.cumsum(p_seg[rows])
+            j = np.searchsorted(local, u[h, 0] * local[-1], side="left")
+            chosen[h] = rows[min(j, len(rows) - 1)]
         ok = p_total > 0
         chosen, track, sample, u, p_total = (chosen[ok], track[ok], sample[ok], u[ok],
                                              p_total[ok])

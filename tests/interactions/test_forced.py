@@ -29,7 +29,8 @@ def test_probability_is_sum_of_sigma_dx(traced, sampler):
     inter, _ = sampler.sample(traced.states, seed=1)
     seg = segments(traced.states)
     z = 0.5 * (seg["z_m_a"] + seg["z_m_b"])
-    seg = seg[(z >= cfg.z_min_m) & (z <= cfg.z_max_m)].reset_index(drop=True)
+    seg = seg[(z >= cfg.z_min_m) & (z <= cfg.z_max_m)
+              & (seg["material"] != "vacuum")].reset_index(drop=True)
     p = sampler.segment_sigma(seg).sum(axis=1) * seg["dgrammage_kg_m2"]
     expected = p.groupby([seg["track_index"], seg["sample_index"]]).sum()
     got = inter.set_index(["track_index", "sample_index"])["probability"]
@@ -46,7 +47,8 @@ def test_chosen_volumes_follow_their_probability(traced, physics):
     seg = segments(traced.states)
     cfg = sampler.config
     z = 0.5 * (seg["z_m_a"] + seg["z_m_b"])
-    seg = seg[(z >= cfg.z_min_m) & (z <= cfg.z_max_m)].reset_index(drop=True)
+    seg = seg[(z >= cfg.z_min_m) & (z <= cfg.z_max_m)
+              & (seg["material"] != "vacuum")].reset_index(drop=True)
     p = sampler.segment_sigma(seg).sum(axis=1) * seg["dgrammage_kg_m2"]
     share = (p / p.groupby([seg["track_index"], seg["sample_index"]]).transform("sum"))
     expected = share.groupby(seg["volume"]).sum()

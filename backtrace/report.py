@@ -1,0 +1,146 @@
+"""Outputs of an estimate: terminal table, Markdown, LaTeX (booktabs), CSV,
+JSON (``background.json``) and plots, all written atomically into a
+directory; :func:`render` re-creates tables and plots from a saved JSON."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import atomic_path, write_json_atomic, write_text_atomic
+
+__all__ = ["write_outputs", "render", "format_value", "rows"]
+
+CATEGORIES = ("mu-mu", "mu-pi", "other")
+
+
+def format_value(entry: dict) -> str:
+    if entry.get("upper_limit_90") is not None:
+        return f"< {entry['upper_limit_90']:.2g}"
+    return f"{entry['value']:.3g} ± {entry['stat']:.2g} ± {entry['syst']:.2g}"
+
+
+def rows(doc: dict):
+    for region, cats in doc["regions"].items():
+        for cat in CATEGORIES:
+            e = cats[cat]
+            yield region, cat, e
+
+
+def markdown(doc: dict) -> str:
+    lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
+             "| region | μ-μ | μ-π | other |", "|---|---|---|---|"]
+    for region, cats in doc["regions"].items():
+        lines.append(f"| {region} | " + " | ".join(format_value(cats[c]) for c in CATEGORIES)
+                     + " |")
+    lines += ["", "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
+              f"({doc['upper_limit_method']}).",
+              f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])}; "
+              f"not evaluated: {', '.join(doc['systematics']['not_evaluated'])}.",
+              f"Tracks per status: {doc['tracks']}."]
+    return "\n".join(lines) + "\n"
+
+
+def latex(doc: dict) -> str:
+    def tex(e):
+        if e.get("upper_limit_90") is not None:
+            return f"$< {e['upper_limit_90']:.2g}$"
+        return f"${e['value']:.3g} \\pm {e['stat']:.2g} \\pm {e['syst']:.2g}$"
+
+    out = ["\\begin{tabular}{lccc}", "\\toprule",
+           "Region & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
+    for region, cats in doc["regions"].items():
+        out.append(f"{region} & " + " & ".join(tex(cats[c]) for c in CATEGORIES) + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(out) + "\n"
+
+
+def csv_text(doc: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["region", "category", "value", "stat", "syst", "upper_limit_90",
+                "n_mc", "n_eff", "prompt", "upstream_prompt"])
+    for region, cat, e in rows(doc):
+        w.writerow([region, cat, e["value"], e["stat"], e["syst"], e["upper_limit_90"],
+                    e["n_mc"], e["n_eff"], e["prompt"], e["upstream_prompt"]])
+    return buf.getvalue()
+
+
+def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+    from matplotlib.patches import Rectangle
+
+    plt.style.use(mplhep.style.ROOT)
+    fig, ax = plt.subplots(figsize=(8, 6))
+    if candidates is not None and len(candidates):
+        h, xe, ye, im = ax.hist2d(candidates["z_tax_m"], candidates["cda_tax_m"] * 1e3,
+                                  bins=[np.linspace(-20, 100, 61), np.linspace(0, 300, 61)],
+                                  weights=candidates["weight"], cmin=1e-30)
+        fig.colorbar(im, ax=ax, label="events (weighted)")
+    else:
+        ax.text(0.5, 0.5, "no MC candidate passed the selection", ha="center",
+                transform=ax.transAxes)
+        ax.set_xlim(-20, 100)
+        ax.set_ylim(0, 300)
+    for r in doc["config"]["regions"].get("region", []):
+        ax.add_patch(Rectangle((r["z_tax_min_m"], r["cda_tax_min_m"] * 1e3),
+                               r["z_tax_max_m"] - r["z_tax_min_m"],
+                               (r["cda_tax_max_m"] - r["cda_tax_min_m"]) * 1e3,
+                               fill=False, lw=2, ec="r" if r["name"] == "SR" else "k"))
+        ax.text(r["z_tax_min_m"], r["cda_tax_max_m"] * 1e3, r["name"], va="bottom")
+    ax.set_xlabel("Z_TAX [m]")
+    ax.set_ylabel("CDA_TAX [mm]")
+    ax.set_title(f"prompt background, {doc['pot']:.2g} POT", fontsize=12)
+    with atomic_path(out / "ztax_cdatax.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, (col, label, bins) in zip(axes, [
+            ("z_tax_m", "Z_TAX [m]", np.linspace(-20, 100, 41)),
+            ("cda_tax_m", "CDA_TAX [m]", np.linspace(0, 0.3, 31)),
+            ("mass_gev", "M [GeV]", np.linspace(0, 2, 41))]):
+        if candidates is not None and len(candidates):
+            for cat in CATEGORIES:
+                sel = candidates[candidates["category"] == cat]
+                if len(sel):
+                    ax.hist(sel[col], bins, weights=sel["weight"], histtype="step", label=cat)
+            ax.legend(fontsize=9)
+        ax.set_xlabel(label)
+    with atomic_path(out / "distributions.png") as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
+def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None) -> list[Path]:
+    """background.json/.md/.tex/.csv, candidates.parquet and the plots."""
+    out = Path(out_dir)
+    payload = {k: v for k, v in doc.items() if not k.startswith("_")}
+    written = [write_json_atomic(out / "background.json", payload),
+               write_text_atomic(out / "background.md", markdown(payload)),
+               write_text_atomic(out / "background.tex", latex(payload)),
+               write_text_atomic(out / "background.csv", csv_text(payload))]
+    if candidates is not None:
+        with atomic_path(out / "candidates.parquet") as tmp:
+            candidates.to_parquet(tmp, index=False)
+        written.append(out / "candidates.parquet")
+    _plots(out, payload, candidates)
+    written += [out / "ztax_cdatax.png", out / "distributions.png"]
+    return written
+
+
+def render(out_dir) -> list[Path]:
+    """Re-create tables and plots from ``background.json`` (and candidates)."""
+    out = Path(out_dir)
+    doc = json.loads((out / "background.json").read_text())
+    cand_path = out / "candidates.parquet"
+    candidates = pd.read_parquet(cand_path) if cand_path.exists() else None
+    return write_outputs(out, doc, candidates)
