@@ -284,7 +284,6 @@ def apply_overrides(raw: dict, overrides) -> dict:
 
 def _schema_error_path(err) -> str:
     path = []
-    node = err.instance
     for key in err.absolute_path:
         path.append(str(key))
     return ".".join(path) or "(top level)"

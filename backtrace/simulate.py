@@ -163,7 +163,6 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
     """Run the forward simulation, write the sample (atomically) and return
     a summary: muons per POT at the plane, mean momentum, counts."""
     from . import __version__
-    from .io import atomic_path
     from .transport import _progress, ordered_map
     from .tracks import write_tracks
 

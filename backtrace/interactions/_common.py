@@ -148,3 +148,16 @@ def muon_after(kinetic_gev, transfer_gev, direction, charge, theta=None, phi=Non
     th = np.zeros(n) if theta is None else theta
     ph = np.zeros(n) if phi is None else phi
     return four_vectors(e, MUON_MASS_GEV, direction, th, ph), np.asarray(charge, float)
+
+
+def lepton_pair_state(kinetic_gev, q_gev, e_plus_gev, mass_gev, direction, charge,
+                      phi, names=("mu+", "mu-")) -> "FinalState":
+    """Final state of a muon that gave energy q to a lepton pair (E₊, q − E₊),
+    the leptons at θ ≈ m/E about the muon direction, back to back in azimuth."""
+    e_minus = q_gev - e_plus_gev
+    plus = four_vectors(e_plus_gev, mass_gev, direction, mass_gev / e_plus_gev, phi)
+    minus = four_vectors(e_minus, mass_gev, direction, mass_gev / e_minus, phi + np.pi)
+    muon, mq = muon_after(kinetic_gev, q_gev, direction, charge)
+    n = len(np.atleast_1d(q_gev))
+    return FinalState(muon, mq, [(names[0], np.ones(n), plus),
+                                 (names[1], -np.ones(n), minus)])

@@ -29,8 +29,8 @@ import numpy as np
 
 from ..constants import (ALPHA_EM, AVOGADRO_PER_MOL, ELECTRON_MASS_GEV,
                          ELECTRON_RADIUS_M, MUON_MASS_GEV)
-from ._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
-                      muon_after, radiative_table, sample_transfer)
+from ._common import (FinalState, ProcessTable, interp_loglog, lepton_pair_state,
+                      radiative_table, sample_transfer)
 
 NAME = "bremsstrahlung"
 CATEGORY = "mu-mu"
@@ -95,11 +95,7 @@ def sample(tab: ProcessTable, kinetic_gev, direction, charge, u) -> FinalState:
     e_plus = np.maximum(x * q, MUON_MASS_GEV * 1.000001)
     e_minus = np.maximum(q - e_plus, MUON_MASS_GEV * 1.000001)
     e_plus = q - e_minus
-    phi = 2 * np.pi * u[:, 4]
-    plus = four_vectors(e_plus, MUON_MASS_GEV, direction, MUON_MASS_GEV / e_plus, phi)
-    minus = four_vectors(e_minus, MUON_MASS_GEV, direction, MUON_MASS_GEV / e_minus,
-                         phi + np.pi)
-    muon, mq = muon_after(kinetic_gev, q, direction, charge)
-    n = len(q)
-    return FinalState(muon, mq, [("mu+", np.ones(n), plus), ("mu-", -np.ones(n), minus)],
-                      weight=p_conv)
+    state = lepton_pair_state(kinetic_gev, q, e_plus, MUON_MASS_GEV, direction, charge,
+                              2 * np.pi * u[:, 4])
+    state.weight = p_conv
+    return state

@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import MUON_MASS_GEV
-from ._common import (ENERGY_GRID_GEV, FinalState, ProcessTable, four_vectors,
-                      interp_loglog, muon_after)
+from ._common import (ENERGY_GRID_GEV, FinalState, ProcessTable, interp_loglog,
+                      lepton_pair_state)
 
 NAME = "mumu_pair"
 CATEGORY = "mu-mu"
@@ -61,11 +61,5 @@ def sample(tab: ProcessTable, kinetic_gev, direction, charge, u) -> FinalState:
     rho = 2 * u[:, 1] - 1
     e_plus = np.clip(0.5 * q * (1 + rho), MUON_MASS_GEV * 1.000001,
                      q - MUON_MASS_GEV * 1.000001)
-    e_minus = q - e_plus
-    phi = 2 * np.pi * u[:, 2]
-    plus = four_vectors(e_plus, MUON_MASS_GEV, direction, MUON_MASS_GEV / e_plus, phi)
-    minus = four_vectors(e_minus, MUON_MASS_GEV, direction, MUON_MASS_GEV / e_minus,
-                         phi + np.pi)
-    muon, mq = muon_after(k, q, direction, charge)
-    n = len(k)
-    return FinalState(muon, mq, [("mu+", np.ones(n), plus), ("mu-", -np.ones(n), minus)])
+    return lepton_pair_state(k, q, e_plus, MUON_MASS_GEV, direction, charge,
+                             2 * np.pi * u[:, 2])

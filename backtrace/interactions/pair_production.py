@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import ELECTRON_MASS_GEV
-from ._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
-                      muon_after, radiative_table, sample_transfer)
+from ._common import (FinalState, ProcessTable, interp_loglog, lepton_pair_state,
+                      radiative_table, sample_transfer)
 
 NAME = "pair_production"
 CATEGORY = "other"
@@ -40,12 +40,5 @@ def sample(tab: ProcessTable, kinetic_gev, direction, charge, u) -> FinalState:
     rho = 2 * u[:, 1] - 1
     e_plus = 0.5 * q * (1 + rho)
     e_plus = np.clip(e_plus, ELECTRON_MASS_GEV, q - ELECTRON_MASS_GEV)
-    e_minus = q - e_plus
-    phi = 2 * np.pi * u[:, 2]
-    plus = four_vectors(e_plus, ELECTRON_MASS_GEV, direction,
-                        ELECTRON_MASS_GEV / e_plus, phi)
-    minus = four_vectors(e_minus, ELECTRON_MASS_GEV, direction,
-                         ELECTRON_MASS_GEV / e_minus, phi + np.pi)
-    muon, mq = muon_after(kinetic_gev, q, direction, charge)
-    n = len(q)
-    return FinalState(muon, mq, [("e+", np.ones(n), plus), ("e-", -np.ones(n), minus)])
+    return lepton_pair_state(kinetic_gev, q, e_plus, ELECTRON_MASS_GEV, direction,
+                             charge, 2 * np.pi * u[:, 2], names=("e+", "e-"))

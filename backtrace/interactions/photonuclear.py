@@ -28,7 +28,7 @@ import numpy as np
 
 from ..constants import MUON_MASS_GEV, PION_MASS_GEV
 from ._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
-                      muon_after, radiative_table, rotate_to, sample_transfer)
+                      muon_after, radiative_table, sample_transfer)
 
 NAME = "photonuclear"
 CATEGORY = "mu-pi"
