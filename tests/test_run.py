@@ -14,7 +14,6 @@ from backtrace.tracks import write_tracks
 
 @pytest.fixture(scope="module")
 def small_sample(tmp_path_factory):
-    from importlib import resources  # noqa: F401
     from pathlib import Path
 
     src = Path(__file__).resolve().parent.parent / "examples" / "sample.parquet"
