@@ -82,7 +82,8 @@ def c_options(opts, seed, record):
 def run_c(exe, physics, job, repeat=3):
     from backtrace.pumas._lib import library_path
 
-    header = open(physics.cache_path, "rb").readline()
+    with open(physics.cache_path, "rb") as f:
+        header = f.readline()
     out = subprocess.run([str(exe), str(library_path()), str(physics.cache_path),
                           str(len(header)), str(job), str(repeat)],
                          capture_output=True, text=True, check=True)
