@@ -12,9 +12,11 @@ and sample indices):
    (:mod:`backtrace.interactions.forced`);
 4. products above the track momentum cut transported to the STRAWs and
    MUV3 (:mod:`backtrace.interactions.products`);
-5. candidates: the opposite-charge pair of detected tracks with the smallest
-   CDA, identities from the products (μ, μ from π decay, π, e), category
-   'mu-mu' (both muons), 'mu-pi' (a muon and a pion) or 'other';
+5. candidates: events with exactly two charged tracks in the spectrometer
+   acceptance (``exactly_two_tracks``; the scattered beam muon counts),
+   the opposite-charge pair with the smallest CDA, identities from the
+   products (μ, μ from π decay, π, e), category 'mu-mu' (both muons),
+   'mu-pi' (a muon and a pion) or 'other';
 6. selection (regions file), vertex, Z_TAX / CDA_TAX, region.
 
 Weight of a candidate = (POT_target / POT_sample) × track weight ×
@@ -157,9 +159,16 @@ class Pipeline:
         is_muon = tracks["identity"].isin(["mu", "mu_from_pi"])
         tracks["muon_id"] = is_muon & tracks["muv3_hit"].astype(bool)
         rows = []
+        two_only = sel.get("exactly_two_tracks", True)
         for iid, g in tracks.groupby("interaction"):
             best = None
             items = g.to_dict("records")
+            if two_only:
+                # distinct charged tracks seen by the spectrometer (the two
+                # outcomes of one pion are one track)
+                n_tracks = g["particle"].nunique()
+                if n_tracks != 2:
+                    continue
             for a in range(len(items)):
                 for b in range(a + 1, len(items)):
                     t1, t2 = items[a], items[b]
