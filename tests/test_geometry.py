@@ -280,3 +280,15 @@ def test_show_unwritable_output(tmp_path):
                                        str(blocker / "sub" / "g.png")])
     assert result.exit_code == 1
     assert "cannot write" in result.output
+
+
+def test_show_with_traced_tracks(tmp_path, sample_file):
+    traced = tmp_path / "traced.parquet"
+    r = CliRunner().invoke(main, ["trace", "--tracks", str(sample_file), "-q",
+                                  "--out", str(traced)])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "g.png"
+    r = CliRunner().invoke(main, ["geometry", "show", "--tracks", str(traced),
+                                  "--max-tracks", "20", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert out.stat().st_size > 20_000
