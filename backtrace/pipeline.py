@@ -8,7 +8,8 @@ and sample indices):
 2. per-track posterior weights with the source prior at the TAX exit
    (:mod:`backtrace.posterior`; the source density is built from the source
    model once per geometry and cached);
-3. one forced interaction per history in z ∈ [80 m, STRAW1]
+3. ``interactions_per_history`` independent forced interactions per history
+   in z ∈ [100 m, STRAW1], each weighted 1/K
    (:mod:`backtrace.interactions.forced`);
 4. products above the track momentum cut transported to the STRAWs and
    MUV3 (:mod:`backtrace.interactions.products`);
@@ -71,6 +72,8 @@ class RunConfig:
     #: collimator (products from further upstream cannot make a vertex in
     #: the decay volume)
     forced_z_min_m: float = 100.0
+    #: independent forced interactions per history (each weighted 1/K)
+    interactions_per_history: int = 4
     prompt_z_min_m: float = 105.0
     smearing: bool = True
 
@@ -127,7 +130,19 @@ class Pipeline:
             return {"status": counts, "candidates": pd.DataFrame(),
                     "interactions": 0, "interaction_weight": 0.0,
                     "no_support": int((~support).sum())}
-        inter, prods = self.sampler.sample(states, seed=cfg.seed, history_weight=hw)
+        k_rep = max(int(cfg.interactions_per_history), 1)
+        parts_i, parts_p, offset = [], [], 0
+        for rep in range(k_rep):
+            i_k, p_k = self.sampler.sample(states, seed=cfg.seed, history_weight=hw,
+                                           repeat=rep)
+            i_k = i_k.assign(interaction=i_k["interaction"] + offset,
+                             weight=i_k["weight"] / k_rep)
+            p_k = p_k.assign(interaction=p_k["interaction"] + offset)
+            offset += len(i_k)
+            parts_i.append(i_k)
+            parts_p.append(p_k)
+        inter = pd.concat(parts_i, ignore_index=True)
+        prods = pd.concat(parts_p, ignore_index=True)
         inter = inter[inter["weight"] > 0]
         w_inter = float(inter["weight"].sum()) * track_weight_scale
         prods = prods[prods["interaction"].isin(inter["interaction"])]
@@ -152,10 +167,10 @@ class Pipeline:
         ok &= straw_acceptance(xy).astype(bool) & (det["weight_factor"] > 0)
         tracks = det[ok].copy()
         # batch-independent random key per product: (track, sample, rank)
+        from .interactions.products import product_key
+
         h = inter.set_index("interaction").loc[tracks["interaction"]]
-        tracks["rng_key"] = (h["track_index"].to_numpy(np.int64) * 4096
-                             + h["sample_index"].to_numpy(np.int64) * 16
-                             + tracks["particle"].to_numpy(np.int64))
+        tracks["rng_key"] = product_key(h, tracks["particle"])
         is_muon = tracks["identity"].isin(["mu", "mu_from_pi"])
         tracks["muon_id"] = is_muon & tracks["muv3_hit"].astype(bool)
         rows = []

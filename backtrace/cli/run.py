@@ -23,6 +23,9 @@ from .trace import open_tracks, resolve_jobs
               help="Selection and SR/CR file (default: the estimated NA62 one).")
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
+@click.option("--interactions-per-history", "-k", type=click.IntRange(1, 127), default=4,
+              show_default=True, help="Independent forced interactions per backward "
+              "history (each weighted 1/K).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
               help="Worker processes (0: all cores; results do not depend on it).")
@@ -35,12 +38,13 @@ from .trace import open_tracks, resolve_jobs
               help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
-        regions_file, samples_per_track, seed, jobs, batch_size, prior, target_rel_unc,
-        out, quiet):
+        regions_file, samples_per_track, interactions_per_history, seed, jobs, batch_size,
+        prior, target_rel_unc, out, quiet):
     """Estimate the prompt background from single tracks.
 
-    Traces every track back to the dump, forces one secondary interaction
-    per history in the material upstream of and around the decay volume,
+    Traces every track back to the dump, forces secondary interactions
+    (--interactions-per-history per backward history) in the material
+    upstream of and around the decay volume,
     transports the products to the STRAW chambers and MUV3, reconstructs
     two-track vertices and Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other
     yields in the SR, CR and outside, normalised to --target-pot, with
@@ -61,7 +65,8 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
                        regions_file=regions_file, pot_target=target_pot,
-                       samples_per_track=samples_per_track, seed=seed, prior=prior)
+                       samples_per_track=samples_per_track, seed=seed, prior=prior,
+                       interactions_per_history=interactions_per_history)
     try:
         doc = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                            batch_size=batch_size, progress=not quiet)

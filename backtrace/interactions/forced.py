@@ -118,11 +118,16 @@ class ForcedSampler:
                     * self.config.scale(p)
         return out
 
-    def sample(self, states: pd.DataFrame, seed: int, history_weight=None):
+    def sample(self, states: pd.DataFrame, seed: int, history_weight=None,
+               repeat: int = 0):
         """One forced interaction per history with P > 0.
 
         Returns (interactions DataFrame, products DataFrame). ``history_weight``:
-        Series indexed by (track_index, sample_index) (default 1)."""
+        Series indexed by (track_index, sample_index) (default 1). ``repeat``
+        (0…127) selects an independent random stream, to force several
+        interactions per history (each then weighted 1/K by the caller)."""
+        if not 0 <= repeat < 128:
+            raise ValueError("repeat must be in [0, 128)")
         cfg = self.config
         seg = segments(states)
         z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
@@ -140,7 +145,7 @@ class ForcedSampler:
         p_total = np.bincount(hist_codes, weights=p_seg, minlength=n_hist)
         track = hist_keys.get_level_values(0).to_numpy(np.int64)
         sample = hist_keys.get_level_values(1).to_numpy(np.int64)
-        u = uniforms(seed, track, 12, stream="interaction", sample=sample)
+        u = uniforms(seed, track, 12, stream="interaction", sample=sample * 128 + repeat)
         # choose the segment within each history from that history's own
         # cumulative sum (exactly the same numbers whatever else is in the batch)
         order = np.argsort(hist_codes, kind="stable")
@@ -187,7 +192,8 @@ class ForcedSampler:
         zone = np.where(xyz[:, 2] >= cfg.prompt_z_min_m, "prompt", "upstream_prompt")
         interactions = pd.DataFrame({
             "interaction": np.arange(len(track)), "track_index": track,
-            "sample_index": sample, "process": info["process"].to_numpy(),
+            "sample_index": sample, "repeat": repeat,
+            "process": info["process"].to_numpy(),
             "category": info["category"].to_numpy(), "zone": zone,
             "volume": c["volume"].to_numpy(), "material": c["material"].to_numpy(),
             "x_m": xyz[:, 0], "y_m": xyz[:, 1], "z_m": xyz[:, 2],

@@ -37,7 +37,7 @@ import pandas as pd
 from ..constants import MUON_MASS_GEV, PION_MASS_GEV
 from .decay import decay_length_m
 
-__all__ = ["ProductTransport", "detector_planes"]
+__all__ = ["ProductTransport", "detector_planes", "product_key"]
 
 ELECTRON_ABSORPTION_KG_M2 = 100.0
 #: Nuclear interaction lengths [g/cm²] of our materials (PDG; krypton,
@@ -50,6 +50,15 @@ EFFECTIVE_A = {"tungsten": 183.84, "liquid_krypton": 83.8, "concrete": 22.0,
 def pion_absorption_length_kg_m2(material: str) -> float:
     lam = LAMBDA_I_G_CM2.get(material, 35.0 * EFFECTIVE_A.get(material, 20.0) ** (1 / 3))
     return lam / 0.77 * 10.0  # g/cm^2 -> kg/m^2
+
+
+def product_key(hist, particle) -> np.ndarray:
+    """Batch-independent random key of a product: (track, sample, repeat,
+    rank in the final state)."""
+    repeat = hist["repeat"].to_numpy(np.int64) if "repeat" in hist else 0
+    return (hist["track_index"].to_numpy(np.int64) * (1 << 20)
+            + hist["sample_index"].to_numpy(np.int64) * (1 << 10)
+            + repeat * 8 + np.asarray(particle, np.int64))
 
 
 def detector_planes(geometry) -> dict:
@@ -87,9 +96,7 @@ class ProductTransport:
         if products.empty:
             return pd.DataFrame()
         hist = interactions.set_index("interaction").loc[products["interaction"]]
-        key = (hist["track_index"].to_numpy(np.int64) * 4096
-               + hist["sample_index"].to_numpy(np.int64) * 16
-               + products["particle"].to_numpy(np.int64))
+        key = product_key(hist, products["particle"])
         mass = np.where(products["name"].isin(["mu", "mu+", "mu-"]), MUON_MASS_GEV,
                         np.where(products["name"] == "pi", PION_MASS_GEV, 0.000511))
         p = np.linalg.norm(products[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1)
