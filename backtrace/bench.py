@@ -18,7 +18,6 @@ Run: ``backtrace bench [--quick] [--json]`` (or python benchmarks/bench_transpor
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -64,19 +63,10 @@ def write_job(path: Path, navigator, options, states, track):
 
 def c_options(opts, seed, record):
     from backtrace.pumas import load
-    from backtrace.pumas.physics import MODES
+    from backtrace.pumas.context import fill_options
 
     ffi, _ = load()
-    o = ffi.new("struct bt_options *")
-    o.energy_loss = MODES[opts.energy_loss]
-    o.scattering = MODES["mixed"] if opts.scattering else -1
-    o.decay = 0 if opts.decay else -1
-    o.direction = 0 if opts.direction == "forward" else 1
-    o.accuracy = opts.accuracy
-    o.energy_limit = opts.energy_limit_gev or 0.0
-    o.record = 1 if record else 0
-    o.seed = seed
-    return o
+    return fill_options(ffi.new("struct bt_options *"), opts, seed=seed, record=record)
 
 
 def run_c(exe, physics, job, repeat=3):

@@ -305,7 +305,7 @@ def _validate_schema(raw: dict, source: str) -> None:
     raise GeometryError(f"{source}: {location}: {err.message}")
 
 
-def _vec(value, n, default=None):
+def _vec(value, default=None):
     if value is None:
         return default
     return tuple(float(v) for v in value)
@@ -332,10 +332,10 @@ def _aperture(node: dict, where: str) -> Aperture:
         raise GeometryError(f"{where}: an aperture cannot be 'full'")
     if hx <= 0 or hy <= 0:
         raise GeometryError(f"{where}: aperture sizes must be positive")
-    return Aperture(shape=shape, center_m=_vec(node.get("center_m"), 2, (0.0, 0.0)),
+    return Aperture(shape=shape, center_m=_vec(node.get("center_m"), (0.0, 0.0)),
                     half_x_m=hx, half_y_m=hy,
                     material=node.get("material", "vacuum"),
-                    field_tesla=_vec(node.get("field_tesla"), 3))
+                    field_tesla=_vec(node.get("field_tesla")))
 
 
 def _element(node: dict, source: str) -> Element:
@@ -387,9 +387,9 @@ def _element(node: dict, source: str) -> Element:
     role = node.get("role", "absorber")
     return Element(
         name=name, role=role, z_min_m=z0, z_max_m=z1, shape=shape,
-        center_m=_vec(node.get("center_m"), 2, (0.0, 0.0)),
+        center_m=_vec(node.get("center_m"), (0.0, 0.0)),
         half_x_m=hx, half_y_m=hy, material=parts[0].material,
-        field_tesla=_vec(node.get("field_tesla"), 3),
+        field_tesla=_vec(node.get("field_tesla")),
         scale=float(node.get("scale", 1.0)), density_scale=density_scale,
         group=node.get("group"), estimated=bool(node.get("estimated", False)),
         parts=parts, field_map=node.get("field_map"),

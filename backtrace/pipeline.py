@@ -39,7 +39,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .detector import Smearing, pointing, smear, straw_acceptance, two_track_vertex
+from .detector import (Smearing, invariant_mass, pointing, smear, straw_acceptance,
+                       two_track_vertex)
 from .rng import normals, uniforms
 
 __all__ = ["RunConfig", "Pipeline", "run_estimate", "CATEGORIES"]
@@ -249,8 +250,6 @@ class Pipeline:
         z_tax, cda_tax = pointing(vertex, p1 + p2, axis_p, axis_d)
         m1 = MUON_MASS if t1["identity"] in muons else PION_MASS
         m2 = MUON_MASS if t2["identity"] in muons else PION_MASS
-        from .detector import invariant_mass
-
         return {"category": category, "z_tax_m": float(z_tax[0]),
                 "cda_tax_m": float(cda_tax[0]), "vertex_z_m": float(vertex[0, 2]),
                 "cda_m": float(cda[0]), "mass_gev": float(invariant_mass(p1, p2, m1, m2)[0]),
@@ -395,13 +394,6 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
         "elapsed_s": elapsed,
         "_candidates": c,
     }
-
-
-def tracks_weight_sum(tracks) -> float:
-    total = 0.0
-    for df in tracks.iter_batches(100_000):
-        total += float(df["weight"].sum()) if "weight" in df else float(len(df))
-    return total
 
 
 def _systematics(sel: pd.DataFrame, value: float) -> dict:

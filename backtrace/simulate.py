@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from .source import SourceConfig, sample_source_muons
+from .tracks import momentum_gev
 
 __all__ = ["SimulationConfig", "Simulator", "simulate_tracks"]
 
@@ -111,8 +112,7 @@ class Simulator:
             ok2 &= (r > lo) & (r < hi)
         h1s, srcs = h1[ok1].reset_index(drop=True), src[ok1].reset_index(drop=True)
         h2s = h2.reset_index(drop=True)
-        p = np.sqrt(h2s["kinetic_energy_gev"] * (h2s["kinetic_energy_gev"]
-                                                 + 2 * 0.1056583755))
+        p = momentum_gev(h2s["kinetic_energy_gev"])
         u = h2s[["ux", "uy", "uz"]].to_numpy()
         weight = srcs["weight"] * h1s["weight"] * h2s["weight"] * cfg.pot
         out = pd.DataFrame({
@@ -135,15 +135,15 @@ class Simulator:
 
 
 def _tracks_from(h: pd.DataFrame, key) -> pd.DataFrame:
-    p = np.sqrt(h["kinetic_energy_gev"] * (h["kinetic_energy_gev"] + 2 * 0.1056583755))
+    p = momentum_gev(h["kinetic_energy_gev"])
     u = h[["ux", "uy", "uz"]].to_numpy()
     return pd.DataFrame({
         "track_index": np.asarray(key, np.int64),
         "x_m": h["x_m"].to_numpy(), "y_m": h["y_m"].to_numpy(),
         # just downstream of the plane the muon crossed
         "z_m": h["z_m"].to_numpy() + 2e-7,
-        "px_gev": (p * u[:, 0]).to_numpy(), "py_gev": (p * u[:, 1]).to_numpy(),
-        "pz_gev": (p * u[:, 2]).to_numpy(), "charge": h["charge"].to_numpy()})
+        "px_gev": p * u[:, 0], "py_gev": p * u[:, 1],
+        "pz_gev": p * u[:, 2], "charge": h["charge"].to_numpy()})
 
 
 _WORKER: Simulator | None = None

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .constants import MUON_MASS_GEV
 from .pumas import Context, Physics, TransportOptions
 from .pumas.navigator import Navigator, Region, Slab
 
@@ -148,6 +147,8 @@ def slab_transport(physics: Physics, material: str, thickness_m: float,
 def expected_deflection_rad(field_tesla: float, length_m: float,
                             kinetic_energy_gev: float) -> float:
     """Small-angle dipole deflection 0.2998 B L / p [rad] of a muon."""
-    e = kinetic_energy_gev + MUON_MASS_GEV
-    p = np.sqrt(e * e - MUON_MASS_GEV ** 2)
-    return 0.299792458 * field_tesla * length_m / p
+    from .fields import deflection_angle_rad
+    from .tracks import momentum_gev
+
+    return float(deflection_angle_rad(field_tesla, length_m,
+                                      momentum_gev(kinetic_energy_gev)))

@@ -42,7 +42,7 @@ import pandas as pd
 from .constants import MUON_MASS_GEV
 
 __all__ = ["REQUIRED", "OPTIONAL", "STATUSES", "TrackFileError", "Tracks",
-           "validate", "kinetic_energy_gev", "parse_column_map",
+           "validate", "kinetic_energy_gev", "momentum_gev", "parse_column_map",
            "write_tracks"]
 
 REQUIRED = ("x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge")
@@ -76,6 +76,12 @@ def kinetic_energy_gev(p_gev, mass_gev: float = MUON_MASS_GEV):
     """Kinetic energy [GeV] of a particle of momentum p [GeV/c]."""
     p = np.asarray(p_gev, float)
     return np.sqrt(p * p + mass_gev * mass_gev) - mass_gev
+
+
+def momentum_gev(kinetic_gev, mass_gev: float = MUON_MASS_GEV):
+    """Momentum [GeV/c] of a particle of kinetic energy T [GeV]: √(T(T+2m))."""
+    t = np.asarray(kinetic_gev, float)
+    return np.sqrt(t * (t + 2 * mass_gev))
 
 
 def validate(df: pd.DataFrame, world=None) -> np.ndarray:

@@ -41,6 +41,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from .pumas.context import EVENTS
 from .tracks import Tracks, kinetic_energy_gev, validate
 
 __all__ = ["TraceConfig", "Tracer", "BatchResult", "trace_file",
@@ -226,10 +227,9 @@ class Tracer:
         region = rec["region"]
         ev = rec["event"]
         name = np.full(len(rec), "other", dtype=object)
-        name[(ev & 16) != 0] = "boundary"
-        name[(ev & 2) != 0] = "step"
-        name[(ev & 1) != 0] = "energy_limit"
-        name[(ev & 4096) != 0] = "start"
+        for flag, label in (("medium", "boundary"), ("limit_distance", "step"),
+                            ("limit_energy", "energy_limit"), ("start", "start")):
+            name[(ev & EVENTS[flag]) != 0] = label
         name[region < 0] = "end"
         vol_idx = np.where(region >= 0, self._region_volume[np.maximum(region, 0)],
                            len(self._volume_names) - 1)

@@ -77,7 +77,7 @@ def radiative_table(physics, material: str, process: str, q_min_gev: float,
     q_grid = np.zeros((len(energies), N_Q))
     cdf = np.zeros((len(energies), N_Q))
     for i, k in enumerate(energies):
-        q_hi = min(dcs_range(process, comp[0][0], k)[1] for _ in (0,))
+        q_hi = dcs_range(process, comp[0][0], k)[1]
         if not q_hi > q_min_gev:
             q_grid[i] = np.linspace(q_min_gev, q_min_gev * 1.0001, N_Q)
             continue

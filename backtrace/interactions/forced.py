@@ -131,8 +131,8 @@ class ForcedSampler:
         cfg = self.config
         seg = segments(states)
         z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
-        dense = seg["material"].map(
-            lambda m: self.physics.material_density(m) >= cfg.min_density_kg_m3)
+        densities = {m: self.physics.material_density(m) for m in seg["material"].unique()}
+        dense = seg["material"].map(densities) >= cfg.min_density_kg_m3
         seg = seg[(z_mid >= cfg.z_min_m) & (z_mid <= cfg.z_max_m)
                   & dense.to_numpy(bool)].reset_index(drop=True)
         if seg.empty:

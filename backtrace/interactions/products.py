@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..constants import MUON_MASS_GEV, PION_MASS_GEV
+from ..tracks import momentum_gev
 from .decay import decay_length_m
 
 __all__ = ["ProductTransport", "detector_planes", "product_key"]
@@ -97,8 +97,6 @@ class ProductTransport:
             return pd.DataFrame()
         hist = interactions.set_index("interaction").loc[products["interaction"]]
         key = product_key(hist, products["particle"])
-        mass = np.where(products["name"].isin(["mu", "mu+", "mu-"]), MUON_MASS_GEV,
-                        np.where(products["name"] == "pi", PION_MASS_GEV, 0.000511))
         p = np.linalg.norm(products[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1)
         forward = products["pz_gev"].to_numpy() > 0
         tracks = pd.DataFrame({
@@ -116,7 +114,7 @@ class ProductTransport:
         out.loc[forward, "status"] = status.reindex(key[forward]).to_numpy()
         readout = self._readout(states, key)
         out = pd.concat([out.reset_index(drop=True), readout.reset_index(drop=True)], axis=1)
-        return self._identities(out, states, key, mass, p)
+        return self._identities(out, states, key, p)
 
     def _readout(self, states, key):
         cols = {}
@@ -130,13 +128,12 @@ class ProductTransport:
                 continue
             for c, src in (("x_m", "x_m"), ("y_m", "y_m")):
                 cols[f"{name}_{c}"] = at[src].reindex(idx).to_numpy()
-            pmag = np.sqrt(at["kinetic_energy_gev"] * (at["kinetic_energy_gev"]
-                                                       + 2 * MUON_MASS_GEV))
+            pmag = momentum_gev(at["kinetic_energy_gev"])
             for c, u in (("px_gev", "ux"), ("py_gev", "uy"), ("pz_gev", "uz")):
                 cols[f"{name}_{c}"] = (pmag * at[u]).reindex(idx).to_numpy()
         return pd.DataFrame(cols)
 
-    def _identities(self, out, states, key, mass, p):
+    def _identities(self, out, states, key, p):
         """Absorption / decay weights and identities per species. Absorption
         counts the matter crossed upstream of the last STRAW chamber (a track
         must reach it); the calorimeters behind do not matter for tracking."""

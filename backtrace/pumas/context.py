@@ -70,6 +70,20 @@ class TransportOptions:
             raise ValueError(f"accuracy={self.accuracy} must be in (0, 1]")
 
 
+def fill_options(o, options: TransportOptions, *, seed: int, record: bool):
+    """Pack ``options`` into a ``struct bt_options`` (C side of the batch
+    loop) and return it."""
+    o.energy_loss = MODES[options.energy_loss]
+    o.scattering = MODES["mixed"] if options.scattering else MODES["disabled"]
+    o.decay = 0 if options.decay else -1
+    o.direction = 0 if options.direction == "forward" else 1
+    o.accuracy = options.accuracy
+    o.energy_limit = options.energy_limit_gev or 0.0
+    o.record = 1 if record else 0
+    o.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+    return o
+
+
 class Context:
     """A PUMAS context bound to a physics and a C navigator."""
 
@@ -110,15 +124,7 @@ class Context:
         if len(track) != n or len(sample) != n:
             raise ValueError("track and sample must have one entry per state")
 
-        o = self._options
-        o.energy_loss = MODES[options.energy_loss]
-        o.scattering = MODES["mixed"] if options.scattering else MODES["disabled"]
-        o.decay = 0 if options.decay else -1
-        o.direction = 0 if options.direction == "forward" else 1
-        o.accuracy = options.accuracy
-        o.energy_limit = options.energy_limit_gev or 0.0
-        o.record = 1 if record else 0
-        o.seed = int(seed) & 0xFFFFFFFFFFFFFFFF
+        o = fill_options(self._options, options, seed=seed, record=record)
 
         capacity = n * max_records if record else 0
         records = ffi.new("struct bt_record[]", max(capacity, 1))
