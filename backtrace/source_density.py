@@ -148,3 +148,47 @@ def build_source_density(simulator, n_events: int, batch_size: int = 5000) -> So
         parts.append(h)
     states = pd.concat(parts, ignore_index=True)
     return fit_density(states, n_events, simulator.tax_exit_z)
+
+
+def upstream_digest(geometry, z_max_m: float) -> str:
+    """Digest of what a forward source simulation to ``z_max_m`` sees: the
+    beam, the world and the elements starting upstream of that plane (magnet
+    settings downstream of the TAX do not change the source density)."""
+    import hashlib
+    from dataclasses import asdict
+
+    elements = [asdict(e) for e in geometry.elements if e.z_min_m < z_max_m]
+    fills = [f for f in geometry.fills if f["z_min_m"] < z_max_m]
+    blob = json.dumps({"beam": geometry.beam, "world": geometry.world,
+                       "fills": fills, "elements": elements},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def cached_source_density(simulator, n_events: int) -> SourceDensity:
+    """:func:`build_source_density`, cached on disk (the physics cache
+    directory, ``source_density/``) by the upstream geometry, the source
+    configuration, the seed and the number of events."""
+    import hashlib
+    from dataclasses import asdict
+
+    from .pumas.physics import cache_dir
+
+    cfg = simulator.config
+    key = hashlib.sha256(json.dumps({
+        "geometry": upstream_digest(simulator.geometry, simulator.tax_exit_z),
+        "source": asdict(cfg.source), "seed": cfg.seed,
+        "energy_loss": cfg.energy_loss, "events": n_events,
+        "format": 1}, sort_keys=True, default=str).encode()).hexdigest()[:24]
+    path = cache_dir() / "source_density" / f"{key}.json"
+    if path.exists():
+        try:
+            return SourceDensity.load(path)
+        except (ValueError, KeyError, TypeError):
+            pass  # rebuilt below
+    density = build_source_density(simulator, n_events)
+    try:
+        density.save(path)
+    except OSError:
+        pass  # an unwritable cache only costs time
+    return density

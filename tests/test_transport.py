@@ -318,3 +318,30 @@ def test_end_plane_outside_world_is_an_error(tmp_path, sample_file):
     r = CliRunner().invoke(main, ["trace", "--tracks", str(sample_file), "-q",
                                   "--to-z", "5", "--out", str(tmp_path / "o.parquet")])
     assert r.exit_code == 1 and "outside the world" in r.output
+
+
+@pytest.mark.parametrize("direction", ["backward", "forward"])
+def test_track_starting_on_a_slab_face_sees_the_slab_it_enters(physics, direction):
+    """Tracks are usually given exactly on a detector plane, which is also a
+    slab face. Backward, the slab the track enters is the one upstream of the
+    face: starting on the face must give the same history as starting 1 μm
+    inside that slab (a regression: the navigator used the downstream slab,
+    found no boundary ahead and let PUMAS fly a track parallel to the axis
+    out of the world)."""
+    z_face = 183.508                      # STRAW1 front face
+    shift = -1e-6 if direction == "backward" else 1e-6
+    pos = [[-0.4326, 0.6887, z_face], [-0.4326, 0.6887, z_face + shift],
+           [0.3, -0.2, z_face], [0.3, -0.2, z_face + shift]]
+    dirs = [[0, 0, 1], [0, 0, 1], [1e-3, -2e-3, 1], [1e-3, -2e-3, 1]]
+    to_z = 26.32 if direction == "backward" else 200.0
+    tracer = Tracer(TraceConfig(direction=direction, to_z_m=to_z,
+                                energy_loss="csda", scattering=False,
+                                decay=False, record=False), physics=physics)
+    h = tracer.trace(_frame(pos, dirs, np.full(4, 4.0), [1, 1, -1, -1])).histories
+    assert (h["status"] == "reached_target").all()
+    for a, b in ((0, 1), (2, 3)):
+        assert h["kinetic_energy_gev"][a] == pytest.approx(h["kinetic_energy_gev"][b], rel=1e-6)
+        assert h["z_m"][a] == pytest.approx(to_z, abs=1e-5)
+        assert h["grammage_kg_m2"][a] == pytest.approx(h["grammage_kg_m2"][b], rel=1e-4)
+    if direction == "backward":   # iron upstream of STRAW1 at r = 0.82 m
+        assert h["kinetic_energy_gev"][0] > 4.5

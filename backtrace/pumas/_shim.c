@@ -234,17 +234,41 @@ static int find_slab(const struct bt_geometry *g, double z)
         return lo;
 }
 
-static int locate(const struct bt_geometry *g, const double *r)
+static int region_in_slab(const struct bt_geometry *g, int s, double x,
+    double y)
 {
-        if ((fabs(r[0]) >= g->half_x) || (fabs(r[1]) >= g->half_y)) return -1;
-        const int s = find_slab(g, r[2]);
-        if (s < 0) return -1;
+        if ((s < 0) || (fabs(x) >= g->half_x) || (fabs(y) >= g->half_y))
+                return -1;
         const struct bt_slab *slab = g->slabs + s;
         int i;
         for (i = slab->first; i < slab->first + slab->count; i++) {
-                if (region_contains(g->regions + i, r[0], r[1])) return i;
+                if (region_contains(g->regions + i, x, y)) return i;
         }
         return -1;
+}
+
+static int locate(const struct bt_geometry *g, const double *r)
+{
+        return region_in_slab(g, find_slab(g, r[2]), r[0], r[1]);
+}
+
+/* The region a particle at r moving with dz/ds of sign uz is about to
+ * cross. Slabs are half-open [z0, z1): a particle exactly on a slab face
+ * moving upstream (a track given on a detector plane, traced backward)
+ * belongs to the slab upstream of that face, not to the one it leaves. */
+static int locate_moving(const struct bt_geometry *g, const double *r,
+    double uz)
+{
+        int s = find_slab(g, r[2]);
+        if (uz < 0.) {
+                const int last = g->n_slabs - 1;
+                if ((s < 0) && (last >= 0) && (r[2] == g->slabs[last].z1) &&
+                    (r[2] <= g->z_max))
+                        s = last;
+                else if ((s > 0) && (r[2] == g->slabs[s].z0))
+                        s = s - 1;
+        }
+        return region_in_slab(g, s, r[0], r[1]);
 }
 
 void bt_locate(const struct bt_geometry *geometry, long long n,
@@ -463,7 +487,10 @@ static enum pumas_step medium_cb(struct pumas_context *context,
         if ((medium_ptr == NULL) && (step_ptr == NULL)) return PUMAS_STEP_RAW;
         const struct bt_context_data *data = context->user_data;
         const struct bt_geometry *g = data->geometry;
-        const int r = locate(g, state->position);
+        const double sgn = (context->mode.direction == 0) ? 1. : -1.;
+        const double u[3] = { sgn * state->direction[0],
+                sgn * state->direction[1], sgn * state->direction[2] };
+        const int r = locate_moving(g, state->position, u[2]);
         if (medium_ptr != NULL)
                 *medium_ptr = (r < 0) ? NULL :
                     (struct pumas_medium *)(g->regions + r);
@@ -471,11 +498,6 @@ static enum pumas_step medium_cb(struct pumas_context *context,
                 if (r < 0) {
                         *step_ptr = -1.;
                 } else {
-                        const double sgn =
-                            (context->mode.direction == 0) ? 1. : -1.;
-                        const double u[3] = { sgn * state->direction[0],
-                                sgn * state->direction[1],
-                                sgn * state->direction[2] };
                         const double d =
                             distance_to_boundary(g, r, state->position, u);
                         *step_ptr = (d > 0.) ? d + STEP_EPSILON : -1.;
@@ -574,7 +596,9 @@ long long bt_transport_batch(struct pumas_context *context,
                 memcpy(s.position, position + 3 * i, sizeof(s.position));
                 memcpy(s.direction, direction + 3 * i, sizeof(s.direction));
 
-                int region = locate(g, s.position);
+                int region = locate_moving(g, s.position,
+                    (options->direction == 0) ? s.direction[2] :
+                                                -s.direction[2]);
                 int st = BT_STATUS_OUTSIDE_WORLD;
                 int overflow = 0;
                 if (region >= 0 && options->record) {
