@@ -36,7 +36,7 @@ produced μ of the same charge (KKP neglect it).
 
 Sampling: the pair energy q = vE from per-material inverse CDFs of
 Σ_elements dσ/dq on the table energies (:func:`._common.sample_transfer`);
-ρ by inverse CDF of d²σ/dv dρ at the sampled (E, v) (a 64-point grid in
+ρ by inverse CDF of d²σ/dv dρ at the sampled (E, v) (a 32-point grid in
 ln(1 − |ρ|), vectorised over events) and a random sign; E± = q(1 ± ρ)/2.
 Angles θ± ≈ m_μ/E± about the muon, back to back in azimuth; the muon keeps
 its direction. Category 'mu-mu'.
@@ -63,7 +63,7 @@ MUON_RADIUS_M = ELECTRON_RADIUS_M * ELECTRON_MASS_GEV / MUON_MASS_GEV
 _SQRT_E = np.sqrt(np.e)
 _GL_T, _GL_W = np.polynomial.legendre.leggauss(24)
 _GL_T, _GL_W = 0.5 * (_GL_T + 1.0), 0.5 * _GL_W      # nodes/weights on [0, 1]
-N_RHO_SAMPLE = 64
+N_RHO_SAMPLE = 32
 
 
 def _u_screening(z, a, e_gev, v, rho2, xi):
