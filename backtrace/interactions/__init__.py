@@ -7,7 +7,7 @@ name                category     module
 ==================  ===========  ==========================================
 photonuclear        mu-pi        :mod:`.photonuclear` (PUMAS DRSS DCS)
 pair_production     other        :mod:`.pair_production` (PUMAS SSR DCS)
-mumu_pair           mu-mu        :mod:`.mumu_pair` (KKP σ, approximate)
+mumu_pair           mu-mu        :mod:`.mumu_pair` (KKP 2000 DCS)     
 bremsstrahlung      mu-mu        :mod:`.bremsstrahlung` (+ γ → μμ, BKK)
 knock_on            other        :mod:`.knock_on` (PDG δ-ray formula)
 ==================  ===========  ==========================================
