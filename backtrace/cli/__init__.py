@@ -43,6 +43,10 @@ def _register() -> None:
     from .bench import bench
 
     main.add_command(bench)
+    from .scan import optimize, scan
+
+    main.add_command(scan)
+    main.add_command(optimize)
 
 
 _register()
