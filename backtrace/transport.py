@@ -33,7 +33,6 @@ import json
 import math
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -41,6 +40,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from .executor import ordered_map
 from .pumas.context import EVENTS
 from .tracks import Tracks, kinetic_energy_gev, validate
 
@@ -274,7 +274,7 @@ def grammage_by_volume(states: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------
-# Parallel, ordered, bounded-memory execution
+# Parallel execution (ordered_map lives in backtrace.executor)
 # ---------------------------------------------------------------------------
 _WORKER: Tracer | None = None
 
@@ -286,31 +286,6 @@ def _init_worker(config: TraceConfig) -> None:
 
 def _work(df: pd.DataFrame) -> BatchResult:
     return _WORKER.trace(df)
-
-
-def ordered_map(func: Callable, items: Iterable, *, jobs: int, initializer=None,
-                initargs=(), window: int | None = None) -> Iterator:
-    """``map(func, items)`` over ``jobs`` processes, results in input order,
-    at most ``window`` tasks in flight (bounded memory)."""
-    if jobs <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for item in items:
-            yield func(item)
-        return
-    import multiprocessing
-
-    window = window or 2 * jobs
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                             initializer=initializer, initargs=initargs) as pool:
-        pending = []
-        for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) >= window:
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
 
 
 def _progress(total: int, label: str, enabled: bool):
@@ -332,9 +307,11 @@ def _progress(total: int, label: str, enabled: bool):
 
 def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
                jobs: int = 1, batch_size: int = 2000, progress: bool = True,
-               extra_metadata: dict | None = None) -> dict:
+               extra_metadata: dict | None = None,
+               scheduler: str | None = None) -> dict:
     """Trace every track of a file; write the states (Parquet, atomically)
-    and return the summary (input_rows, status_counts, …)."""
+    and return the summary (input_rows, status_counts, …). ``scheduler``:
+    see :func:`backtrace.executor.ordered_map` (results do not depend on it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -370,12 +347,12 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     ctx = atomic_path(out) if out is not None else None
     tmp = ctx.__enter__() if ctx is not None else None
     try:
-        if jobs <= 1:
+        if jobs <= 1 and scheduler is None:
             results = (probe.trace(df) for df in tracks.iter_batches(batch_size))
         else:
             results = ordered_map(_work, tracks.iter_batches(batch_size),
                                   jobs=jobs, initializer=_init_worker,
-                                  initargs=(config,))
+                                  initargs=(config,), scheduler=scheduler)
         with _progress(tracks.n_rows, "tracing", progress) as bar:
             task = bar.add_task("trace", total=tracks.n_rows)
             for result in results:
@@ -426,4 +403,5 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
         "tracks_per_s": rows / elapsed if elapsed > 0 else math.nan,
         "jobs": jobs,
         "batch_size": batch_size,
+        "scheduler": scheduler,
     }
