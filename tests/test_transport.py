@@ -318,3 +318,17 @@ def test_end_plane_outside_world_is_an_error(tmp_path, sample_file):
     r = CliRunner().invoke(main, ["trace", "--tracks", str(sample_file), "-q",
                                   "--to-z", "5", "--out", str(tmp_path / "o.parquet")])
     assert r.exit_code == 1 and "outside the world" in r.output
+
+
+def test_track_status_rule(physics):
+    """reached_target if any history reached it, else the most frequent
+    history status, ties broken by the order of HISTORY_STATUSES."""
+    tracer = Tracer(TraceConfig(samples_per_track=3), physics=physics)
+    code = {name: i for i, name in enumerate(tracer._names)}
+    histories = [("left_world", "reached_target", "decayed"),
+                 ("energy_limit", "left_world", "left_world"),
+                 ("stopped", "energy_limit", "stopped"),
+                 ("decayed", "energy_limit", "left_world")]  # tie of three
+    codes = np.array([code[s] for row in histories for s in row])
+    assert tracer._track_status(codes, 4, 3).tolist() == [
+        "reached_target", "left_world", "stopped", "left_world"]
