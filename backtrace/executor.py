@@ -48,7 +48,7 @@ def parse_scheduler(scheduler: str | None) -> str | None:
     if scheduler is None or scheduler == "":
         return None
     spec = str(scheduler).strip()
-    if spec in (LOCAL_DASK, "dask://local"):
+    if spec == LOCAL_DASK:
         return LOCAL_DASK
     for prefix in ("dask://", "tcp://"):
         if spec.startswith(prefix):
