@@ -1,6 +1,7 @@
-"""Benchmarks: backtrace's Python API vs a C driver on the same navigator.
+"""Benchmarks: backtrace's Python API vs a C driver on the same navigator,
+the forced-interaction stage, end-to-end ``run`` and scaling.
 
-Two cases, both single core, measured in the same run:
+(a) Transport, single core, measured in the same run:
 
 - ``slab``: 50 GeV muons through 1 m of iron, straggled (issue 3);
 - ``k12``: backward transport of single-muon tracks from STRAW1 to the TAX
@@ -13,6 +14,24 @@ on the same histories; the Python side goes through the public API
 (``slab_transport`` / ``Tracer.trace``: validation, array packing, records
 to a DataFrame). Reported: histories/s of each and the ratio Python / C.
 
+(b) ``forced``: forced-interaction histories/s, i.e. one forced interaction
+per recorded backward history (:mod:`backtrace.interactions.forced`) plus the
+transport of its products above the track momentum cut to the STRAWs and
+MUV3 (:mod:`backtrace.interactions.products`), configured as ``run`` does.
+
+(c) ``run``: end-to-end :func:`backtrace.pipeline.run_estimate` tracks/s
+(and histories, forced interactions per second) and peak RSS, in a fresh
+process.
+
+(d) ``scaling``: ``trace`` (1 history per track, states written to Parquet)
+of 10³…10⁶ tracks with ``--jobs`` 1 and 2, each in a fresh process: tracks/s
+and peak RSS (of the main process and of the largest worker), which shows
+whether the input is streamed (flat memory) and the speed-up with jobs.
+
+Inputs of (b)-(d): rows of ``examples/sample.parquet`` resampled with
+replacement (synthetic STRAW1 tracks if the file is not there). Benchmarks,
+not tests: no figure is checked against a threshold.
+
 Run: ``backtrace bench [--quick] [--json]`` (or python benchmarks/bench_transport.py).
 """
 
@@ -20,8 +39,10 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +50,10 @@ from pathlib import Path
 import numpy as np
 
 PUMAS_DIR = Path(__file__).resolve().parent / "pumas"
+EXAMPLE_TRACKS = Path(__file__).resolve().parent.parent / "examples" / "sample.parquet"
+#: default sizes: (forced tracks, run tracks, scaling track counts)
+QUICK_SIZES = (300, 300, (1_000, 10_000))
+FULL_SIZES = (2_000, 2_000, (1_000, 10_000, 100_000))
 DRIVER_SOURCE = Path(__file__).resolve().parent / "data" / "c_driver.c"
 
 
@@ -163,12 +188,147 @@ def bench_locate(physics, n):
             "python_reference_per_s": n / t_py, "ratio_c_over_python": t_py / t_c}
 
 
-def run_benchmarks(quick: bool = False) -> dict:
-    """All figures, measured in this process on one core."""
+def bench_forced(physics, n_tracks, samples_per_track=4):
+    """(b) One forced interaction per backward history, and the transport of
+    its products, configured as ``backtrace run`` (defaults of RunConfig)."""
+    from .geometry import load_geometry
+    from .interactions.forced import ForcedConfig, ForcedSampler
+    from .interactions.products import ProductTransport
+    from .pipeline import RunConfig, _tax_exit
+    from .regions import load_regions
+    from .transport import TraceConfig, Tracer
+
+    cfg = RunConfig(samples_per_track=samples_per_track)
+    geometry = load_geometry()
+    tracer = Tracer(TraceConfig(samples_per_track=samples_per_track, seed=cfg.seed,
+                                to_z_m=_tax_exit(geometry)),
+                    physics=physics, geometry=geometry)
+    sampler = ForcedSampler(physics, ForcedConfig(
+        q_min_gev=cfg.q_min_gev, z_min_m=cfg.forced_z_min_m,
+        prompt_z_min_m=cfg.prompt_z_min_m))
+    products = ProductTransport(physics, seed=cfg.seed + 1)
+    p_min = load_regions(None).selection["track_p_min_gev"]
+    df, source = resampled_tracks(n_tracks)
+    df.insert(0, "track_index", np.arange(n_tracks))
+    states = tracer.trace(df).states
+    histories = int(states.groupby(["track_index", "sample_index"]).ngroups)
+
+    out = {}  # best of 2: the first call also builds the cross-section tables
+
+    def forced():
+        out["inter"], prods = sampler.sample(states, seed=cfg.seed)
+        p = np.linalg.norm(prods[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1)
+        out["prods"] = prods[p >= p_min]
+
+    def transport():
+        prods = out["prods"]
+        out["det"] = products.transport(prods, out["inter"]) if len(prods) else None
+
+    t_forced = best_time(forced, repeat=2)
+    t_products = best_time(transport, repeat=2)
+    inter, prods, det = out["inter"], out["prods"], out["det"]
+    total = t_forced + t_products
+    return {"case": "forced: 1 interaction/history + products to STRAW/MUV3",
+            "input": source, "histories": histories,
+            "interactions": int(len(inter)), "products_transported": int(len(prods)),
+            "product_outcomes": 0 if det is None else int(len(det)),
+            "histories_per_s": histories / total,
+            "forced_sampling_s": t_forced, "product_transport_s": t_products}
+
+
+def resampled_tracks(n: int, seed: int = 7):
+    """``n`` track rows resampled with replacement from the example sample
+    (POT per row kept), or synthetic STRAW1 tracks; and the input's name."""
+    import pandas as pd
+
+    cols = ["x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge", "weight"]
+    if EXAMPLE_TRACKS.exists():
+        base = pd.read_parquet(EXAMPLE_TRACKS, columns=cols)
+        rows = np.random.default_rng(seed).integers(0, len(base), n)
+        return base.iloc[rows].reset_index(drop=True), "examples/sample.parquet resampled"
+    df = _tracks_at_straw1(n, seed)
+    return df.assign(weight=1.0), "synthetic STRAW1 tracks"
+
+
+def _write_input(path: Path, n: int) -> Path:
+    from .tracks import write_tracks
+
+    df, _ = resampled_tracks(n)
+    return write_tracks(path, df, pot=1e12 * n / 1419)
+
+
+def _child(kind: str, tracks: str, jobs: int, workdir: str) -> None:
+    """Fresh-process measurement (``python -c``): one trace or run, then a
+    JSON line with the timing and the peak RSS [MB]."""
+    from .tracks import Tracks
+
+    t = Tracks.open(tracks)
+    t0 = time.perf_counter()
+    if kind == "trace":
+        from .transport import TraceConfig, trace_file
+
+        s = trace_file(t, TraceConfig(samples_per_track=1, seed=1),
+                       Path(workdir) / "traced.parquet", jobs=jobs, progress=False)
+        extra = {"histories": s["histories"]}
+    else:
+        from .pipeline import RunConfig, run_estimate
+
+        d = run_estimate(t, RunConfig(), jobs=jobs, progress=False)
+        extra = {"histories": t.n_rows * RunConfig().samples_per_track,
+                 "interactions": d["interactions"], "candidates": d["candidates"]}
+    elapsed = time.perf_counter() - t0
+    kib = 1024.0  # ru_maxrss is in KiB on Linux
+    print(json.dumps({
+        "tracks": t.n_rows, "jobs": jobs, "elapsed_s": elapsed, **extra,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
+        "peak_rss_worker_mb": resource.getrusage(
+            resource.RUSAGE_CHILDREN).ru_maxrss / kib if jobs > 1 else None}))
+
+
+def _measure(kind: str, tracks: Path, jobs: int, workdir: Path) -> dict:
+    code = ("import sys; from backtrace.bench import _child; "
+            "_child(sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4])")
+    out = subprocess.run([sys.executable, "-c", code, kind, str(tracks), str(jobs),
+                          str(workdir)], capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    r["tracks_per_s"] = r["tracks"] / r["elapsed_s"]
+    r["histories_per_s"] = r["histories"] / r["elapsed_s"]
+    if "interactions" in r:
+        r["interactions_per_s"] = r["interactions"] / r["elapsed_s"]
+    return r
+
+
+def bench_run(n_tracks: int, workdir: Path) -> dict:
+    """(c) End-to-end ``run`` (RunConfig defaults, one process)."""
+    path = _write_input(workdir / f"run_{n_tracks}.parquet", n_tracks)
+    return {"case": "run: end to end, RunConfig defaults, 1 job",
+            **_measure("run", path, 1, workdir)}
+
+
+def bench_scaling(sizes, workdir: Path, jobs=(1, 2)) -> list[dict]:
+    """(d) ``trace`` (1 history per track, states written) vs tracks and jobs."""
+    rows = []
+    for n in sizes:
+        path = _write_input(workdir / f"scale_{n}.parquet", n)
+        for j in jobs:
+            rows.append(_measure("trace", path, j, workdir))
+        path.unlink()
+    return rows
+
+
+def run_benchmarks(quick: bool = False, scaling_tracks=None,
+                   run_tracks: int | None = None,
+                   forced_tracks: int | None = None) -> dict:
+    """All figures: (a) on one core in this process, (b) here too, (c) and
+    (d) in fresh processes. Sizes default to QUICK_SIZES / FULL_SIZES."""
     from .pumas import Physics
 
     physics = Physics()
     n_k12, n_slab, n_loc = (500, 5000, 50_000) if quick else (2000, 20000, 200_000)
+    n_forced, n_run, sizes = QUICK_SIZES if quick else FULL_SIZES
+    n_forced = forced_tracks or n_forced
+    n_run = run_tracks or n_run
+    sizes = tuple(scaling_tracks or sizes)
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         note = None
@@ -181,5 +341,9 @@ def run_benchmarks(quick: bool = False) -> dict:
         results = [bench_slab(physics, exe, workdir, n_slab),
                    bench_k12(physics, exe, workdir, n_k12),
                    bench_locate(physics, n_loc)]
+        forced = bench_forced(physics, n_forced)
+        run = bench_run(n_run, workdir)
+        scaling = bench_scaling(sizes, workdir)
     return {"cores_used": 1, "cpu_count": os.cpu_count(), "quick": quick,
-            "note": note, "results": results}
+            "note": note, "results": results, "forced": forced, "run": run,
+            "scaling": scaling}

@@ -311,7 +311,7 @@ def _work(args):
 
 
 def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 200,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, scheduler: str | None = None) -> dict:
     """Run the pipeline over a track file; return the result document."""
     from . import __version__
     from .estimate import UPPER_LIMIT_METHOD, quadrature, weighted_yield
@@ -325,11 +325,11 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     probe = Pipeline(config)
     scale = config.pot_target / tracks.pot
     batches = ((df, scale) for df in tracks.iter_batches(batch_size))
-    if jobs <= 1:
+    if jobs <= 1 and scheduler is None:
         results = (probe.process(df, s) for df, s in batches)
     else:
         results = ordered_map(_work, batches, jobs=jobs, initializer=_init,
-                              initargs=(config,))
+                              initargs=(config,), scheduler=scheduler)
     status, cands, n_inter, no_support, w_inter = Counter(), [], 0, 0, 0.0
     with _progress(tracks.n_rows, "estimating", progress) as bar:
         task = bar.add_task("run", total=tracks.n_rows)

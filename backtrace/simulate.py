@@ -159,7 +159,8 @@ def _work(events):
 
 
 def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
-                    batch_size: int = 2000, progress: bool = True) -> dict:
+                    batch_size: int = 2000, progress: bool = True,
+                    scheduler: str | None = None) -> dict:
     """Run the forward simulation, write the sample (atomically) and return
     a summary: muons per POT at the plane, mean momentum, counts."""
     from . import __version__
@@ -174,11 +175,11 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
     probe = Simulator(config)  # validates geometry and plane once
     chunks = [np.arange(i, min(i + batch_size, config.n_events), dtype=np.int64)
               for i in range(0, config.n_events, batch_size)]
-    if jobs <= 1:
+    if jobs <= 1 and scheduler is None:
         results = (probe.run(c) for c in chunks)
     else:
         results = ordered_map(_work, chunks, jobs=jobs, initializer=_init,
-                              initargs=(config,))
+                              initargs=(config,), scheduler=scheduler)
     parts, counts = [], Counter()
     with _progress(config.n_events, "simulating", progress) as bar:
         task = bar.add_task("sim", total=config.n_events)

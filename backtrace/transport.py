@@ -33,7 +33,6 @@ import json
 import math
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -41,6 +40,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import pandas as pd
 
+from .executor import ordered_map
 from .pumas.context import EVENTS
 from .tracks import Tracks, kinetic_energy_gev, validate
 
@@ -155,6 +155,8 @@ class Tracer:
         self.max_records = int(3 * len(self.compiled.slabs) + 2 * dense / step + 32)
         self._names = _BACKWARD_NAMES if config.direction == "backward" \
             else _FORWARD_NAMES
+        #: rank in HISTORY_STATUSES (the tie-break order) of each status code
+        self._rank = np.array([HISTORY_STATUSES.index(s) for s in self._names])
         volumes = self.compiled.volumes
         self._region_volume = self.compiled.region_volume
         self._volume_names = np.array([v.name for v in volumes] + ["outside"],
@@ -193,8 +195,8 @@ class Tracer:
             self.initial_states(good, n), self.options, seed=cfg.seed,
             track=track, sample=sample, record=cfg.record,
             max_records=self.max_records)
-        hist_status = np.array(self._names, dtype=object)[codes]
-        reached = hist_status == "reached_target"
+        codes = np.asarray(codes, np.intp)
+        reached = codes == self._names.index("reached_target")
         w = final["weight"]
         norm = pd.Series(np.where(reached, w, 0.0)).groupby(track).transform("sum").to_numpy()
         input_w = np.repeat(good["weight"].to_numpy(float) if "weight" in good
@@ -203,7 +205,7 @@ class Tracer:
             track_weight = np.where(reached & (norm > 0), input_w * w / norm, 0.0)
         histories = pd.DataFrame({
             "track_index": track, "sample_index": sample,
-            "status": hist_status,
+            "status": _labels(self._names, codes),
             "x_m": final["position"][:, 0], "y_m": final["position"][:, 1],
             "z_m": final["position"][:, 2],
             "ux": final["direction"][:, 0], "uy": final["direction"][:, 1],
@@ -214,23 +216,33 @@ class Tracer:
         })
         row_status = status.copy()
         if len(good):
-            per_track = histories.groupby("track_index")["status"].agg(_track_status)
-            row_status[status == "ok"] = per_track.reindex(
-                good["track_index"]).to_numpy()
-        states = self._states(records, track, sample, hist_status,
+            row_status[status == "ok"] = self._track_status(codes, len(good), n)
+        states = self._states(records, track, sample, codes,
                               track_weight, final["charge"]) if cfg.record else None
         return BatchResult(df["track_index"].to_numpy(np.int64), row_status,
                            histories, states)
 
-    def _states(self, rec, track, sample, hist_status, track_weight, charge):
+    def _track_status(self, codes, n_tracks: int, n: int) -> np.ndarray:
+        """Status of each of ``n_tracks`` tracks from its ``n`` consecutive
+        history codes: reached_target if any history did, else the most
+        frequent status (ties: first in HISTORY_STATUSES)."""
+        k = len(HISTORY_STATUSES)
+        pos = np.repeat(np.arange(n_tracks), n)
+        counts = np.bincount(pos * k + self._rank[codes],
+                             minlength=n_tracks * k).reshape(n_tracks, k)
+        target = HISTORY_STATUSES.index("reached_target")
+        best = np.where(counts[:, target] > 0, target, counts.argmax(axis=1))
+        return np.array(HISTORY_STATUSES, dtype=object)[best]
+
+    def _states(self, rec, track, sample, codes, track_weight, charge):
         h = rec["history"]
         region = rec["region"]
         ev = rec["event"]
-        name = np.full(len(rec), "other", dtype=object)
+        event = np.full(len(rec), _EVENT_NAMES.index("other"), dtype=np.int8)
         for flag, label in (("medium", "boundary"), ("limit_distance", "step"),
                             ("limit_energy", "energy_limit"), ("start", "start")):
-            name[(ev & EVENTS[flag]) != 0] = label
-        name[region < 0] = "end"
+            event[(ev & EVENTS[flag]) != 0] = _EVENT_NAMES.index(label)
+        event[region < 0] = _EVENT_NAMES.index("end")
         vol_idx = np.where(region >= 0, self._region_volume[np.maximum(region, 0)],
                            len(self._volume_names) - 1)
         mat_idx = np.where(region >= 0, region, len(self._region_material) - 1)
@@ -240,9 +252,9 @@ class Tracer:
         return pd.DataFrame({
             "track_index": track[h], "sample_index": sample[h].astype(np.int32),
             "state_index": state_index.astype(np.int32),
-            "event": pd.Categorical(name, categories=_EVENT_NAMES),
-            "volume": self._volume_names[vol_idx],
-            "material": self._region_material[mat_idx],
+            "event": pd.Categorical.from_codes(event, categories=_EVENT_NAMES),
+            "volume": _labels(self._volume_names, vol_idx),
+            "material": _labels(self._region_material, mat_idx),
             "x_m": rec["position"][:, 0], "y_m": rec["position"][:, 1],
             "z_m": rec["position"][:, 2],
             "ux": rec["direction"][:, 0], "uy": rec["direction"][:, 1],
@@ -250,17 +262,26 @@ class Tracer:
             "kinetic_energy_gev": rec["energy"], "charge": charge[h],
             "weight": rec["weight"],
             "distance_m": rec["distance"], "grammage_kg_m2": rec["grammage"],
-            "history_status": hist_status[h], "track_weight": track_weight[h],
+            "history_status": _labels(self._names, codes[h]),
+            "track_weight": track_weight[h],
         })
 
 
-def _track_status(statuses: pd.Series) -> str:
-    values = statuses.tolist()
-    if "reached_target" in values:
-        return "reached_target"
-    counts = Counter(values)
-    best = max(counts.values())
-    return next(s for s in HISTORY_STATUSES if counts.get(s) == best)
+#: pandas' default dtype for strings (object before pandas 3, else "str")
+_STR_DTYPE = pd.Series(["a"]).dtype
+
+
+def _labels(names, index: np.ndarray):
+    """``names[index]`` as a string column of pandas' default string dtype,
+    built in Arrow (much faster than converting a column of Python str)."""
+    if _STR_DTYPE == object:
+        return np.asarray(names, dtype=object)[index]
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    labels = pc.take(pa.array(list(names), type=pa.large_string()),
+                     pa.array(np.asarray(index, np.int64)))
+    return pd.array(labels, dtype=_STR_DTYPE)
 
 
 def grammage_by_volume(states: pd.DataFrame) -> pd.DataFrame:
@@ -274,7 +295,7 @@ def grammage_by_volume(states: pd.DataFrame) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------------
-# Parallel, ordered, bounded-memory execution
+# Parallel execution (ordered_map lives in backtrace.executor)
 # ---------------------------------------------------------------------------
 _WORKER: Tracer | None = None
 
@@ -286,31 +307,6 @@ def _init_worker(config: TraceConfig) -> None:
 
 def _work(df: pd.DataFrame) -> BatchResult:
     return _WORKER.trace(df)
-
-
-def ordered_map(func: Callable, items: Iterable, *, jobs: int, initializer=None,
-                initargs=(), window: int | None = None) -> Iterator:
-    """``map(func, items)`` over ``jobs`` processes, results in input order,
-    at most ``window`` tasks in flight (bounded memory)."""
-    if jobs <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for item in items:
-            yield func(item)
-        return
-    import multiprocessing
-
-    window = window or 2 * jobs
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                             initializer=initializer, initargs=initargs) as pool:
-        pending = []
-        for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) >= window:
-                yield pending.pop(0).result()
-        for fut in pending:
-            yield fut.result()
 
 
 def _progress(total: int, label: str, enabled: bool):
@@ -332,9 +328,11 @@ def _progress(total: int, label: str, enabled: bool):
 
 def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
                jobs: int = 1, batch_size: int = 2000, progress: bool = True,
-               extra_metadata: dict | None = None) -> dict:
+               extra_metadata: dict | None = None,
+               scheduler: str | None = None) -> dict:
     """Trace every track of a file; write the states (Parquet, atomically)
-    and return the summary (input_rows, status_counts, …)."""
+    and return the summary (input_rows, status_counts, …). ``scheduler``:
+    see :func:`backtrace.executor.ordered_map` (results do not depend on it)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -370,12 +368,12 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     ctx = atomic_path(out) if out is not None else None
     tmp = ctx.__enter__() if ctx is not None else None
     try:
-        if jobs <= 1:
+        if jobs <= 1 and scheduler is None:
             results = (probe.trace(df) for df in tracks.iter_batches(batch_size))
         else:
             results = ordered_map(_work, tracks.iter_batches(batch_size),
                                   jobs=jobs, initializer=_init_worker,
-                                  initargs=(config,))
+                                  initargs=(config,), scheduler=scheduler)
         with _progress(tracks.n_rows, "tracing", progress) as bar:
             task = bar.add_task("trace", total=tracks.n_rows)
             for result in results:
@@ -426,4 +424,5 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
         "tracks_per_s": rows / elapsed if elapsed > 0 else math.nan,
         "jobs": jobs,
         "batch_size": batch_size,
+        "scheduler": scheduler,
     }

@@ -1,9 +1,13 @@
-"""Thin wrapper: the benchmarks live in backtrace/bench.py (``backtrace bench``)."""
+"""Thin wrapper: the benchmarks live in backtrace/bench.py (``backtrace bench``).
 
-import json
+    python benchmarks/bench_transport.py [--quick] [--scale N ...] [--run-tracks N]
+
+prints the JSON report (same options as ``backtrace bench``).
+"""
+
 import sys
 
-from backtrace.bench import run_benchmarks
+from backtrace.cli import main
 
 if __name__ == "__main__":
-    print(json.dumps(run_benchmarks(quick="--quick" in sys.argv), indent=2))
+    main(["bench", "--json", *sys.argv[1:]])

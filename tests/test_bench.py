@@ -1,4 +1,4 @@
-"""``backtrace bench``: runs and reports ratios (no timing assertions)."""
+"""``backtrace bench``: runs and reports every figure (no timing assertions)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from backtrace.cli import main
 
 
 def test_bench_quick_json_structure():
-    r = CliRunner().invoke(main, ["bench", "--quick", "--json"])
+    r = CliRunner().invoke(main, ["bench", "--quick", "--json", "--scale", "150",
+                                  "--run-tracks", "40", "--forced-tracks", "60"])
     assert r.exit_code == 0, r.output
     report = json.loads(r.output)
     cases = {x["case"].split(":")[0] for x in report["results"]}
@@ -19,3 +20,14 @@ def test_bench_quick_json_structure():
         for key, value in x.items():
             if key.endswith("_per_s") or key.startswith("ratio"):
                 assert value > 0
+    forced = report["forced"]
+    assert forced["histories"] == 60 * 4 and forced["histories_per_s"] > 0
+    assert forced["interactions"] > 0
+    run = report["run"]
+    assert run["tracks"] == 40 and run["histories"] == 160
+    assert run["tracks_per_s"] > 0 and run["peak_rss_mb"] > 50
+    assert [(s["tracks"], s["jobs"]) for s in report["scaling"]] == [(150, 1), (150, 2)]
+    for s in report["scaling"]:
+        assert s["histories"] == 150 and s["tracks_per_s"] > 0 and s["peak_rss_mb"] > 50
+    assert report["scaling"][1]["peak_rss_worker_mb"] > 50
+    assert report["cpu_count"] >= 1

@@ -345,3 +345,17 @@ def test_track_starting_on_a_slab_face_sees_the_slab_it_enters(physics, directio
         assert h["grammage_kg_m2"][a] == pytest.approx(h["grammage_kg_m2"][b], rel=1e-4)
     if direction == "backward":   # iron upstream of STRAW1 at r = 0.82 m
         assert h["kinetic_energy_gev"][0] > 4.5
+
+
+def test_track_status_rule(physics):
+    """reached_target if any history reached it, else the most frequent
+    history status, ties broken by the order of HISTORY_STATUSES."""
+    tracer = Tracer(TraceConfig(samples_per_track=3), physics=physics)
+    code = {name: i for i, name in enumerate(tracer._names)}
+    histories = [("left_world", "reached_target", "decayed"),
+                 ("energy_limit", "left_world", "left_world"),
+                 ("stopped", "energy_limit", "stopped"),
+                 ("decayed", "energy_limit", "left_world")]  # tie of three
+    codes = np.array([code[s] for row in histories for s in row])
+    assert tracer._track_status(codes, 4, 3).tolist() == [
+        "reached_target", "left_world", "stopped", "left_world"]

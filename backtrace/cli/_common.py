@@ -47,6 +47,28 @@ def load_physics():
         raise UserError(f"PUMAS physics could not be created: {err}") from None
 
 
+def _check_scheduler(ctx, param, value):
+    from ..executor import SchedulerError, parse_scheduler
+
+    try:
+        return parse_scheduler(value)
+    except SchedulerError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def scheduler_option(func):
+    """``--scheduler``: where the batches run (local processes or Dask)."""
+    return click.option(
+        "--scheduler", default=None, metavar="ADDRESS", envvar="BACKTRACE_SCHEDULER",
+        show_envvar=True, callback=_check_scheduler,
+        help="Run the batches on a Dask cluster: dask://HOST:PORT or "
+        "tcp://HOST:PORT of a running 'dask scheduler' (its workers do the "
+        "work; --jobs is not used), or 'dask-local' for a LocalCluster of "
+        "--jobs worker processes on this machine. Needs the 'dask' extra. "
+        "Results are identical to the local run for the same seed. "
+        "Default: local processes (--jobs).")(func)
+
+
 def fail(message: str) -> None:
     raise UserError(message)
 
@@ -56,4 +78,4 @@ def stderr(message: str) -> None:
 
 
 __all__ = ["echo_json", "console", "UserError", "load_physics", "fail",
-           "stderr", "sys"]
+           "stderr", "sys", "scheduler_option"]

@@ -1,4 +1,5 @@
-"""``backtrace bench``: speed figures against a C driver, on one core."""
+"""``backtrace bench``: transport speed against a C driver, the forced-
+interaction stage, end-to-end ``run``, and scaling with tracks and jobs."""
 
 from __future__ import annotations
 
@@ -8,29 +9,74 @@ from ._common import console, echo_json
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="Smaller samples (a few seconds).")
+@click.option("--quick", is_flag=True,
+              help="Smaller samples (about a minute): scaling at 10^3 and 10^4 "
+              "tracks.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def bench(quick, as_json):
-    """Measure transport speed of the Python API against a C driver calling
-    PUMAS with the same navigator (built with the system C compiler), and the
-    geometry locator against its Python reference. Ratios, not absolute
-    times, are the figures to quote (machines are noisy)."""
+@click.option("--scale", "scaling_tracks", type=click.IntRange(min=1), multiple=True,
+              metavar="N", help="Track counts of the scaling study (repeatable; "
+              "default 10^3, 10^4 with --quick, else also 10^5; e.g. --scale "
+              "1000000 for the streaming check).")
+@click.option("--run-tracks", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Tracks of the end-to-end run (default 300 with --quick, "
+              "else 2000).")
+@click.option("--forced-tracks", type=click.IntRange(min=1), default=None,
+              metavar="N", help="Tracks (4 histories each) of the forced-"
+              "interaction figure (default 300 with --quick, else 2000).")
+def bench(quick, as_json, scaling_tracks, run_tracks, forced_tracks):
+    """Measure (a) transport speed of the Python API against a C driver
+    calling PUMAS with the same navigator (built with the system C
+    compiler; single core), and the geometry locator against its Python
+    reference; (b) forced-interaction histories/s including the product
+    transport; (c) end-to-end `run` tracks/s and peak memory; (d) `trace`
+    tracks/s and peak memory against the number of tracks and --jobs 1, 2.
+    Ratios and trends, not absolute times, are the figures to quote
+    (machines are noisy)."""
     from ..bench import run_benchmarks
 
-    report = run_benchmarks(quick=quick)
+    report = run_benchmarks(quick=quick, scaling_tracks=scaling_tracks or None,
+                            run_tracks=run_tracks, forced_tracks=forced_tracks)
     if as_json:
         echo_json(report)
         return
+    _print(report)
+
+
+def _print(report) -> None:
+    from rich.table import Table
+
     c = console()
     if report["note"]:
         c.print(report["note"])
+    t = Table(title="(a) transport, single core")
+    for col in ("case", "python /s", "C /s", "ratio"):
+        t.add_column(col, justify="left" if col == "case" else "right")
     for r in report["results"]:
         if "python_per_s" in r:
-            line = f"{r['case']:50s} python {r['python_per_s']:10.0f}/s"
-            if "c_per_s" in r:
-                line += f"   C {r['c_per_s']:10.0f}/s   ratio {r['ratio_python_over_c']:.3f}"
+            t.add_row(r["case"], f"{r['python_per_s']:,.0f}",
+                      f"{r['c_per_s']:,.0f}" if "c_per_s" in r else "-",
+                      f"{r['ratio_python_over_c']:.3f}" if "c_per_s" in r else "-")
         else:
-            line = (f"{r['case']:50s} C {r['c_per_s']:.3g}/s   Python reference "
-                    f"{r['python_reference_per_s']:.3g}/s   ratio {r['ratio_c_over_python']:.0f}")
-        c.print(line)
-    c.print(f"(single core; {report['cpu_count']} cores on this machine)")
+            t.add_row(f"{r['case']} (C vs Python reference)",
+                      f"{r['python_reference_per_s']:,.3g}", f"{r['c_per_s']:,.3g}",
+                      f"×{r['ratio_c_over_python']:.0f}")
+    c.print(t)
+    f, r = report["forced"], report["run"]
+    c.print(f"(b) forced interactions: {f['histories_per_s']:,.0f} histories/s "
+            f"({f['histories']} histories, {f['interactions']} interactions, "
+            f"{f['products_transported']} products; sampling "
+            f"{f['forced_sampling_s']:.2f} s, products {f['product_transport_s']:.2f} s)")
+    c.print(f"(c) run: {r['tracks_per_s']:,.1f} tracks/s, {r['histories_per_s']:,.0f} "
+            f"histories/s, {r['interactions_per_s']:,.0f} forced interactions/s "
+            f"({r['tracks']} tracks, {r['elapsed_s']:.1f} s), peak RSS "
+            f"{r['peak_rss_mb']:.0f} MB")
+    t = Table(title="(d) trace scaling (1 history/track, states written)")
+    for col in ("tracks", "jobs", "time \\[s]", "tracks/s", "peak RSS \\[MB]",
+                "worker peak \\[MB]"):
+        t.add_column(col, justify="right")
+    for s in report["scaling"]:
+        t.add_row(f"{s['tracks']:,}", str(s["jobs"]), f"{s['elapsed_s']:.1f}",
+                  f"{s['tracks_per_s']:,.0f}", f"{s['peak_rss_mb']:.0f}",
+                  f"{s['peak_rss_worker_mb']:.0f}" if s["peak_rss_worker_mb"] else "-")
+    c.print(t)
+    c.print(f"({report['cpu_count']} cores on this machine; (a), (b), (c) on one core)")

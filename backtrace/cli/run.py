@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console
+from ._common import UserError, console, scheduler_option
 from .geometry import geometry_options
 from .trace import open_tracks, resolve_jobs
 
@@ -37,9 +37,10 @@ from .trace import open_tracks, resolve_jobs
 @click.option("--out", default="result", show_default=True, type=click.Path(file_okay=False),
               help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
         regions_file, samples_per_track, interactions_per_history, seed, jobs, batch_size,
-        prior, target_rel_unc, out, quiet):
+        prior, target_rel_unc, out, quiet, scheduler):
     """Estimate the prompt background from single tracks.
 
     Traces every track back to the dump, forces secondary interactions
@@ -69,7 +70,8 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
                        interactions_per_history=interactions_per_history)
     try:
         doc = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
-                           batch_size=batch_size, progress=not quiet)
+                           batch_size=batch_size, progress=not quiet,
+                           scheduler=scheduler)
         candidates = doc.pop("_candidates")
         write_outputs(out, doc, candidates)
     except (GeometryError, RegionsError, ValueError, OutputError) as err:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console
+from ._common import UserError, console, scheduler_option
 from .geometry import geometry_options
 from .trace import resolve_jobs
 
@@ -37,8 +37,10 @@ from .trace import resolve_jobs
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output track file (Parquet).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@scheduler_option
 def simulate_tracks(geometry_file, overrides, pot, n_events, method, plane_z,
-                    acceptance, seed, jobs, batch_size, source_sets, out, quiet):
+                    acceptance, seed, jobs, batch_size, source_sets, out, quiet,
+                    scheduler):
     """Simulate single muons from 400 GeV protons on the dump.
 
     Muons from π/K decays and prompt sources (charm, η, ρ, ω, φ, J/ψ) are
@@ -75,7 +77,8 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, plane_z,
         acceptance=acceptance, source=SourceConfig(scales=scales))
     try:
         summary = run(config, out, jobs=resolve_jobs(jobs),
-                      batch_size=batch_size, progress=not quiet)
+                      batch_size=batch_size, progress=not quiet,
+                      scheduler=scheduler)
     except (GeometryError, ValueError, OutputError) as err:
         raise UserError(str(err)) from None
     c = console()

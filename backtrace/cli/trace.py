@@ -6,7 +6,7 @@ import os
 
 import click
 
-from ._common import UserError, console
+from ._common import UserError, console, scheduler_option
 from .geometry import geometry_options
 
 
@@ -69,6 +69,7 @@ def resolve_jobs(jobs: int) -> int:
 @track_options
 @geometry_options
 @run_options
+@scheduler_option
 @click.option("--to-z", "to_z", type=float, default=None, metavar="M",
               help="End plane of the backward transport [m] (default: the "
               "dump front face from the geometry, 23.07 m).")
@@ -84,8 +85,8 @@ def resolve_jobs(jobs: int) -> int:
 @click.option("--summary-json", type=click.Path(dir_okay=False), default=None,
               help="Write input_rows, status_counts, … as JSON.")
 def trace(tracks_file, columns, tree, pot, geometry_file, overrides, mode,
-          samples_per_track, seed, jobs, batch_size, quiet, to_z, planes,
-          no_scattering, energy_limit, out, summary_json):
+          samples_per_track, seed, jobs, batch_size, quiet, scheduler, to_z,
+          planes, no_scattering, energy_limit, out, summary_json):
     """Transport tracks backward to the dump and record their ancestors.
 
     Each valid track is transported backward --samples-per-track times with
@@ -112,7 +113,8 @@ def trace(tracks_file, columns, tree, pot, geometry_file, overrides, mode,
         planes_m=tuple(planes))
     try:
         summary = trace_file(tracks, config, out, jobs=resolve_jobs(jobs),
-                             batch_size=batch_size, progress=not quiet)
+                             batch_size=batch_size, progress=not quiet,
+                             scheduler=scheduler)
         if summary_json:
             write_json_atomic(summary_json, summary)
     except (GeometryError, ValueError, OutputError) as err:

@@ -1,0 +1,176 @@
+"""Ordered, bounded-memory parallel map: local processes or a Dask cluster.
+
+``ordered_map(func, items, jobs=…, scheduler=…)`` is the one place where
+backtrace distributes work (trace, run, simulate-tracks). Results come back
+in input order, with at most ``window`` tasks in flight, so that inputs and
+outputs can be streamed. Every random stream is keyed by (seed, track,
+sample), so the results do not depend on where a chunk runs: the local run,
+``--jobs N`` and a Dask cluster give bit-identical outputs.
+
+Schedulers (``scheduler=``):
+
+- ``None``: ``jobs`` local processes (spawn), or in-process for ``jobs=1``;
+- ``"dask://HOST:PORT"`` or ``"tcp://HOST:PORT"``: a running Dask
+  distributed scheduler (``dask scheduler`` + ``dask worker``); the
+  cluster's workers do the work and ``jobs`` is not used;
+- ``"dask-local"``: a Dask ``LocalCluster`` with ``jobs`` single-threaded
+  worker processes, started and closed here.
+
+The ``initializer(*initargs)`` pattern (per-process state such as a loaded
+physics table and compiled geometry in a module global) also holds on Dask
+workers: each task carries a digest of the pickled (initializer, initargs),
+and a worker process re-runs the initializer only when the digest differs
+from the last one it ran. Tasks run one at a time per worker process (a
+lock), because the per-process state (a PUMAS context) is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import threading
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from typing import Callable, Iterable, Iterator
+
+__all__ = ["ordered_map", "SchedulerError", "parse_scheduler", "LOCAL_DASK"]
+
+#: ``scheduler`` value that starts a Dask LocalCluster with ``jobs`` workers.
+LOCAL_DASK = "dask-local"
+
+
+class SchedulerError(ValueError):
+    """A bad ``scheduler`` value, or Dask missing/unreachable."""
+
+
+def parse_scheduler(scheduler: str | None) -> str | None:
+    """Normalise a scheduler spec: None, ``LOCAL_DASK`` or a ``tcp://`` address."""
+    if scheduler is None or scheduler == "":
+        return None
+    spec = str(scheduler).strip()
+    if spec == LOCAL_DASK:
+        return LOCAL_DASK
+    for prefix in ("dask://", "tcp://"):
+        if spec.startswith(prefix):
+            host, sep, port = spec[len(prefix):].rpartition(":")
+            if not host or not sep or not port.isdigit():
+                break
+            return f"tcp://{host}:{port}"
+    raise SchedulerError(
+        f"scheduler {scheduler!r}: expected dask://HOST:PORT, tcp://HOST:PORT "
+        f"or {LOCAL_DASK!r}")
+
+
+def ordered_map(func: Callable, items: Iterable, *, jobs: int, initializer=None,
+                initargs=(), window: int | None = None,
+                scheduler: str | None = None) -> Iterator:
+    """``map(func, items)`` over ``jobs`` processes or a Dask cluster
+    (``scheduler``), results in input order, at most ``window`` tasks in
+    flight (bounded memory; default twice the number of workers)."""
+    spec = parse_scheduler(scheduler)
+    if spec is not None:
+        _import_distributed()  # a clear error now, not at the first result
+        return _dask_map(func, items, spec, jobs=jobs, initializer=initializer,
+                         initargs=initargs, window=window)
+    return _local_map(func, items, jobs=jobs, initializer=initializer,
+                      initargs=initargs, window=window)
+
+
+def _local_map(func, items, *, jobs, initializer, initargs, window):
+    if jobs <= 1:
+        if initializer is not None:
+            initializer(*initargs)
+        for item in items:
+            yield func(item)
+        return
+    import multiprocessing
+
+    window = window or 2 * jobs
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                             initializer=initializer, initargs=initargs) as pool:
+        pending = deque()
+        for item in items:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+# ---------------------------------------------------------------------------
+# Dask
+# ---------------------------------------------------------------------------
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError as err:
+        raise SchedulerError(
+            "a Dask scheduler needs the 'distributed' package, which is not "
+            "installed: pip install 'backtrace[dask]' (on this machine and on "
+            f"every worker) [{err}]") from None
+    return distributed
+
+
+def _dask_client(spec: str, jobs: int):
+    """A connected client, and the LocalCluster to close (or None)."""
+    distributed = _import_distributed()
+    if spec == LOCAL_DASK:
+        cluster = distributed.LocalCluster(
+            n_workers=max(jobs, 1), threads_per_worker=1, processes=True,
+            dashboard_address=None)
+        return distributed.Client(cluster), cluster
+    try:
+        return distributed.Client(spec, timeout="30s"), None
+    except OSError as err:
+        raise SchedulerError(f"cannot connect to the Dask scheduler at {spec}: "
+                             f"{err}") from None
+
+
+def _dask_map(func, items, spec, *, jobs, initializer, initargs, window):
+    client, cluster = _dask_client(spec, jobs)
+    pending = deque()
+    try:
+        key = _init_key(initializer, initargs)
+        if window is None:
+            threads = sum(client.nthreads().values()) or max(jobs, 1)
+            window = 2 * threads
+        for item in items:
+            pending.append(client.submit(_run_task, func, item, initializer,
+                                         initargs, key, pure=False))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:  # an error or an abandoned generator
+            fut.cancel()
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _init_key(initializer, initargs) -> str | None:
+    if initializer is None:
+        return None
+    blob = pickle.dumps((initializer.__module__, initializer.__qualname__,
+                         initargs), protocol=4)
+    return hashlib.sha256(blob).hexdigest()
+
+
+#: Per worker process: the digest of the last initializer run, per function.
+_INITIALIZED: dict[str, str] = {}
+_TASK_LOCK = threading.Lock()
+
+
+def _run_task(func, item, initializer, initargs, key):
+    """Run on a Dask worker: (re)initialise the process state if needed,
+    then ``func(item)``; one task at a time per process."""
+    with _TASK_LOCK:
+        if initializer is not None:
+            name = f"{initializer.__module__}.{initializer.__qualname__}"
+            if _INITIALIZED.get(name) != key:
+                _INITIALIZED.pop(name, None)
+                initializer(*initargs)
+                _INITIALIZED[name] = key
+        return func(item)
