@@ -242,10 +242,11 @@ def _work(setting):
 # Scan
 # ---------------------------------------------------------------------------
 def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
-             progress: bool = True) -> dict:
+             progress: bool = True, scheduler: str | None = None) -> dict:
     """Evaluate every setting of the grid (skipping finished ones), write
     ``scan.json``, ``scan.csv`` and the plots into ``out_dir``."""
-    from .transport import _progress, ordered_map
+    from .executor import ordered_map
+    from .transport import _progress
 
     out = Path(out_dir)
     points_dir = out / "points"
@@ -257,11 +258,12 @@ def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
     t0 = time.perf_counter()
     with _progress(len(settings), "settings", progress) as bar:
         task = bar.add_task("scan", total=len(settings), completed=len(done))
-        if jobs <= 1 or len(todo) <= 1:
+        if scheduler is None and (jobs <= 1 or len(todo) <= 1):
             results = (evaluate_point(config, s, points_dir) for s in todo)
-        else:
-            results = ordered_map(_work, todo, jobs=min(jobs, len(todo)),
-                                  initializer=_init, initargs=(config, str(points_dir)))
+        else:  # a Dask cluster must share the file system holding OUT
+            results = ordered_map(_work, todo, jobs=max(1, min(jobs, len(todo))),
+                                  initializer=_init, initargs=(config, str(points_dir)),
+                                  scheduler=scheduler)
         for p in results:
             done[p["key"]] = p
             bar.advance(task)

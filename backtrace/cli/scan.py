@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console
+from ._common import UserError, console, scheduler_option
 from .geometry import geometry_options
 from .trace import resolve_jobs
 
@@ -72,7 +72,8 @@ def _check_geometry(config, targets):
               help="A scanned value: N evenly spaced values from LO to HI, or a comma "
               "list (repeat for a 2-D grid), e.g. --set-grid sweeper.scale=0:1.5:7.")
 @point_options
-def scan(grid_specs, out, jobs, quiet, **kw):
+@scheduler_option
+def scan(grid_specs, out, jobs, quiet, scheduler, **kw):
     """Scan magnet settings: muon rate at STRAW1 and prompt background.
 
     For every setting of the grid, the single-muon rate per POT at STRAW1
@@ -99,7 +100,8 @@ def scan(grid_specs, out, jobs, quiet, **kw):
     config = _config(**kw)
     _check_geometry(config, [t for t, _ in grids])
     try:
-        doc = run_scan(config, grids, out, jobs=resolve_jobs(jobs), progress=not quiet)
+        doc = run_scan(config, grids, out, jobs=resolve_jobs(jobs), progress=not quiet,
+                       scheduler=scheduler)
     except (GeometryError, ValueError, OutputError) as err:
         raise UserError(str(err)) from None
     _print_points(doc["points"], [t for t, _ in grids])
