@@ -1,0 +1,5 @@
+"""``python -m backtrace`` is the ``backtrace`` command."""
+
+from .cli import main
+
+main()
