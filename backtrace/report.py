@@ -14,7 +14,7 @@ import pandas as pd
 
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
-__all__ = ["write_outputs", "render", "format_value", "rows"]
+__all__ = ["write_outputs", "render", "format_value", "rows", "syst_rows", "mc_line"]
 
 CATEGORIES = ("mu-mu", "mu-pi", "other")
 
@@ -32,6 +32,38 @@ def rows(doc: dict):
             yield region, cat, e
 
 
+def syst_rows(doc: dict):
+    """(variation, description, {column: absolute uncertainty}) of the
+    systematics table (columns: the regions and 'total'), quadrature last."""
+    syst = doc.get("systematics", {})
+    table = syst.get("table")
+    if not table:
+        return
+    variations = syst.get("variations", {})
+    for name, cols in table.items():
+        desc = "combined in quadrature" if name == "quadrature" else \
+            variations.get(name, {}).get("description", "")
+        yield name, desc, cols
+
+
+def mc_line(doc: dict) -> str:
+    """One line on the Monte Carlo precision reached."""
+    mc = doc.get("mc")
+    if not mc:
+        return ""
+    rel = mc.get("rel_unc")
+    rel_s = "undefined (no candidate)" if rel is None else f"{100 * rel:.0f} %"
+    line = (f"total prompt {mc['total_prompt']:.3g} ± {mc.get('total_prompt_mc', 0):.2g} "
+            f"(MC; ± {mc['total_prompt_stat']:.2g} with the track sample), relative "
+            f"MC uncertainty {rel_s} with {mc['samples_per_track']} histories/track")
+    if mc.get("target_rel_unc") is not None:
+        reached = mc["stopped_by"] == "target"
+        line += (f" after {len(mc['rounds'])} round(s), {mc['elapsed_s']:.0f} s; target "
+                 f"{100 * mc['target_rel_unc']:.0f} % "
+                 + ("reached" if reached else f"not reached ({mc['stopped_by']} cap)"))
+    return line
+
+
 def markdown(doc: dict) -> str:
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
              "| region | μ-μ | μ-π | other |", "|---|---|---|---|"]
@@ -43,6 +75,17 @@ def markdown(doc: dict) -> str:
               f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])}; "
               f"not evaluated: {', '.join(doc['systematics']['not_evaluated'])}.",
               f"Tracks per status: {doc['tracks']}."]
+    srows = list(syst_rows(doc))
+    if srows:
+        cols = list(srows[0][2])
+        lines += ["", "## Systematic uncertainties (absolute, events; all categories)", "",
+                  "| variation | " + " | ".join(cols) + " | what |",
+                  "|---|" + "---|" * (len(cols) + 1)]
+        for name, desc, vals in srows:
+            lines.append(f"| {name} | " + " | ".join(f"{vals[c]:.2g}" for c in cols)
+                         + f" | {desc} |")
+    if mc_line(doc):
+        lines += ["", f"Monte Carlo: {mc_line(doc)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -57,7 +100,28 @@ def latex(doc: dict) -> str:
     for region, cats in doc["regions"].items():
         out.append(f"{region} & " + " & ".join(tex(cats[c]) for c in CATEGORIES) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
+    srows = list(syst_rows(doc))
+    if srows:
+        cols = list(srows[0][2])
+        out += ["", "% systematic uncertainties (absolute, events; all categories)",
+                "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
+                "Variation & " + " & ".join(cols) + " \\\\", "\\midrule"]
+        for name, _, vals in srows:
+            if name == "quadrature":
+                out.append("\\midrule")
+            label = name.replace("_", "\\_")
+            out.append(f"{label} & " + " & ".join(f"${_tex_num(vals[c])}$" for c in cols)
+                       + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(out) + "\n"
+
+
+def _tex_num(x: float) -> str:
+    text = f"{x:.2g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        return f"{mant} \\times 10^{{{int(exp)}}}"
+    return text
 
 
 def csv_text(doc: dict) -> str:
