@@ -14,7 +14,8 @@ import pandas as pd
 
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
-__all__ = ["write_outputs", "render", "format_value", "rows", "syst_rows", "mc_line"]
+__all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
+           "mc_line"]
 
 CATEGORIES = ("mu-mu", "mu-pi", "other")
 
@@ -25,8 +26,23 @@ def format_value(entry: dict) -> str:
     return f"{entry['value']:.3g} ± {entry['stat']:.2g} ± {entry['syst']:.2g}"
 
 
+def region_order(doc: dict) -> list[str]:
+    """Region names in the order of the regions file, 'outside' last (a
+    saved ``background.json`` has its keys sorted)."""
+    names = [r["name"] for r in doc.get("config", {}).get("regions", {}).get("region", [])]
+    names = [n for n in names if n in doc["regions"]]
+    rest = sorted(n for n in doc["regions"] if n not in names and n != "outside")
+    return names + rest + (["outside"] if "outside" in doc["regions"] else [])
+
+
+def regions(doc: dict):
+    """(region, {category: entry}) in :func:`region_order`."""
+    for name in region_order(doc):
+        yield name, doc["regions"][name]
+
+
 def rows(doc: dict):
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         for cat in CATEGORIES:
             e = cats[cat]
             yield region, cat, e
@@ -40,10 +56,13 @@ def syst_rows(doc: dict):
     if not table:
         return
     variations = syst.get("variations", {})
-    for name, cols in table.items():
+    names = [n for n in syst.get("evaluated", []) if n in table]
+    names += [n for n in table if n not in names and n != "quadrature"] + ["quadrature"]
+    columns = [c for c in (*region_order(doc), "total") if c in table["quadrature"]]
+    for name in names:
         desc = "combined in quadrature" if name == "quadrature" else \
             variations.get(name, {}).get("description", "")
-        yield name, desc, cols
+        yield name, desc, {c: table[name][c] for c in columns}
 
 
 def mc_line(doc: dict) -> str:
@@ -67,7 +86,7 @@ def mc_line(doc: dict) -> str:
 def markdown(doc: dict) -> str:
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
              "| region | μ-μ | μ-π | other |", "|---|---|---|---|"]
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         lines.append(f"| {region} | " + " | ".join(format_value(cats[c]) for c in CATEGORIES)
                      + " |")
     lines += ["", "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
@@ -97,7 +116,7 @@ def latex(doc: dict) -> str:
 
     out = ["\\begin{tabular}{lccc}", "\\toprule",
            "Region & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         out.append(f"{region} & " + " & ".join(tex(cats[c]) for c in CATEGORIES) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
     srows = list(syst_rows(doc))

@@ -92,10 +92,16 @@ def test_systematics_tables_and_mc_line(tmp_path, small_sample):
 
 def test_report_rerenders(tmp_path, small_sample):
     _run(small_sample, tmp_path / "res")
+    before = (tmp_path / "res" / "background.md").read_text()
     (tmp_path / "res" / "background.md").unlink()
     r = CliRunner().invoke(main, ["report", str(tmp_path / "res")])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "res" / "background.md").exists()
+    # same tables from the saved (key-sorted) JSON: regions file order kept
+    after = (tmp_path / "res" / "background.md").read_text()
+    assert after == before
+    table = [line.split(" | ")[0] for line in after.splitlines() if line.startswith("| ")]
+    assert table[1:4] == ["| SR", "| CR", "| outside"]
+    assert table[-1] == "| quadrature"
 
 
 def test_missing_pot_is_a_clear_error(tmp_path, small_sample):

@@ -70,7 +70,7 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     from ..io import OutputError
     from ..pipeline import RunConfig, run_estimate
     from ..regions import RegionsError
-    from ..report import format_value, mc_line, syst_rows, write_outputs
+    from ..report import format_value, mc_line, regions, syst_rows, write_outputs
 
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
@@ -94,7 +94,7 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
               "< = 90% CL)")
     for col in ("region", "mu-mu", "mu-pi", "other"):
         t.add_column(col)
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         t.add_row(region, *(format_value(cats[c]) for c in ("mu-mu", "mu-pi", "other")))
     c = console()
     c.print(t)
