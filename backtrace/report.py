@@ -15,7 +15,7 @@ import pandas as pd
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
-           "mc_line"]
+           "shift_note", "mc_line"]
 
 CATEGORIES = ("mu-mu", "mu-pi", "other")
 
@@ -65,6 +65,16 @@ def syst_rows(doc: dict):
         yield name, desc, {c: table[name][c] for c in columns}
 
 
+def shift_note(doc: dict, name: str) -> str:
+    """'shift of the total ± its paired MC spread' of a re-run variation
+    (empty for reweighting ones): a shift within its spread is MC noise."""
+    runs = doc.get("systematics", {}).get("variations", {}).get(name, {}).get("runs")
+    if not runs:
+        return ""
+    return ", ".join(f"{d} {r['shift']:+.2g} ± {r['shift_stat']:.2g}"
+                     for d, r in sorted(runs.items()))
+
+
 def mc_line(doc: dict) -> str:
     """One line on the Monte Carlo precision reached."""
     mc = doc.get("mc")
@@ -98,11 +108,11 @@ def markdown(doc: dict) -> str:
     if srows:
         cols = list(srows[0][2])
         lines += ["", "## Systematic uncertainties (absolute, events; all categories)", "",
-                  "| variation | " + " | ".join(cols) + " | what |",
-                  "|---|" + "---|" * (len(cols) + 1)]
+                  "| variation | " + " | ".join(cols) + " | what | re-run shift of the total ± paired MC spread |",
+                  "|---|" + "---|" * (len(cols) + 2)]
         for name, desc, vals in srows:
             lines.append(f"| {name} | " + " | ".join(f"{vals[c]:.2g}" for c in cols)
-                         + f" | {desc} |")
+                         + f" | {desc} | {shift_note(doc, name)} |")
     if mc_line(doc):
         lines += ["", f"Monte Carlo: {mc_line(doc)}."]
     return "\n".join(lines) + "\n"

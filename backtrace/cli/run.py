@@ -70,7 +70,7 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     from ..io import OutputError
     from ..pipeline import RunConfig, run_estimate
     from ..regions import RegionsError
-    from ..report import format_value, mc_line, regions, syst_rows, write_outputs
+    from ..report import format_value, mc_line, regions, shift_note, syst_rows, write_outputs
 
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
@@ -104,8 +104,9 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
         st = Table(title="systematic uncertainties (absolute, all categories)")
         for col in ("variation", *cols):
             st.add_column(col, justify="left" if col == "variation" else "right")
+        st.add_column("shift ± MC")
         for i, (name, _, vals) in enumerate(srows):
-            st.add_row(name, *(f"{vals[col]:.2g}" for col in cols),
+            st.add_row(name, *(f"{vals[col]:.2g}" for col in cols), shift_note(doc, name),
                        end_section=i == len(srows) - 2)
         c.print(st)
     c.print(f"MC: {mc_line(doc)}")
