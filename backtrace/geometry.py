@@ -269,6 +269,7 @@ def apply_overrides(raw: dict, overrides) -> dict:
             raw.setdefault(target, {})
             _set_path(raw[target], keys, value, where)
             continue
+        target, keys = _element_target(raw, target, keys)
         matches = [e for e in raw.get("element", []) if e.get("name") == target]
         if not matches:
             known = ", ".join(str(e.get("name")) for e in raw.get("element", []))
@@ -280,6 +281,17 @@ def apply_overrides(raw: dict, overrides) -> dict:
                 part[keys[0]] = value
         _set_path(element, keys, value, where)
     return raw
+
+
+def _element_target(raw: dict, target: str, keys: list[str]) -> tuple[str, list[str]]:
+    """Element names may contain dots (``SCR.1``): the element is the
+    longest dotted prefix of ``TARGET.KEYS`` naming one, the rest the key."""
+    names = {str(e.get("name")) for e in raw.get("element", [])}
+    full = [target, *keys]
+    for k in range(len(full) - 1, 0, -1):
+        if ".".join(full[:k]) in names:
+            return ".".join(full[:k]), full[k:]
+    return target, keys
 
 
 def _schema_error_path(err) -> str:

@@ -21,7 +21,7 @@ PRIORS = ("full", "energy", "none")
 
 
 def posterior_weights(histories: pd.DataFrame, density, track_weight=None,
-                      prior: str = "energy") -> pd.DataFrame:
+                      prior: str = "energy", normalise: bool = True) -> pd.DataFrame:
     """Add ``source_density`` and ``posterior_weight`` to backward histories
     (columns of :class:`backtrace.transport.BatchResult.histories`).
 
@@ -34,6 +34,10 @@ def posterior_weights(histories: pd.DataFrame, density, track_weight=None,
     the straggling bias of the energy (METHOD.md) at full efficiency;
     'none' is the prior-free normalisation of ω (a systematic variation).
     ``track_weight``: optional Series indexed by track_index (default 1).
+    ``normalise=False`` leaves out the division by the per-track sum of
+    ω·φ (column ``posterior_raw``, always present): for histories of one
+    track gathered over several calls, whose normaliser is the sum over all
+    of them.
     """
     if prior not in PRIORS:
         raise ValueError(f"prior={prior!r} (expected one of {PRIORS})")
@@ -50,8 +54,11 @@ def posterior_weights(histories: pd.DataFrame, density, track_weight=None,
     phi = np.where(reached, phi, 0.0)
     raw = h["weight"].to_numpy() * phi
     norm = pd.Series(raw).groupby(h["track_index"].to_numpy()).transform("sum").to_numpy()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        post = np.where(norm > 0, raw / norm, 0.0)
+    if normalise:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            post = np.where(norm > 0, raw / norm, 0.0)
+    else:
+        post = raw
     if track_weight is not None:
         post = post * track_weight.reindex(h["track_index"]).to_numpy()
-    return h.assign(source_density=phi, posterior_weight=post)
+    return h.assign(source_density=phi, posterior_raw=raw, posterior_weight=post)

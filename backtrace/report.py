@@ -14,7 +14,8 @@ import pandas as pd
 
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
-__all__ = ["write_outputs", "render", "format_value", "rows"]
+__all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
+           "shift_note", "mc_line"]
 
 CATEGORIES = ("mu-mu", "mu-pi", "other")
 
@@ -25,17 +26,77 @@ def format_value(entry: dict) -> str:
     return f"{entry['value']:.3g} ± {entry['stat']:.2g} ± {entry['syst']:.2g}"
 
 
+def region_order(doc: dict) -> list[str]:
+    """Region names in the order of the regions file, 'outside' last (a
+    saved ``background.json`` has its keys sorted)."""
+    names = [r["name"] for r in doc.get("config", {}).get("regions", {}).get("region", [])]
+    names = [n for n in names if n in doc["regions"]]
+    rest = sorted(n for n in doc["regions"] if n not in names and n != "outside")
+    return names + rest + (["outside"] if "outside" in doc["regions"] else [])
+
+
+def regions(doc: dict):
+    """(region, {category: entry}) in :func:`region_order`."""
+    for name in region_order(doc):
+        yield name, doc["regions"][name]
+
+
 def rows(doc: dict):
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         for cat in CATEGORIES:
             e = cats[cat]
             yield region, cat, e
 
 
+def syst_rows(doc: dict):
+    """(variation, description, {column: absolute uncertainty}) of the
+    systematics table (columns: the regions and 'total'), quadrature last."""
+    syst = doc.get("systematics", {})
+    table = syst.get("table")
+    if not table:
+        return
+    variations = syst.get("variations", {})
+    names = [n for n in syst.get("evaluated", []) if n in table]
+    names += [n for n in table if n not in names and n != "quadrature"] + ["quadrature"]
+    columns = [c for c in (*region_order(doc), "total") if c in table["quadrature"]]
+    for name in names:
+        desc = "combined in quadrature" if name == "quadrature" else \
+            variations.get(name, {}).get("description", "")
+        yield name, desc, {c: table[name][c] for c in columns}
+
+
+def shift_note(doc: dict, name: str) -> str:
+    """'shift of the total ± its paired MC spread' of a re-run variation
+    (empty for reweighting ones): a shift within its spread is MC noise."""
+    runs = doc.get("systematics", {}).get("variations", {}).get(name, {}).get("runs")
+    if not runs:
+        return ""
+    return ", ".join(f"{d} {r['shift']:+.2g} ± {r['shift_stat']:.2g}"
+                     for d, r in sorted(runs.items()))
+
+
+def mc_line(doc: dict) -> str:
+    """One line on the Monte Carlo precision reached."""
+    mc = doc.get("mc")
+    if not mc:
+        return ""
+    rel = mc.get("rel_unc")
+    rel_s = "undefined (no candidate)" if rel is None else f"{100 * rel:.0f} %"
+    line = (f"total prompt {mc['total_prompt']:.3g} ± {mc.get('total_prompt_mc', 0):.2g} "
+            f"(MC; ± {mc['total_prompt_stat']:.2g} with the track sample), relative "
+            f"MC uncertainty {rel_s} with {mc['samples_per_track']} histories/track")
+    if mc.get("target_rel_unc") is not None:
+        reached = mc["stopped_by"] == "target"
+        line += (f" after {len(mc['rounds'])} round(s), {mc['elapsed_s']:.0f} s; target "
+                 f"{100 * mc['target_rel_unc']:.0f} % "
+                 + ("reached" if reached else f"not reached ({mc['stopped_by']} cap)"))
+    return line
+
+
 def markdown(doc: dict) -> str:
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
              "| region | μ-μ | μ-π | other |", "|---|---|---|---|"]
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         lines.append(f"| {region} | " + " | ".join(format_value(cats[c]) for c in CATEGORIES)
                      + " |")
     lines += ["", "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
@@ -43,6 +104,17 @@ def markdown(doc: dict) -> str:
               f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])}; "
               f"not evaluated: {', '.join(doc['systematics']['not_evaluated'])}.",
               f"Tracks per status: {doc['tracks']}."]
+    srows = list(syst_rows(doc))
+    if srows:
+        cols = list(srows[0][2])
+        lines += ["", "## Systematic uncertainties (absolute, events; all categories)", "",
+                  "| variation | " + " | ".join(cols) + " | what | re-run shift of the total ± paired MC spread |",
+                  "|---|" + "---|" * (len(cols) + 2)]
+        for name, desc, vals in srows:
+            lines.append(f"| {name} | " + " | ".join(f"{vals[c]:.2g}" for c in cols)
+                         + f" | {desc} | {shift_note(doc, name)} |")
+    if mc_line(doc):
+        lines += ["", f"Monte Carlo: {mc_line(doc)}."]
     return "\n".join(lines) + "\n"
 
 
@@ -54,10 +126,31 @@ def latex(doc: dict) -> str:
 
     out = ["\\begin{tabular}{lccc}", "\\toprule",
            "Region & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         out.append(f"{region} & " + " & ".join(tex(cats[c]) for c in CATEGORIES) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
+    srows = list(syst_rows(doc))
+    if srows:
+        cols = list(srows[0][2])
+        out += ["", "% systematic uncertainties (absolute, events; all categories)",
+                "\\begin{tabular}{l" + "c" * len(cols) + "}", "\\toprule",
+                "Variation & " + " & ".join(cols) + " \\\\", "\\midrule"]
+        for name, _, vals in srows:
+            if name == "quadrature":
+                out.append("\\midrule")
+            label = name.replace("_", "\\_")
+            out.append(f"{label} & " + " & ".join(f"${_tex_num(vals[c])}$" for c in cols)
+                       + " \\\\")
+        out += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(out) + "\n"
+
+
+def _tex_num(x: float) -> str:
+    text = f"{x:.2g}"
+    if "e" in text:
+        mant, exp = text.split("e")
+        return f"{mant} \\times 10^{{{int(exp)}}}"
+    return text
 
 
 def csv_text(doc: dict) -> str:

@@ -170,7 +170,8 @@ def evaluate_point(config: ScanConfig, setting: dict, points_dir: Path) -> dict:
                             samples_per_track=config.samples_per_track,
                             interactions_per_history=config.interactions_per_history)
         if tracks.n_rows:
-            doc = run_estimate(tracks, run_cfg, jobs=1, progress=False)
+            doc = run_estimate(tracks, run_cfg, jobs=1, progress=False,
+                               systematics="none")
             point.update(_yields(doc, flux_scale))
         else:
             point.update(_yields(None, flux_scale))

@@ -183,14 +183,27 @@ class Tracer:
             "direction": np.repeat(p / norm[:, None], n_samples, axis=0),
         }
 
-    def trace(self, df: pd.DataFrame) -> BatchResult:
-        """Validate and transport one batch (with a ``track_index`` column)."""
+    def trace(self, df: pd.DataFrame, first_sample: int = 0,
+              n_samples: int | None = None) -> BatchResult:
+        """Validate and transport one batch (with a ``track_index`` column).
+
+        Histories get sample indices ``first_sample … first_sample + n − 1``
+        (n: ``n_samples``, default ``samples_per_track``); the random stream
+        of a history depends only on (seed, track, sample), so histories
+        traced in several calls with disjoint sample ranges are exactly those
+        of one call over the union (the weights normalised per track here,
+        ``track_weight``, are normalised over this call's histories only)."""
         cfg = self.config
+        if first_sample < 0:
+            raise ValueError("first_sample must be >= 0")
         status = validate(df, self.world_box)
         good = df[status == "ok"]
-        n = cfg.samples_per_track
+        n = cfg.samples_per_track if n_samples is None else int(n_samples)
+        if n < 1:
+            raise ValueError("n_samples must be >= 1")
         track = np.repeat(good["track_index"].to_numpy(np.int64), n)
-        sample = np.tile(np.arange(n, dtype=np.int64), len(good))
+        sample = np.tile(np.arange(first_sample, first_sample + n, dtype=np.int64),
+                         len(good))
         final, codes, records = self.context.transport(
             self.initial_states(good, n), self.options, seed=cfg.seed,
             track=track, sample=sample, record=cfg.record,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from backtrace.estimate import (POISSON_ZERO_90, quadrature, upper_limit_90,
-                                weighted_yield, yields_table)
+                                weight_per_entry, weighted_yield, yields_table)
 
 
 def test_sum_w2_uses_per_track_sums():
@@ -42,3 +42,20 @@ def test_yields_table_shape():
     assert t["SR"]["mu-mu"].value == pytest.approx(0.1)
     assert t["SR"]["other"].upper_limit_90 == pytest.approx(2.302585 * 0.05, rel=1e-6)
     assert t["outside"]["other"].value == pytest.approx(0.4)
+
+
+def test_weight_per_entry_per_category_then_fallbacks():
+    pairs = pd.DataFrame({"category": ["mu-mu", "mu-mu", "mu-pi"],
+                          "weight": [1.0, 3.0, 8.0]})
+    w = weight_per_entry(pairs, ["mu-mu", "mu-pi", "other"], 500.0, 10)
+    assert w["mu-mu"]["weight"] == pytest.approx(2.0) and w["mu-mu"]["n"] == 2
+    assert w["mu-pi"]["weight"] == pytest.approx(8.0)
+    # no 'other' pair: the mean over all pairs
+    assert w["other"]["weight"] == pytest.approx(4.0) and "no other pair" in w["other"]["basis"]
+    # no pair at all: the mean forced-interaction weight
+    none = weight_per_entry(pairs.iloc[:0], ["mu-mu"], 500.0, 10)
+    assert none["mu-mu"]["weight"] == pytest.approx(50.0)
+    assert "conservative" in none["mu-mu"]["basis"]
+    # the limit of an empty cell of that category
+    y = weighted_yield([], [], weight_per_entry=w["mu-pi"]["weight"])
+    assert y.upper_limit_90 == pytest.approx(2.302585 * 8.0, rel=1e-6)

@@ -133,6 +133,14 @@ def test_overrides():
         pytest.approx(-1.82 * 1.5)
 
 
+def test_overrides_of_dotted_element_names_and_part_densities():
+    g = load_geometry(overrides=["SCR.1.scale=0.5", "TAX1.part.2.density_scale=1.1"])
+    nominal = load_geometry()
+    assert g.element("SCR.1").scale == 0.5 and nominal.element("SCR.1").scale == 1.0
+    assert [p.density_scale for p in g.element("TAX1").parts] == \
+        [1.0, 1.0, 1.1, 1.0, 1.0, 1.0]
+
+
 @pytest.mark.parametrize("text,message", [
     ("nosuch.scale=1", "no element 'nosuch'"),
     ("sweeper", "expected ELEMENT.KEY=VALUE"),

@@ -23,9 +23,9 @@ def small_sample(tmp_path_factory):
     return path
 
 
-def _run(path, out, *extra):
+def _run(path, out, *extra, systematics="none"):
     r = CliRunner().invoke(main, ["run", "--tracks", str(path), "--out", str(out),
-                                  "-q", "-n", "2", *extra])
+                                  "-q", "-n", "2", "--systematics", systematics, *extra])
     assert r.exit_code == 0, r.output
     return json.loads((out / "background.json").read_text())
 
@@ -49,18 +49,59 @@ def test_run_writes_all_outputs_with_schema(tmp_path, small_sample):
 
 
 def test_same_seed_same_numbers_for_jobs_1_and_2(tmp_path, small_sample):
-    a = _run(small_sample, tmp_path / "a", "--jobs", "1", "--batch-size", "50")
-    b = _run(small_sample, tmp_path / "b", "--jobs", "2", "--batch-size", "30")
+    # with two rounds of histories (2 + 1 per track)
+    rounds = ("--target-rel-unc", "1e-6", "--max-samples-per-track", "3")
+    a = _run(small_sample, tmp_path / "a", "--jobs", "1", "--batch-size", "50", *rounds)
+    b = _run(small_sample, tmp_path / "b", "--jobs", "2", "--batch-size", "30", *rounds)
+    assert a["mc"]["samples_per_track"] == 3 and len(a["mc"]["rounds"]) == 2
     assert a["regions"] == b["regions"]
     assert a["interactions"] == b["interactions"]
+    assert a["upper_limit_weight_per_entry"] == b["upper_limit_weight_per_entry"]
+    assert [r["total_prompt"] for r in a["mc"]["rounds"]] == \
+        [r["total_prompt"] for r in b["mc"]["rounds"]]
+
+
+@pytest.mark.slow
+def test_same_systematics_for_jobs_1_and_2(tmp_path, small_sample):
+    a = _run(small_sample, tmp_path / "a", "--jobs", "1", systematics="fast")
+    b = _run(small_sample, tmp_path / "b", "--jobs", "2", systematics="fast")
+    assert a["regions"] == b["regions"]
+    assert a["systematics"]["variations"] == b["systematics"]["variations"]
+
+
+def test_systematics_tables_and_mc_line(tmp_path, small_sample):
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["run", "--tracks", str(small_sample), "--out", str(out),
+                                  "-q", "-n", "1", "-k", "1", "--systematics", "fast",
+                                  "--target-rel-unc", "0.5", "--max-samples-per-track", "2"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads((out / "background.json").read_text())
+    names = doc["systematics"]["evaluated"]
+    assert "density" in names and "method" in names and "field:B3" in names
+    assert "systematic uncertainties" in r.output and "quadrature" in r.output
+    for name in ("density", "method", "field:sweepers"):
+        assert name in r.output
+    md = (out / "background.md").read_text()
+    assert "| density |" in md and "| quadrature |" in md and "Monte Carlo:" in md
+    tex = (out / "background.tex").read_text()
+    assert tex.count("\\toprule") == 2 and "field:B3 &" in tex
+    # the target is not reachable with 2 histories per track: the cap stops it
+    assert doc["mc"]["stopped_by"] == "max_samples" and doc["mc"]["samples_per_track"] == 2
+    assert "MC: total prompt" in r.output and "not reached" in r.output
 
 
 def test_report_rerenders(tmp_path, small_sample):
     _run(small_sample, tmp_path / "res")
+    before = (tmp_path / "res" / "background.md").read_text()
     (tmp_path / "res" / "background.md").unlink()
     r = CliRunner().invoke(main, ["report", str(tmp_path / "res")])
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "res" / "background.md").exists()
+    # same tables from the saved (key-sorted) JSON: regions file order kept
+    after = (tmp_path / "res" / "background.md").read_text()
+    assert after == before
+    table = [line.split(" | ")[0] for line in after.splitlines() if line.startswith("| ")]
+    assert table[1:4] == ["| SR", "| CR", "| outside"]
+    assert table[-1] == "| quadrature"
 
 
 def test_missing_pot_is_a_clear_error(tmp_path, small_sample):

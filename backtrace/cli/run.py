@@ -32,15 +32,27 @@ from .trace import open_tracks, resolve_jobs
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--prior", type=click.Choice(["energy", "full", "none"]), default="energy",
               show_default=True, help="Source prior of the per-track posterior.")
-@click.option("--target-rel-unc", type=float, default=None,
-              help="Keep sampling until this relative MC uncertainty (not available yet).")
+@click.option("--systematics", type=click.Choice(["none", "fast", "full"]), default="fast",
+              show_default=True, help="Systematic re-runs (common random numbers): "
+              "'none' (POT and cross-section scales by reweighting only), 'fast' (field "
+              "scale of each magnet group +5 %, density +3 %, MC method; shifts taken "
+              "as symmetric), 'full' (± for fields and density).")
+@click.option("--target-rel-unc", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Add rounds of histories until the relative MC uncertainty of the "
+              "total prompt estimate is at most this (e.g. 0.1), or a cap is hit.")
+@click.option("--max-samples-per-track", type=click.IntRange(1, 1024), default=256,
+              show_default=True, help="Cap of the histories per track with --target-rel-unc.")
+@click.option("--max-time", "max_time_s", type=click.FloatRange(min=0, min_open=True),
+              default=None, help="Time cap [s] of the sampling rounds with --target-rel-unc "
+              "(systematic re-runs come on top).")
 @click.option("--out", default="result", show_default=True, type=click.Path(file_okay=False),
               help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
         regions_file, samples_per_track, interactions_per_history, seed, jobs, batch_size,
-        prior, target_rel_unc, out, quiet, scheduler):
+        prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
+        scheduler):
     """Estimate the prompt background from single tracks.
 
     Traces every track back to the dump, forces secondary interactions
@@ -49,20 +61,19 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     transports the products to the STRAW chambers and MUV3, reconstructs
     two-track vertices and Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other
     yields in the SR, CR and outside, normalised to --target-pot, with
-    statistical and (reweighting) systematic uncertainties.
+    statistical and systematic uncertainties (reweighting, and re-runs with
+    common random numbers per --systematics).
 
     \b
     $ backtrace run --tracks examples/sample.parquet --out result/
+    $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.3 --max-time 600
     """
     from ..geometry import GeometryError
     from ..io import OutputError
     from ..pipeline import RunConfig, run_estimate
     from ..regions import RegionsError
-    from ..report import format_value, write_outputs
+    from ..report import format_value, mc_line, regions, shift_note, syst_rows, write_outputs
 
-    if target_rel_unc is not None:
-        raise UserError("--target-rel-unc is not available yet: raise "
-                        "--samples-per-track or give more tracks")
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
                        regions_file=regions_file, pot_target=target_pot,
@@ -71,7 +82,10 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     try:
         doc = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                            batch_size=batch_size, progress=not quiet,
-                           scheduler=scheduler)
+                           systematics=systematics, target_rel_unc=target_rel_unc,
+                           max_samples_per_track=max_samples_per_track,
+                           max_time_s=max_time_s, scheduler=scheduler,
+                           log=None if quiet else lambda line: click.echo(line, err=True))
         candidates = doc.pop("_candidates")
         write_outputs(out, doc, candidates)
     except (GeometryError, RegionsError, ValueError, OutputError) as err:
@@ -82,10 +96,22 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
               "< = 90% CL)")
     for col in ("region", "mu-mu", "mu-pi", "other"):
         t.add_column(col)
-    for region, cats in doc["regions"].items():
+    for region, cats in regions(doc):
         t.add_row(region, *(format_value(cats[c]) for c in ("mu-mu", "mu-pi", "other")))
     c = console()
     c.print(t)
+    srows = list(syst_rows(doc))
+    if srows and doc["systematics"]["level"] != "none":
+        cols = list(srows[0][2])
+        st = Table(title="systematic uncertainties (absolute, all categories)")
+        for col in ("variation", *cols):
+            st.add_column(col, justify="left" if col == "variation" else "right")
+        st.add_column("shift ± MC")
+        for i, (name, _, vals) in enumerate(srows):
+            st.add_row(name, *(f"{vals[col]:.2g}" for col in cols), shift_note(doc, name),
+                       end_section=i == len(srows) - 2)
+        c.print(st)
+    c.print(f"MC: {mc_line(doc)}")
     c.print(f"{sum(doc['tracks'].values())} tracks, {doc['interactions']} forced "
             f"interactions, {doc['candidates']} selected candidates, "
             f"{doc['elapsed_s']:.0f} s → {out}/background.json")

@@ -1,0 +1,191 @@
+"""Systematic uncertainties of the prompt estimate.
+
+Two kinds, each listed alone and combined in quadrature (METHOD.md,
+Estimate):
+
+- **reweighting** (exact, no re-run): the POT normalisation ± ``POT_RELATIVE``
+  and the cross-section scale of each secondary process ±
+  ``PROCESS_SCALE_UNCERTAINTY`` (a candidate's weight is linear in the
+  scale of the process that made it);
+- **re-runs with common random numbers**: the whole pipeline again with
+  the same seed, the same tracks and the same number of histories, one
+  thing changed. Every random stream is keyed by (seed, track, sample,
+  stream), so the two runs start from the same random numbers and most of
+  the Monte Carlo noise cancels in the difference. The cancellation is
+  partial: once a path differs (another step, another boundary) PUMAS draws
+  its numbers in another order. The paired per-track spread of the shift
+  (``shift_stat``) says how much noise is left.
+
+Re-run variations and their sizes (all estimates [est], our choice):
+
+- ``field:GROUP`` — the ``scale`` of every magnet of a geometry ``group``
+  (``group`` key of the geometry file; a magnet without one is its own
+  group) × (1 ± ``FIELD_SCALE_RELATIVE``), ±5 %. The fields are nominal
+  uniform values in idealised regions; the iron-yoke fields of the sweeping
+  magnets (B3, sweeper, SCR.1) are saturation-level estimates rather than
+  measured maps (NA62_BEAMDUMP_FACTS.md: "yokes of iron magnetised
+  ~1.8 T"), and the outlines of the yokes are estimated. A ±5 % field
+  integral covers the difference between typical saturation inductions of
+  magnet steels (≈1.7–1.9 T) and a uniform field filling an estimated
+  yoke; it is larger than the ~1 % current/calibration uncertainty of a
+  measured beam-line dipole, which would be the right size for the
+  aperture fields alone.
+- ``density`` — the density of every ``iron`` and ``copper`` part of every
+  element × (1 ± ``DENSITY_RELATIVE``), ±3 %, through the geometry's
+  ``density_scale`` (the region density the navigator hands to PUMAS, so
+  both the transport — energy loss, scattering — and the grammage of the
+  forced-interaction weight change). Pure iron is 7.874 g/cm³; yokes and
+  collimators are steels (≈7.80–7.87 g/cm³) assembled from plates or
+  laminations with gaps, which lowers the effective density by a few per
+  cent. The dump (TAX) is upstream of the traced region, and the source
+  prior at the TAX exit is kept at its nominal geometry, so only the
+  material downstream of the TAX is varied.
+- ``method`` — the energy-loss mode of the backward transport: straggled
+  (nominal) vs mixed (PUMAS's hybrid: continuous loss below its cut, hard
+  radiative losses sampled). One-sided: the shift itself is the
+  uncertainty. Here the random streams are consumed differently by
+  construction, so the shift includes Monte Carlo noise (see
+  ``shift_stat``).
+
+Levels: 'none' (reweighting only), 'fast' (every re-run variation up only,
+the shift taken as symmetric: 1 + groups + 1 re-runs), 'full' (up and down
+for fields and density; the uncertainty of a variation is the larger of
+|shift up| and |shift down|).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["LEVELS", "POT_RELATIVE", "PROCESS_SCALE_UNCERTAINTY",
+           "FIELD_SCALE_RELATIVE", "DENSITY_RELATIVE", "DENSITY_MATERIALS",
+           "Variation", "magnet_groups", "rerun_variations", "varied_config",
+           "deltas", "shift_stat", "NOT_EVALUATED"]
+
+LEVELS = ("none", "fast", "full")
+#: Relative uncertainty of the POT normalisation [est].
+POT_RELATIVE = 0.2
+#: Relative uncertainty assigned to each process cross section [est].
+PROCESS_SCALE_UNCERTAINTY = {"photonuclear": 0.3, "pair_production": 0.1,
+                             "mumu_pair": 0.3, "bremsstrahlung": 0.1,
+                             "knock_on": 0.05}
+#: Relative variation of the field scale of each magnet group [est].
+FIELD_SCALE_RELATIVE = 0.05
+#: Relative variation of the density of the varied materials [est].
+DENSITY_RELATIVE = 0.03
+DENSITY_MATERIALS = ("iron", "copper")
+NOT_EVALUATED = ["source prior", "forcing window", "detector smearing"]
+
+
+@dataclass(frozen=True)
+class Variation:
+    """One re-run: extra geometry overrides and/or another energy-loss mode."""
+
+    name: str                      # 'field:B3', 'density', 'method'
+    direction: str                 # 'up', 'down' or 'alt'
+    overrides: tuple[str, ...] = ()
+    energy_loss: str | None = None
+    description: str = ""
+
+
+def magnet_groups(geometry) -> dict[str, list[str]]:
+    """{group: [element names]} of the magnets (elements with a field)."""
+    groups: dict[str, list[str]] = {}
+    for e in geometry.elements:
+        if e.is_magnet:
+            groups.setdefault(e.group or e.name, []).append(e.name)
+    return groups
+
+
+def _field(geometry, group, names, sign, rel) -> Variation:
+    scale = {e.name: e.scale for e in geometry.elements}
+    over = tuple(f"{n}.scale={scale[n] * (1 + sign * rel)!r}" for n in names)
+    return Variation(f"field:{group}", "up" if sign > 0 else "down", over,
+                     description=f"field scale of {', '.join(names)} x "
+                                 f"{1 + sign * rel:g}")
+
+
+def _density(geometry, sign, rel, materials) -> Variation:
+    over = []
+    for e in geometry.elements:
+        if len(e.parts) == 1 and e.parts[0].material in materials:
+            over.append(f"{e.name}.density_scale="
+                        f"{e.parts[0].density_scale * (1 + sign * rel)!r}")
+        elif len(e.parts) > 1:
+            over += [f"{e.name}.part.{i}.density_scale="
+                     f"{p.density_scale * (1 + sign * rel)!r}"
+                     for i, p in enumerate(e.parts) if p.material in materials]
+    return Variation("density", "up" if sign > 0 else "down", tuple(over),
+                     description=f"density of {'/'.join(materials)} x "
+                                 f"{1 + sign * rel:g}")
+
+
+def rerun_variations(geometry, level: str, energy_loss: str = "straggled", *,
+                     field_rel: float = FIELD_SCALE_RELATIVE,
+                     density_rel: float = DENSITY_RELATIVE,
+                     materials=DENSITY_MATERIALS) -> list[Variation]:
+    """The re-runs of a systematics ``level`` for a geometry (with the
+    user's overrides already applied: scales multiply the current ones)."""
+    if level not in LEVELS:
+        raise ValueError(f"systematics level {level!r} (expected one of {LEVELS})")
+    if level == "none":
+        return []
+    signs = (1,) if level == "fast" else (1, -1)
+    out = [_field(geometry, g, names, s, field_rel)
+           for g, names in magnet_groups(geometry).items() for s in signs]
+    out += [_density(geometry, s, density_rel, materials) for s in signs]
+    alt = "mixed" if energy_loss == "straggled" else "straggled"
+    out.append(Variation("method", "alt", energy_loss=alt,
+                         description=f"backward energy loss {alt} instead of "
+                                     f"{energy_loss}"))
+    return out
+
+
+def varied_config(config, variation: Variation, samples_per_track: int):
+    """The RunConfig of a re-run: nominal source prior, all histories in one
+    pass."""
+    source = config.overrides if config.source_overrides is None \
+        else config.source_overrides
+    return replace(config, overrides=tuple(config.overrides) + variation.overrides,
+                   source_overrides=tuple(source),
+                   energy_loss=variation.energy_loss or config.energy_loss,
+                   samples_per_track=int(samples_per_track))
+
+
+def _sum(c: pd.DataFrame, mask) -> float:
+    return float(c.loc[mask(c), "weight"].sum()) if len(c) else 0.0
+
+
+def deltas(nominal: pd.DataFrame, reruns: dict, mask) -> dict[str, float]:
+    """Absolute uncertainty of the yield ``Σ weight`` of ``nominal[mask]``
+    per variation: reweighting ones, then each re-run name with
+    max |yield(variation) − yield(nominal)| over its directions.
+    ``reruns``: {name: {direction: candidates}}; ``mask``: candidates →
+    boolean Series."""
+    sel = nominal[mask(nominal)] if len(nominal) else nominal
+    value = float(sel["weight"].sum()) if len(sel) else 0.0
+    out = {"pot": POT_RELATIVE * value}
+    for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
+        out[f"scale:{proc}"] = rel * (float(sel.loc[sel["process"] == proc, "weight"].sum())
+                                      if len(sel) else 0.0)
+    for name, runs in reruns.items():
+        out[name] = max(abs(_sum(c, mask) - value) for c in runs.values())
+    return out
+
+
+def shift_stat(nominal: pd.DataFrame, varied: pd.DataFrame) -> float:
+    """Monte Carlo spread of the shift of the total: √Σ_tracks Δ_t², Δ_t the
+    change of a track's summed candidate weight (the paired estimate that
+    profits from common random numbers)."""
+    def per_track(c):
+        if not len(c):
+            return pd.Series(dtype=float)
+        return c.groupby("track_index")["weight"].sum()
+
+    a, b = per_track(nominal), per_track(varied)
+    d = b.reindex(a.index.union(b.index), fill_value=0.0) \
+        - a.reindex(a.index.union(b.index), fill_value=0.0)
+    return float(np.sqrt(np.sum(np.square(d.to_numpy()))))
