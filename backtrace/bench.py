@@ -278,8 +278,10 @@ def _child(kind: str, tracks: str, jobs: int, workdir: str) -> None:
                  "interactions": d["interactions"], "candidates": d["candidates"]}
     elapsed = time.perf_counter() - t0
     kib = 1024.0  # ru_maxrss is in KiB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({
         "tracks": t.n_rows, "jobs": jobs, "elapsed_s": elapsed, **extra,
+        "main_cpu_s": own.ru_utime + own.ru_stime,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / kib,
         "peak_rss_worker_mb": resource.getrusage(
             resource.RUSAGE_CHILDREN).ru_maxrss / kib if jobs > 1 else None}))
