@@ -566,10 +566,15 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
         n_total += n_next
         est = combine_passes(passes)
         total, stat, mc_err = total_prompt(est)
+        if n_total < 2 and total > 0:
+            # one history per track: the self-normalised estimate of a track
+            # is its one history's value, whose spread (forced interaction,
+            # products) the delta method cannot see — not estimable
+            mc_err = math.inf
         rel = mc_err / total if total > 0 else math.inf
         elapsed = time.perf_counter() - t0
         rounds.append({"samples_per_track": n_total, "total_prompt": total,
-                       "stat": stat, "mc": mc_err,
+                       "stat": stat, "mc": mc_err if math.isfinite(mc_err) else None,
                        "rel_unc": rel if math.isfinite(rel) else None,
                        "elapsed_s": elapsed})
         n_next, stopped_by = next_round(n_total, rel, target_rel_unc,

@@ -98,6 +98,9 @@ def load_regions(path=None) -> Regions:
     if sel["muon_id"] not in ("both", "one", "none"):
         raise RegionsError(f"{source}: selection.muon_id {sel['muon_id']!r} "
                            "(expected both, one or none)")
+    if sel.get("lav_veto", False):
+        raise RegionsError(f"{source}: selection.lav_veto = true is not available: the "
+                           "LAV and ANTI0 vetoes are not modelled yet (set it to false)")
     regions = []
     for i, r in enumerate(raw.get("region", [])):
         try:

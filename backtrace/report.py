@@ -81,8 +81,12 @@ def mc_line(doc: dict) -> str:
     if not mc:
         return ""
     rel = mc.get("rel_unc")
-    rel_s = "undefined (no candidate)" if rel is None else f"{100 * rel:.0f} %"
-    line = (f"total prompt {mc['total_prompt']:.3g} ± {mc.get('total_prompt_mc', 0):.2g} "
+    mc_err = mc.get("total_prompt_mc")
+    rel_s = f"{100 * rel:.0f} %" if rel is not None else (
+        "undefined (no candidate)" if not mc["total_prompt"] else
+        "not estimable with one history per track")
+    mc_s = "?" if mc_err is None else f"{mc_err:.2g}"
+    line = (f"total prompt {mc['total_prompt']:.3g} ± {mc_s} "
             f"(MC; ± {mc['total_prompt_stat']:.2g} with the track sample), relative "
             f"MC uncertainty {rel_s} with {mc['samples_per_track']} histories/track")
     if mc.get("target_rel_unc") is not None:

@@ -33,6 +33,10 @@ def test_classification_at_boundaries():
      "fiducial_z_min_m=1\nfiducial_z_max_m=2\ntrack_p_min_gev=1\ncda_max_m=1\n"
      "[[region]]\nname='SR'\nz_tax_min_m=1\nz_tax_max_m=1\ncda_tax_min_m=0\n"
      "cda_tax_max_m=1", "empty rectangle"),
+    ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='both'\n"
+     "fiducial_z_min_m=1\nfiducial_z_max_m=2\ntrack_p_min_gev=1\ncda_max_m=1\n"
+     "lav_veto=true\n[[region]]\nname='SR'\nz_tax_min_m=0\nz_tax_max_m=1\n"
+     "cda_tax_min_m=0\ncda_tax_max_m=1", "not modelled"),
 ])
 def test_bad_files(tmp_path, text, message):
     path = tmp_path / "r.toml"
