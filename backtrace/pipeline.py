@@ -197,15 +197,15 @@ class Pipeline:
         tracks["muon_id"] = is_muon & tracks["muv3_hit"].astype(bool)
         rows, pairs = [], []
         two_only = sel.get("exactly_two_tracks", True)
-        for iid, g in tracks.groupby("interaction"):
+        if two_only:
+            # distinct charged tracks seen by the spectrometer (the two
+            # outcomes of one pion are one track)
+            n_tracks = tracks.groupby("interaction")["particle"].transform("nunique")
+            tracks = tracks[n_tracks.to_numpy() == 2]
+        records = tracks.to_dict("records")   # once: per-group to_dict was the hot spot
+        for iid, idx in tracks.groupby("interaction").indices.items():
             best = None
-            items = g.to_dict("records")
-            if two_only:
-                # distinct charged tracks seen by the spectrometer (the two
-                # outcomes of one pion are one track)
-                n_tracks = g["particle"].nunique()
-                if n_tracks != 2:
-                    continue
+            items = [records[i] for i in idx]
             for a in range(len(items)):
                 for b in range(a + 1, len(items)):
                     t1, t2 = items[a], items[b]
