@@ -457,7 +457,8 @@ def combine_passes(passes: list[dict]) -> dict:
     }
 
 
-def mc_error(candidates: pd.DataFrame, norm: pd.Series, norm2: pd.Series) -> float:
+def mc_error(candidates: pd.DataFrame, norm: pd.Series, norm2: pd.Series,
+             interactions_per_history: int | None = None) -> float:
     """Monte Carlo part of the error of Σw over ``candidates``: the
     delta-method variance of each track's self-normalised importance-sampling
     estimate Y_t = Σ_h π_h f_h (π_h = ω_hφ_h / Σ ω φ over the track's
@@ -481,10 +482,26 @@ def mc_error(candidates: pd.DataFrame, norm: pd.Series, norm2: pd.Series) -> flo
     with_c = pd.Series((w - pi * yh) ** 2 - (pi * yh) ** 2, index=t).groupby(level=0).sum()
     sum_pi2 = norm2.reindex(y.index) / norm.reindex(y.index) ** 2
     var = with_c.reindex(y.index).to_numpy() + y.to_numpy() ** 2 * sum_pi2.to_numpy()
-    return float(np.sqrt(max(float(np.sum(var)), 0.0)))
+    return float(np.sqrt(max(float(np.sum(var)), 0.0)
+                         + _within_history_variance(candidates, interactions_per_history)))
 
 
-def total_prompt(est: dict) -> tuple[float, float, float]:
+def _within_history_variance(candidates: pd.DataFrame, k: int | None) -> float:
+    """Σ_h Var(w_h) from the spread of a history's K independent forced
+    interactions: w_h = Σ_i c_i, Var(w_h) ≈ K s², s² the sample variance of
+    the K contributions c_i (zeros included). The delta method above treats
+    w_h as a fixed function of the history and misses it — most visibly when
+    the posterior puts all weight on one history (then it gives 0)."""
+    if not k or k < 2 or "interaction" not in candidates:
+        return 0.0
+    c = candidates.groupby(["track_index", "sample_index", "interaction"])["weight"].sum()
+    by_h = c.groupby(level=[0, 1])
+    s1, s2 = by_h.sum().to_numpy(), (c ** 2).groupby(level=[0, 1]).sum().to_numpy()
+    return float(np.sum(k / (k - 1) * (s2 - s1 ** 2 / k)))
+
+
+def total_prompt(est: dict, interactions_per_history: int | None = None
+                 ) -> tuple[float, float, float]:
     """(Σw, per-track Σw² error, MC error) of all candidates of a combined
     estimate (all categories and regions, outside included)."""
     from .estimate import weighted_yield
@@ -493,7 +510,8 @@ def total_prompt(est: dict) -> tuple[float, float, float]:
     if not len(c):
         return 0.0, 0.0, 0.0
     y = weighted_yield(c["weight"], c["track_index"])
-    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"])
+    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"],
+                                     interactions_per_history)
 
 
 #: histories per track at most: the product random key holds the sample
@@ -565,7 +583,7 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
             label="estimating" if not rounds else f"round {len(rounds) + 1}"))
         n_total += n_next
         est = combine_passes(passes)
-        total, stat, mc_err = total_prompt(est)
+        total, stat, mc_err = total_prompt(est, config.interactions_per_history)
         if n_total < 2 and total > 0:
             # one history per track: the self-normalised estimate of a track
             # is its one history's value, whose spread (forced interaction,

@@ -52,6 +52,23 @@ def test_mc_error_hand_computed():
     assert mc_error(c2, norm, norm2) == pytest.approx(np.sqrt(0.71875), rel=1e-12)
 
 
+def test_mc_error_includes_the_spread_of_a_historys_forced_interactions():
+    # one track whose posterior sits on one history (pi = 1): the delta
+    # method gives 0. With K = 4 forced interactions of which one made a
+    # candidate of weight 1 (c = 1, 0, 0, 0): Var = K s^2 = 4 * 1/4 = 1.
+    c = pd.DataFrame({"track_index": [7], "sample_index": [0], "interaction": [11],
+                      "weight": [1.0], "history_raw": [1.0]})
+    norm, norm2 = pd.Series({7: 1.0}), pd.Series({7: 1.0})
+    assert mc_error(c, norm, norm2) == 0.0
+    assert mc_error(c, norm, norm2, interactions_per_history=4) == pytest.approx(1.0)
+    # two interactions of 0.5 each among 4: s^2 = (2 * 0.25 - 1/4) / 3 -> Var = 1/3
+    c2 = pd.DataFrame({"track_index": [7, 7], "sample_index": [0, 0],
+                       "interaction": [11, 12], "weight": [0.5, 0.5],
+                       "history_raw": [1.0, 1.0]})
+    assert mc_error(c2, norm, norm2, interactions_per_history=4) == \
+        pytest.approx(np.sqrt(1 / 3))
+
+
 @pytest.fixture(scope="module")
 def head40(tmp_path_factory):
     src = Path(__file__).resolve().parent.parent / "examples" / "sample.parquet"
