@@ -33,8 +33,6 @@ and the MC method by re-runs with common random numbers.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
 from collections import Counter
@@ -311,40 +309,18 @@ def _tax_exit(geometry) -> float:
 
 
 def source_density(config: RunConfig, physics):
-    """The source density at the TAX exit, cached per geometry/config."""
-    from .pumas.physics import cache_dir
+    """The source density at the TAX exit, cached on disk by the geometry
+    upstream of the TAX exit (:func:`backtrace.source_density.cached_source_density`:
+    magnet settings downstream reuse it)."""
     from .simulate import SimulationConfig, Simulator
-    from .source_density import SourceDensity, build_source_density
+    from .source_density import cached_source_density
 
     overrides = config.overrides if config.source_overrides is None \
         else config.source_overrides
     sim_cfg = SimulationConfig(geometry_file=config.geometry_file,
                                overrides=tuple(overrides), seed=12345)
-    key = hashlib.sha256(json.dumps({
-        "sim": sim_cfg.to_dict(), "events": config.density_events,
-        "geometry": _geometry_digest(config)}, sort_keys=True, default=str).encode()
-    ).hexdigest()[:24]
-    path = cache_dir() / "source_density" / f"{key}.json"
-    if path.exists():
-        try:
-            return SourceDensity.load(path)
-        except (ValueError, KeyError, TypeError):
-            pass  # rebuilt below
-    density = build_source_density(Simulator(sim_cfg, physics=physics),
-                                   config.density_events)
-    try:
-        density.save(path)
-    except OSError:
-        pass
-    return density
-
-
-def _geometry_digest(config) -> str:
-    from .geometry import default_geometry_path
-    from pathlib import Path
-
-    path = Path(config.geometry_file) if config.geometry_file else default_geometry_path()
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return cached_source_density(Simulator(sim_cfg, physics=physics),
+                                 config.density_events)
 
 
 _WORKER: Pipeline | None = None

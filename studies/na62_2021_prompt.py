@@ -124,22 +124,32 @@ def write_comparison(out: Path, doc: dict, cmd: str) -> None:
 
 
 NOTE = """\
-**Reading these numbers.** The Monte Carlo statistics are far too small for
-the published level. Selected candidates are rare and their weights span
-orders of magnitude (within one track, both the posterior weight of a
-history and its forced-interaction weight vary by 10²–10⁴), so the relative
-MC uncertainty of the total does not fall as 1/√N over the rounds: a single
-heavy entry moves the total by a large factor, and the target is not
-reached within the caps. Agreement or disagreement with the published
-values is not evidence either way yet. The limits of empty cells follow the
-weight of the category's pre-selection pairs; where those are few and heavy
-(w̄ above) the limits are large. The re-runs use common
-random numbers, yet wherever a re-run shift of the total is within its
-paired MC spread it is one candidate appearing or disappearing, not a
-measured sensitivity; the forced-interaction weight, to which every history
-contributes, shows the expected responses (more matter, more weight). The
-parts of the NA62 selection that are not modelled (vetoes, timing, the
-exact fiducial volume) are listed in the README (Status)."""
+**Reading these numbers.** Our yields are orders of magnitude above the
+published ones: μ-μ outside SR/CR is known to a few tens of per cent and is
+10³–10⁴ × the published 0.235, so this is a real disagreement, not MC noise.
+The candidates are beam muons interacting in the material that the
+back-traced muons cross inside or at the entrance of the decay volume — the
+vacuum-tank end cap (z ≈ 105 m) and the LAV stations (z ≈ 120–181 m) —
+mostly bremsstrahlung photons converting to μ⁺μ⁻ and, for "other", e⁺e⁻
+pairs and knock-on electrons. NA62 rejects such events with the LAV and
+ANTI0 vetoes (the incoming muon and the interaction itself are seen in
+time): in the e⁺e⁻ analysis these vetoes alone reduce the prompt
+background by ~80 (facts sheet: 1 − η_LAV,ANTI0 = 0.012), and timing,
+track-quality and the exact fiducial volume cut further; none of these is
+modelled here (`selection.lav_veto` is refused). A factor ~80 does not close
+the gap either: the material description of the LAVs and end cap (iron
+rings of estimated size) and the μ-ID of the "other" category are the next
+suspects. Beyond that, the Monte Carlo statistics are poor: candidate
+weights span orders of magnitude (within one track the posterior weight of
+a history and its forced-interaction weight vary by 10²–10⁴), so the
+relative MC uncertainty of the total does not fall as 1/√N over the rounds
+and the target is not reached within the caps. The limits of empty cells
+follow the weight of the category's pre-selection pairs; where those are few
+and heavy (w̄ above) the limits are large. The re-runs use common random
+numbers, yet wherever a re-run shift is within its paired MC spread it is a
+candidate appearing or disappearing, not a measured sensitivity; the
+forced-interaction weight, to which every history contributes, shows the
+expected responses (more matter, more weight)."""
 
 
 if __name__ == "__main__":
