@@ -273,7 +273,7 @@ def _child(kind: str, tracks: str, jobs: int, workdir: str) -> None:
     else:
         from .pipeline import RunConfig, run_estimate
 
-        d = run_estimate(t, RunConfig(), jobs=jobs, progress=False)
+        d = run_estimate(t, RunConfig(), jobs=jobs, progress=False, systematics="none")
         extra = {"histories": t.n_rows * RunConfig().samples_per_track,
                  "interactions": d["interactions"], "candidates": d["candidates"]}
     elapsed = time.perf_counter() - t0
@@ -301,9 +301,9 @@ def _measure(kind: str, tracks: Path, jobs: int, workdir: Path) -> dict:
 
 
 def bench_run(n_tracks: int, workdir: Path) -> dict:
-    """(c) End-to-end ``run`` (RunConfig defaults, one process)."""
+    """(c) End-to-end ``run`` (RunConfig defaults, no systematic re-runs, one process)."""
     path = _write_input(workdir / f"run_{n_tracks}.parquet", n_tracks)
-    return {"case": "run: end to end, RunConfig defaults, 1 job",
+    return {"case": "run: end to end, RunConfig defaults, --systematics none, 1 job",
             **_measure("run", path, 1, workdir)}
 
 
