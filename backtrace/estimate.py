@@ -26,6 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+#: Background categories of the NA62 two-track analysis.
+CATEGORIES = ("mu-mu", "mu-pi", "other")
+
 __all__ = ["Yield", "weighted_yield", "upper_limit_90", "quadrature",
            "yields_table", "weight_per_entry", "POISSON_ZERO_90",
            "UPPER_LIMIT_METHOD"]

@@ -43,12 +43,12 @@ import pandas as pd
 
 from .detector import (Smearing, invariant_mass, pointing, smear, straw_acceptance,
                        two_track_vertex)
+from .estimate import CATEGORIES
 from .rng import normals, uniforms
 
 __all__ = ["RunConfig", "Pipeline", "run_estimate", "combine_passes", "next_round",
            "total_prompt", "CATEGORIES", "MAX_SAMPLES_PER_TRACK"]
 
-CATEGORIES = ("mu-mu", "mu-pi", "other")
 STRAWS = ("STRAW1", "STRAW2", "STRAW3", "STRAW4")
 MUON_MASS = 0.1056583755
 PION_MASS = 0.13957039

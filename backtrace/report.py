@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .estimate import CATEGORIES
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
            "shift_note", "mc_line"]
 
-CATEGORIES = ("mu-mu", "mu-pi", "other")
 
 
 def format_value(entry: dict) -> str:

@@ -40,13 +40,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .estimate import CATEGORIES
 from .geometry import GeometryError, parse_override
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["ScanConfig", "parse_grid", "settings_of", "evaluate_point", "run_scan",
            "optimize", "OBJECTIVES"]
 
-CATEGORIES = ("mu-mu", "mu-pi", "other")
 #: What ``optimize`` can minimise (names of point figures).
 OBJECTIVES = ("rate", "prompt_total", "prompt_sr", "prompt_cr")
 
@@ -116,16 +116,16 @@ def point_key(config: ScanConfig, setting: dict) -> str:
 # ---------------------------------------------------------------------------
 # One point
 # ---------------------------------------------------------------------------
-def _flux(config: ScanConfig, overrides, out_tracks: Path | None):
-    """Source-model flux at STRAW1 for a geometry: summary and per-event
-    weights (for paired differences)."""
+def _flux(config: ScanConfig, overrides, out_tracks: Path | None) -> dict:
+    """Source-model flux at STRAW1 for a geometry: the summary of
+    :func:`backtrace.simulate.simulate_tracks` (tracks written to
+    ``out_tracks`` when given)."""
     from .simulate import SimulationConfig, simulate_tracks
 
     sim = SimulationConfig(geometry_file=config.geometry_file, overrides=overrides,
                            n_events=config.events, seed=config.seed,
                            pot=config.pot_target)
-    summary = simulate_tracks(sim, out_tracks, jobs=1, progress=False)
-    return summary
+    return simulate_tracks(sim, out_tracks, jobs=1, progress=False)
 
 
 def _event_weights(path: Path, pot: float) -> pd.Series:
@@ -257,6 +257,8 @@ def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
     done = {k: p for k in keys if (p := _load_point(points_dir, k)) is not None}
     todo = [s for s, k in zip(settings, keys) if k not in done]
     t0 = time.perf_counter()
+    if todo and config.estimate and config.tracks_file:
+        _reference_rate(config, points_dir)  # once here, not in every worker
     with _progress(len(settings), "settings", progress) as bar:
         task = bar.add_task("scan", total=len(settings), completed=len(done))
         if scheduler is None and (jobs <= 1 or len(todo) <= 1):
@@ -373,10 +375,13 @@ def optimize(config: ScanConfig, bounds: dict, objective: str, out_dir, *,
     ``out_dir/points`` (a rerun replays it)."""
     from scipy.optimize import minimize
 
+    from .transport import _progress
+
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r} (known: {', '.join(OBJECTIVES)})")
     if objective != "rate" and not config.estimate:
-        raise ValueError(f"objective {objective!r} needs the prompt estimate")
+        raise ValueError(f"objective {objective!r} needs the prompt estimate, "
+                         "which is off (--rate-only)")
     out = Path(out_dir)
     points_dir = out / "points"
     targets = list(bounds)
@@ -392,11 +397,14 @@ def optimize(config: ScanConfig, bounds: dict, objective: str, out_dir, *,
         value = float(p["rate_per_pot" if objective == "rate" else objective])
         path.append({"setting": setting, objective: value,
                      f"{objective}_rel_err": _rel_err(p, objective)})
+        bar.advance(task)
         return value
 
-    res = minimize(figure, start, method="Nelder-Mead", bounds=list(zip(lo, hi)),
-                   options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 0.0,
-                            "initial_simplex": _simplex(start, lo, hi)})
+    with _progress(max_evaluations, "evaluations", progress) as bar:
+        task = bar.add_task("optimize", total=max_evaluations)
+        res = minimize(figure, start, method="Nelder-Mead", bounds=list(zip(lo, hi)),
+                       options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 0.0,
+                                "initial_simplex": _simplex(start, lo, hi)})
     best = min(path, key=lambda r: r[objective])
     best_point = _load_point(points_dir, point_key(config, best["setting"]))
     doc = {"schema_version": 1, "objective": objective, "bounds": {
