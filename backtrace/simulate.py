@@ -7,9 +7,12 @@ back face, where its true state is kept for closure studies), then to the
 reference plane (default STRAW1 front, z = 183.508 m) — and the muons
 crossing that plane inside the acceptance are written as tracks.
 
-``backward`` method (broad proposal over the detector plane, backward to
-the TAX exit and weighted by the source there): not available yet; the
-command says so.
+``backward`` method (:mod:`backtrace.simulate_backward`): a proposal over
+the detector plane's phase space, back-traced with PUMAS to the TAX exit and
+weighted by the source density there (:mod:`backtrace.source_density`,
+built from ``density_events`` independent forward source events). Unbiased
+for that density model but, behind the K12 magnets, very inefficient (its
+module docstring says why); the summary reports the effective sample size.
 
 Weights: ``weight`` = expected number of such muons in the sample's POT
 (source weight per POT × PUMAS weight × POT). The file metadata records the
@@ -154,15 +157,26 @@ def _init(config):
     _WORKER = Simulator(config)
 
 
+def _init_backward(config, density, proposal):
+    global _WORKER
+    from .simulate_backward import BackwardSimulator
+
+    _WORKER = BackwardSimulator(config, density, proposal)
+
+
 def _work(events):
     return _WORKER.run(events)
 
 
 def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
                     batch_size: int = 2000, progress: bool = True,
-                    scheduler: str | None = None) -> dict:
-    """Run the forward simulation, write the sample (atomically) and return
-    a summary: muons per POT at the plane, mean momentum, counts."""
+                    scheduler: str | None = None, method: str = "forward",
+                    proposal=None, density_events: int = 30000) -> dict:
+    """Run the simulation (``method`` 'forward': ``config.n_events`` source
+    events; 'backward': ``config.n_events`` detector-plane proposals with
+    ``proposal``, a :class:`backtrace.simulate_backward.ProposalConfig`),
+    write the sample (atomically) and return a summary: muons per POT at the
+    plane, its MC error, the effective sample size, mean momentum, counts."""
     from . import __version__
     from .transport import _progress, ordered_map
     from .tracks import write_tracks
@@ -171,15 +185,33 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
         raise ValueError("n_events must be >= 1")
     if not config.pot > 0:
         raise ValueError("pot must be positive")
+    if method not in ("forward", "backward"):
+        raise ValueError(f"method={method!r} (expected 'forward' or 'backward')")
     t0 = time.perf_counter()
     probe = Simulator(config)  # validates geometry and plane once
+    extra = {}
+    if method == "backward":
+        from .simulate_backward import BackwardSimulator, ProposalConfig
+        from .source_density import cached_source_density
+
+        proposal = proposal or ProposalConfig()
+        if not config.plane_z_m > probe.tax_exit_z:
+            raise ValueError(f"plane z = {config.plane_z_m} m: the backward method "
+                             f"needs a plane downstream of the TAX exit "
+                             f"(z = {probe.tax_exit_z} m)")
+        density = cached_source_density(probe, density_events)
+        probe = BackwardSimulator(config, density, proposal, physics=probe.physics)
+        init, initargs = _init_backward, (config, density, proposal)
+        extra = {"proposal": proposal.to_dict(), "density_events": density_events}
+    else:
+        init, initargs = _init, (config,)
     chunks = [np.arange(i, min(i + batch_size, config.n_events), dtype=np.int64)
               for i in range(0, config.n_events, batch_size)]
     if jobs <= 1 and scheduler is None:
         results = (probe.run(c) for c in chunks)
     else:
-        results = ordered_map(_work, chunks, jobs=jobs, initializer=_init,
-                              initargs=(config,), scheduler=scheduler)
+        results = ordered_map(_work, chunks, jobs=jobs, initializer=init,
+                              initargs=initargs, scheduler=scheduler)
     parts, counts = [], Counter()
     with _progress(config.n_events, "simulating", progress) as bar:
         task = bar.add_task("sim", total=config.n_events)
@@ -194,20 +226,24 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
     p = np.linalg.norm(df[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
         if len(df) else np.zeros(0)
     mean_p = float(np.average(p, weights=df["weight"])) if len(df) else float("nan")
+    w = df["weight"].to_numpy(float) if len(df) else np.zeros(0)
     summary = {
-        "method": "forward", "n_events": config.n_events, "tracks": len(df),
+        "method": method, "n_events": config.n_events, "tracks": len(df),
         "pot": config.pot, "muons_per_pot": per_pot,
-        "muons_per_pot_mc_rel_err": float(np.sqrt((df["weight"] ** 2).sum())
-                                          / df["weight"].sum()) if len(df) else None,
+        "muons_per_pot_mc_rel_err": float(np.sqrt((w ** 2).sum()) / w.sum())
+        if w.sum() > 0 else None,
+        "effective_sample_size": float(w.sum() ** 2 / (w ** 2).sum())
+        if w.sum() > 0 else 0.0,
         "mean_momentum_gev": mean_p, "plane_z_m": config.plane_z_m,
         "acceptance": config.acceptance, "counts": dict(sorted(counts.items())),
         "elapsed_s": elapsed, "seed": config.seed, "jobs": jobs,
-        "config": config.to_dict(), "version": __version__,
+        "config": config.to_dict(), "version": __version__, **extra,
     }
     if out is not None:
         write_tracks(out, df, pot=config.pot, metadata={
             "config": json.dumps(config.to_dict(), sort_keys=True, default=str),
-            "method": "forward", "n_events": config.n_events,
+            "method": method, "n_events": config.n_events,
             "seed": config.seed, "version": __version__,
+            **{k: json.dumps(v) if isinstance(v, dict) else v for k, v in extra.items()},
         })
     return summary

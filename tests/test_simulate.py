@@ -39,12 +39,6 @@ def test_sweeper_off_increases_rate_at_straw1():
     assert rates[0.0] > 3 * rates[1.0]
 
 
-def test_backward_method_says_not_available(tmp_path):
-    r = CliRunner().invoke(main, ["simulate-tracks", "--method", "backward",
-                                  "--out", str(tmp_path / "t.parquet")])
-    assert r.exit_code == 1 and "not available yet" in r.output
-
-
 def test_bad_source_scale(tmp_path):
     r = CliRunner().invoke(main, ["simulate-tracks", "--set-source", "pions=2",
                                   "--out", str(tmp_path / "t.parquet")])

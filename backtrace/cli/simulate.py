@@ -14,17 +14,28 @@ from .trace import resolve_jobs
 @click.option("--pot", type=float, default=1e10, show_default=True,
               help="Protons on target the sample represents (sets weights).")
 @click.option("--events", "n_events", type=click.IntRange(min=1), default=20000,
-              show_default=True, help="Monte Carlo events (proton interactions "
-              "sampled; more events, smaller MC uncertainty).")
+              show_default=True, help="Monte Carlo events (forward: proton interactions "
+              "sampled; backward: detector-plane proposals). More events, "
+              "smaller MC uncertainty.")
 @click.option("--method", type=click.Choice(["forward", "backward"]),
               default="forward", show_default=True,
-              help="forward: source → detector; backward: proposal at the "
-              "detector weighted by the source at the TAX (not available yet).")
+              help="forward: source → detector (recommended); backward: "
+              "proposals over the detector plane, back-traced to the TAX and "
+              "weighted by the fitted source density there — a cross-check, "
+              "very inefficient behind the K12 magnets (see above).")
+@click.option("--histories", type=click.IntRange(min=1), default=4,
+              show_default=True, help="Backward method: back-traces per proposal.")
+@click.option("--density-events", type=click.IntRange(min=1000), default=30000,
+              show_default=True, help="Backward method: forward source events "
+              "behind the source density at the TAX exit (cached).")
+@click.option("--acceptance-r", "acceptance_r", type=(float, float),
+              default=(0.1, 1.0), show_default=True, metavar="RMIN RMAX",
+              help="Radii [m] of the straw1 acceptance annulus.")
 @click.option("--plane-z", type=float, default=183.508, show_default=True,
               metavar="M", help="Reference plane [m] (default STRAW1 front).")
 @click.option("--acceptance", type=click.Choice(["straw1", "plane"]),
               default="straw1", show_default=True,
-              help="straw1: keep 0.1 m < r < 1.0 m at the plane; plane: keep "
+              help="straw1: keep RMIN < r < RMAX at the plane (--acceptance-r); plane: keep "
               "every crossing inside the world.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--jobs", "-j", type=click.IntRange(min=0), default=1,
@@ -38,29 +49,42 @@ from .trace import resolve_jobs
               help="Output track file (Parquet).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
-def simulate_tracks(geometry_file, overrides, pot, n_events, method, plane_z,
-                    acceptance, seed, jobs, batch_size, source_sets, out, quiet,
-                    scheduler):
+def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
+                    density_events, acceptance_r, plane_z, acceptance, seed, jobs,
+                    batch_size, source_sets, out, quiet, scheduler):
     """Simulate single muons from 400 GeV protons on the dump.
 
     Muons from π/K decays and prompt sources (charm, η, ρ, ω, φ, J/ψ) are
     sampled per proton interaction in the TAX, transported forward with
     PUMAS to the reference plane, and written in the track schema with
     weights normalised to --pot (POT recorded in the file metadata).
-    Reports the muon rate per POT at the plane and the mean momentum.
+    Reports the muon rate per POT at the plane, its MC error, the effective
+    sample size and the mean momentum.
+
+    --method backward instead draws --events proposals over the plane
+    (charge, log-uniform energy 3–400 GeV, position over the acceptance,
+    slopes aimed at the source), back-traces each --histories times to the
+    TAX exit and weights it by the fitted source density there. It is
+    unbiased for that density model, which is 10–40 % low near the beam
+    axis, and behind the K12 magnets one proposal in ~10⁴ carries the weight
+    (scattering in ~19 m of iron against a source a few mm wide): use it as
+    a cross-check or for planes close to the dump.
 
     \b
     $ backtrace simulate-tracks --pot 1e10 --seed 1 --out tracks.parquet
+    $ backtrace simulate-tracks --method backward --plane-z 26.5 \\
+        --acceptance-r 0 0.05 --events 4000 --out near_tax.parquet
     """
     from ..geometry import GeometryError
     from ..io import OutputError
     from ..simulate import SimulationConfig, simulate_tracks as run
     from ..source import COMPONENTS, SourceConfig
 
-    if method == "backward":
-        raise UserError("--method backward (proposal at the detector weighted "
-                        "by the source at the TAX) is not available yet; use "
-                        "--method forward")
+    from ..simulate_backward import ProposalConfig
+
+    if not 0 <= acceptance_r[0] < acceptance_r[1]:
+        raise UserError(f"--acceptance-r {acceptance_r[0]} {acceptance_r[1]}: "
+                        "need 0 <= RMIN < RMAX")
     scales = {c: 1.0 for c in COMPONENTS}
     for item in source_sets:
         name, _, value = item.partition("=")
@@ -74,19 +98,30 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, plane_z,
     config = SimulationConfig(
         geometry_file=geometry_file, overrides=tuple(overrides),
         plane_z_m=plane_z, n_events=n_events, seed=seed, pot=pot,
-        acceptance=acceptance, source=SourceConfig(scales=scales))
+        acceptance=acceptance, acceptance_r_m=tuple(acceptance_r),
+        source=SourceConfig(scales=scales))
     try:
         summary = run(config, out, jobs=resolve_jobs(jobs),
                       batch_size=batch_size, progress=not quiet,
-                      scheduler=scheduler)
+                      scheduler=scheduler, method=method,
+                      proposal=ProposalConfig(histories=histories),
+                      density_events=density_events)
     except (GeometryError, ValueError, OutputError) as err:
         raise UserError(str(err)) from None
     c = console()
-    c.print(f"{summary['tracks']} muons at z = {plane_z} m from {n_events} events "
-            f"in {summary['elapsed_s']:.1f} s → {out}")
+    what = "proposals" if method == "backward" else "events"
+    c.print(f"{summary['tracks']} muons at z = {plane_z} m from {n_events} {what} "
+            f"({method}) in {summary['elapsed_s']:.1f} s → {out}")
     rel = summary["muons_per_pot_mc_rel_err"]
     c.print(f"  muons per POT at the plane ({acceptance}): "
             f"{summary['muons_per_pot']:.3e}"
             + (f" ± {100 * rel:.1f} % (MC)" if rel is not None else ""))
-    c.print(f"  mean momentum: {summary['mean_momentum_gev']:.1f} GeV/c")
+    c.print(f"  mean momentum: {summary['mean_momentum_gev']:.1f} GeV/c; "
+            f"effective sample size {summary['effective_sample_size']:.1f}")
+    if summary["effective_sample_size"] < 30:
+        c.print(f"[yellow]warning:[/] effective sample size "
+                f"{summary['effective_sample_size']:.1f}: a few weights dominate, "
+                "the rate and spectrum are not reliable"
+                + (" (the backward method is inefficient here; use --method "
+                   "forward)" if method == "backward" else " (use more --events)"))
     c.print(f"  expected in {pot:.3g} POT: {summary['muons_per_pot'] * pot:.3g} muons")
