@@ -171,7 +171,7 @@ def _work(events):
 def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
                     batch_size: int = 2000, progress: bool = True,
                     scheduler: str | None = None, method: str = "forward",
-                    proposal=None, density_events: int = 30000) -> dict:
+                    proposal=None, density_events: int = 100_000) -> dict:
     """Run the simulation (``method`` 'forward': ``config.n_events`` source
     events; 'backward': ``config.n_events`` detector-plane proposals with
     ``proposal``, a :class:`backtrace.simulate_backward.ProposalConfig`),

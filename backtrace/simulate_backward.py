@@ -13,8 +13,8 @@ Each proposal *i* draws, from its own random stream (:mod:`backtrace.rng`):
    back-traces (CSDA, no scattering) at t and t + δ e_x, t + δ e_y,
    s(t') ≈ c + J (t' − t), starting from t pointing at the beam axis at the
    TAX exit and refined by ``newton_steps`` Newton steps. On that 2-D
-   manifold the source Gaussian of the energy bin
-   (:mod:`backtrace.source_density`, mean μ, covariance Σ), widened by the
+   manifold the source of the energy bin, approximated by its moment
+   Gaussian (:mod:`backtrace.source_density`, mean μ, covariance Σ), widened by the
    Fermi–Eyges covariance Σ_ms of the multiple scattering along the CSDA
    path (:func:`scattering_covariance`), is a Gaussian in t with precision
    Λ = Jᵀ (Σ + Σ_ms)⁻¹ J and mean t* = t + Λ⁻¹ Jᵀ (Σ + Σ_ms)⁻¹ (μ − c). The
@@ -39,11 +39,12 @@ Muons below ``e_min_gev`` at the plane are not represented.
 
 Two limits, measured (``studies/source_model.md``, "Backward method"):
 
-- φ_src is a per-charge, per-energy-bin 4-D Gaussian fit of the forward
-  source at the TAX exit. The source is more peaked than a Gaussian (a
-  "virtual point source" a few mm wide inside the TAX, with long tails), so
-  near the beam axis the model is 10–40 % low; the backward method inherits
-  that (the forward method does not use it).
+- φ_src is a per-charge, per-energy-bin fit of the forward source at the
+  TAX exit (a 3-Gaussian mixture in position and slopes). The source is a
+  "virtual point source" a few mm wide inside the TAX with long tails; near
+  the beam axis the fit is within ~5 % in total above 3 GeV and 5–20 % low
+  in some energy bins; the backward method inherits that (the forward
+  method does not use φ_src).
 - Behind the K12 magnets the method is very inefficient: multiple
   scattering in ~19 m of (magnetised) iron spreads the backward histories
   over tens of cm at the TAX exit, while the source needs them within a few

@@ -25,7 +25,7 @@ from .trace import resolve_jobs
               "very inefficient behind the K12 magnets (see above).")
 @click.option("--histories", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward method: back-traces per proposal.")
-@click.option("--density-events", type=click.IntRange(min=1000), default=30000,
+@click.option("--density-events", type=click.IntRange(min=1000), default=100000,
               show_default=True, help="Backward method: forward source events "
               "behind the source density at the TAX exit (cached).")
 @click.option("--acceptance-r", "acceptance_r", type=(float, float),
@@ -65,8 +65,8 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
     (charge, log-uniform energy 3–400 GeV, position over the acceptance,
     slopes aimed at the source), back-traces each --histories times to the
     TAX exit and weights it by the fitted source density there. It is
-    unbiased for that density model, which is 10–40 % low near the beam
-    axis, and behind the K12 magnets one proposal in ~10⁴ carries the weight
+    unbiased for that density model (a Gaussian-mixture fit, 5–20 % low in
+    some energy bins near the beam axis), and behind the K12 magnets one proposal in ~10⁴ carries the weight
     (scattering in ~19 m of iron against a source a few mm wide): use it as
     a cross-check or for planes close to the dump.
 
