@@ -48,7 +48,10 @@ Two limits, measured (``studies/source_model.md``, "Backward method"):
 - Behind the K12 magnets the method is very inefficient: multiple
   scattering in ~19 m of (magnetised) iron spreads the backward histories
   over tens of cm at the TAX exit, while the source needs them within a few
-  mm, so one proposal in ~10⁴ carries the weight. Use the forward method
+  mm, and the map from detector slopes to the TAX state is far from linear
+  (paths cross magnet aperture/yoke boundaries, where the field changes
+  sign), so the proposal cannot aim: one proposal in ~10³–10⁴ carries the
+  weight. Use the forward method
   for samples at STRAW1; the backward method is a cross-check and a tool
   for planes close to the dump.
 """
