@@ -194,14 +194,14 @@ def bench_forced(physics, n_tracks, samples_per_track=4):
     from .geometry import load_geometry
     from .interactions.forced import ForcedConfig, ForcedSampler
     from .interactions.products import ProductTransport
-    from .pipeline import RunConfig, _tax_exit
+    from .pipeline import RunConfig
     from .regions import load_regions
     from .transport import TraceConfig, Tracer
 
     cfg = RunConfig(samples_per_track=samples_per_track)
     geometry = load_geometry()
     tracer = Tracer(TraceConfig(samples_per_track=samples_per_track, seed=cfg.seed,
-                                to_z_m=_tax_exit(geometry)),
+                                to_z_m=geometry.tax_exit_z_m),
                     physics=physics, geometry=geometry)
     sampler = ForcedSampler(physics, ForcedConfig(
         q_min_gev=cfg.q_min_gev, z_min_m=cfg.forced_z_min_m,

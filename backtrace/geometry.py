@@ -175,6 +175,12 @@ class Geometry:
         return [e for e in self.elements if e.role == role]
 
     @property
+    def tax_exit_z_m(self) -> float:
+        """Downstream face of the dump (TAX) [m]: where the source density
+        lives and the forward simulation keeps each muon's true state."""
+        return max(p.z_max_m for e in self.by_role("dump") for p in e.parts)
+
+    @property
     def target_z_m(self) -> float:
         """Default end plane of backward transport: the dump front face."""
         return float(self.beam["target_z_m"])

@@ -106,7 +106,7 @@ class Pipeline:
             geometry_file=config.geometry_file, overrides=tuple(config.overrides),
             samples_per_track=config.samples_per_track, seed=config.seed,
             energy_loss=config.energy_loss, record=True,
-            to_z_m=_tax_exit(self.geometry)), physics=self.physics,
+            to_z_m=self.geometry.tax_exit_z_m), physics=self.physics,
             geometry=self.geometry)
         self.sampler = ForcedSampler(self.physics, ForcedConfig(
             q_min_gev=config.q_min_gev, z_min_m=config.forced_z_min_m,
@@ -302,10 +302,6 @@ def _pairs_frame(pairs, inter, scale) -> pd.DataFrame:
     return pd.DataFrame({"track_index": i["track_index"].to_numpy(np.int64),
                          "category": cat.astype(object),
                          "weight": i["weight"].to_numpy() * factor.astype(float) * scale})
-
-
-def _tax_exit(geometry) -> float:
-    return max(p.z_max_m for e in geometry.by_role("dump") for p in e.parts)
 
 
 def source_density(config: RunConfig, physics):

@@ -74,8 +74,7 @@ class Simulator:
         self.config = config
         self.physics = physics or Physics()
         self.geometry = load_geometry(config.geometry_file, config.overrides)
-        self.tax_exit_z = max(p.z_max_m for e in self.geometry.by_role("dump")
-                              for p in e.parts)
+        self.tax_exit_z = self.geometry.tax_exit_z_m
         common = dict(geometry_file=config.geometry_file,
                       overrides=tuple(config.overrides), direction="forward",
                       energy_loss=config.energy_loss, record=False,
@@ -85,21 +84,30 @@ class Simulator:
         self.stage2 = Tracer(TraceConfig(to_z_m=config.plane_z_m, **common),
                              physics=self.physics, geometry=self.geometry)
 
-    def run(self, events: np.ndarray) -> tuple[pd.DataFrame, Counter]:
-        """Tracks at the plane from MC events ``events``, and counts."""
-        cfg = self.config
-        counts: Counter = Counter()
-        src = sample_source_muons(self.geometry, cfg.source, cfg.seed, events,
-                                  cfg.n_events)
-        counts["source_muons"] += len(src)
-        if src.empty:
-            return pd.DataFrame(), counts
+    def to_tax_exit(self, seed: int, events: np.ndarray, n_events: int):
+        """Source muons of MC ``events`` (of ``n_events``) sampled with
+        ``seed``, their random-stream keys and their histories to the TAX
+        exit plane (stage 1; one history per muon, in the same order)."""
+        src = sample_source_muons(self.geometry, self.config.source, seed, events,
+                                  n_events)
         key = src["event"].to_numpy(np.int64) * 4 + src["muon"].to_numpy(np.int64)
+        if src.empty:
+            return src, key, None
         tracks = src[["x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge"]].copy()
         tracks.insert(0, "track_index", key)
         h1 = self.stage1.trace(tracks).histories
         if len(h1) != len(src):  # pragma: no cover - source muons are valid rows
             raise RuntimeError("internal error: invalid source muons")
+        return src, key, h1
+
+    def run(self, events: np.ndarray) -> tuple[pd.DataFrame, Counter]:
+        """Tracks at the plane from MC events ``events``, and counts."""
+        cfg = self.config
+        counts: Counter = Counter()
+        src, key, h1 = self.to_tax_exit(cfg.seed, events, cfg.n_events)
+        counts["source_muons"] += len(src)
+        if src.empty:
+            return pd.DataFrame(), counts
         ok1 = (h1["status"] == "reached_target").to_numpy()
         counts.update({f"tax_exit:{k}": v for k, v in
                        Counter(h1["status"].tolist()).items()})

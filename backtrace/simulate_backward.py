@@ -153,16 +153,19 @@ class BackwardSimulator:
         log_q = np.log(0.5) - np.log(energy * log_ratio) - np.log(area)
         return {"charge": charge, "energy": energy, "x": x, "y": y, "log_q": log_q}
 
-    def _trace(self, tracer, index, det, t, sample=0):
+    def _tracks(self, track_index, det, t) -> pd.DataFrame:
+        """Track rows at the plane from detector states and slopes t."""
         p = momentum_gev(det["energy"])
         norm = np.sqrt(1 + t[:, 0] ** 2 + t[:, 1] ** 2)
-        df = pd.DataFrame({
-            "track_index": np.asarray(index, np.int64) * 4 + sample,
+        return pd.DataFrame({
+            "track_index": np.asarray(track_index, np.int64),
             "x_m": det["x"], "y_m": det["y"],
             "z_m": np.full(len(t), self.config.plane_z_m),
             "px_gev": p * t[:, 0] / norm, "py_gev": p * t[:, 1] / norm,
             "pz_gev": p / norm, "charge": det["charge"]})
-        return tracer.trace(df)
+
+    def _trace(self, tracer, index, det, t, sample=0):
+        return tracer.trace(self._tracks(np.asarray(index, np.int64) * 4 + sample, det, t))
 
     def _scattering(self, result) -> np.ndarray:
         """Fermi–Eyges covariance (n, 4, 4) at the TAX exit of the multiple
@@ -175,16 +178,9 @@ class BackwardSimulator:
         """Yield density [per POT per GeV], mean and precision of the source
         Gaussian of each state's energy bin convolved with ``cov_ms``."""
         d = self.density
-        k = np.searchsorted(d.log_e_edges, np.log10(np.maximum(e_gev, 1e-9)),
-                            side="right") - 1
-        inside = (k >= 0) & (k < len(d.log_e_edges) - 1)
-        k = np.clip(k, 0, len(d.log_e_edges) - 2)
-        c = (np.asarray(charge) > 0).astype(int)
-        known = inside & (d.n_entries[c, k] >= 20)
+        c, k, known, per_gev = d.bins(e_gev, charge)
         cov_src = np.linalg.inv(np.where(known[:, None, None], d.cov_inv[c, k],
                                          np.eye(4)))
-        width = 10 ** d.log_e_edges[k + 1] - 10 ** d.log_e_edges[k]
-        per_gev = np.where(known, d.yield_per_pot[c, k] / width, 0.0)
         return per_gev, d.mean[c, k], np.linalg.inv(cov_src + cov_ms), known
 
     def slope_proposal(self, index, det) -> dict:
@@ -243,15 +239,7 @@ class BackwardSimulator:
         chol = np.linalg.cholesky(sp["cov"] * np.where(wide, 16.0, 1.0)[:, None, None])
         t = sp["mean"] + np.einsum("nab,nb->na", chol, z)
         log_q = det["log_q"] + _log_mixture(t, sp["mean"], sp["cov"], sp["fraction"])
-        p = momentum_gev(det["energy"])
-        norm = np.sqrt(1 + t[:, 0] ** 2 + t[:, 1] ** 2)
-        start = pd.DataFrame({
-            "track_index": index,
-            "x_m": det["x"], "y_m": det["y"],
-            "z_m": np.full(len(t), cfg.plane_z_m),
-            "px_gev": p * t[:, 0] / norm, "py_gev": p * t[:, 1] / norm,
-            "pz_gev": p / norm, "charge": det["charge"]})
-        return start, log_q, sp["linearised"]
+        return self._tracks(index, det, t), log_q, sp["linearised"]
 
     def run(self, index: np.ndarray) -> tuple[pd.DataFrame, Counter]:
         """Weighted tracks at the plane for proposals ``index`` (int64), and
@@ -325,14 +313,6 @@ def scattering_covariance(states: pd.DataFrame, track_index: np.ndarray,
         cov[:, i, j] = cov[:, j, i] = sums["xt"].to_numpy()
         cov[:, j, j] = sums["tt"].to_numpy()
     return cov
-
-
-def _gauss4(x, mean, prec) -> np.ndarray:
-    """N(x; mean, prec⁻¹) for (n, 4) arrays and (n, 4, 4) precisions."""
-    d = x - mean
-    chi2 = np.einsum("ni,nij,nj->n", d, prec, d)
-    sign, logdet = np.linalg.slogdet(prec)
-    return np.where(sign > 0, np.exp(0.5 * logdet - 2 * np.log(2 * np.pi) - 0.5 * chi2), 0.0)
 
 
 def _state(h: pd.DataFrame) -> np.ndarray:

@@ -51,15 +51,23 @@ class SourceDensity:
     mix_cov_inv: np.ndarray | None = None
     mix_log_norm: np.ndarray | None = None
 
-    def __call__(self, x, y, tx, ty, e_gev, charge) -> np.ndarray:
-        """Density at the given states (arrays)."""
-        x, y, tx, ty, e, q = (np.asarray(v, float) for v in (x, y, tx, ty, e_gev, charge))
+    def bins(self, e_gev, charge):
+        """Charge row c, energy bin k, whether the source is modelled there
+        (inside the edges, ≥ 20 fitted muons) and the bin's yield per GeV."""
+        e, q = np.asarray(e_gev, float), np.asarray(charge, float)
         k = np.searchsorted(self.log_e_edges, np.log10(np.maximum(e, 1e-9)),
                             side="right") - 1
         inside = (k >= 0) & (k < len(self.log_e_edges) - 1)
         k = np.clip(k, 0, len(self.log_e_edges) - 2)
         c = (q > 0).astype(int)
-        point = np.stack([x, y, tx, ty], axis=-1)
+        known = inside & (self.n_entries[c, k] >= 20)
+        width = 10 ** self.log_e_edges[k + 1] - 10 ** self.log_e_edges[k]
+        return c, k, known, np.where(known, self.yield_per_pot[c, k] / width, 0.0)
+
+    def __call__(self, x, y, tx, ty, e_gev, charge) -> np.ndarray:
+        """Density at the given states (arrays)."""
+        c, k, known, per_gev = self.bins(e_gev, charge)
+        point = np.stack([np.asarray(v, float) for v in (x, y, tx, ty)], axis=-1)
         if self.mix_fraction is None:
             shape = np.exp(_log_gauss(point, self.mean[c, k], self.cov_inv[c, k],
                                       self.log_norm[c, k]))
@@ -67,22 +75,12 @@ class SourceDensity:
             shape = sum(self.mix_fraction[c, k, j] * np.exp(_log_gauss(
                 point, self.mix_mean[c, k, j], self.mix_cov_inv[c, k, j],
                 self.mix_log_norm[c, k, j])) for j in range(self.mix_fraction.shape[-1]))
-        width = (10 ** self.log_e_edges[k + 1] - 10 ** self.log_e_edges[k])
-        ok = inside & (self.n_entries[c, k] >= 20)
-        return np.where(ok, self.yield_per_pot[c, k] / width * shape, 0.0)
+        return np.where(known, per_gev * shape, 0.0)
 
     def energy_density(self, e_gev, charge) -> np.ndarray:
         """Marginal density in kinetic energy and charge [muons per POT per
         GeV], i.e. the source spectrum at the plane."""
-        e, q = np.asarray(e_gev, float), np.asarray(charge, float)
-        k = np.searchsorted(self.log_e_edges, np.log10(np.maximum(e, 1e-9)),
-                            side="right") - 1
-        inside = (k >= 0) & (k < len(self.log_e_edges) - 1)
-        k = np.clip(k, 0, len(self.log_e_edges) - 2)
-        c = (q > 0).astype(int)
-        width = 10 ** self.log_e_edges[k + 1] - 10 ** self.log_e_edges[k]
-        ok = inside & (self.n_entries[c, k] >= 20)
-        return np.where(ok, self.yield_per_pot[c, k] / width, 0.0)
+        return self.bins(e_gev, charge)[3]
 
     def to_json(self) -> str:
         return json.dumps({k: (v.tolist() if isinstance(v, np.ndarray) else v)
@@ -215,20 +213,12 @@ def build_source_density(simulator, n_events: int, batch_size: int = 5000,
                          components: int = 3) -> SourceDensity:
     """Forward-sample the source to the TAX exit plane with a
     :class:`backtrace.simulate.Simulator` and fit the density."""
-    from .source import sample_source_muons
-
-    cfg = simulator.config
     parts = []
     for start in range(0, n_events, batch_size):
         events = np.arange(start, min(start + batch_size, n_events), dtype=np.int64)
-        src = sample_source_muons(simulator.geometry, cfg.source, cfg.seed + 7919,
-                                  events, n_events)
+        src, _, h = simulator.to_tax_exit(simulator.config.seed + 7919, events, n_events)
         if src.empty:
             continue
-        key = src["event"].to_numpy(np.int64) * 4 + src["muon"].to_numpy(np.int64)
-        tracks = src[["x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge"]].copy()
-        tracks.insert(0, "track_index", key)
-        h = simulator.stage1.trace(tracks).histories
         ok = (h["status"] == "reached_target").to_numpy()
         h = h[ok].assign(weight=h["weight"].to_numpy()[ok] * src["weight"].to_numpy()[ok])
         parts.append(h)

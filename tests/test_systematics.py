@@ -115,12 +115,11 @@ def traced(physics):
     common random numbers)."""
     import numpy as np
 
-    from backtrace.pipeline import _tax_exit
     from backtrace.transport import TraceConfig, Tracer
 
     df = synthetic_tracks(30, seed=3)
     df["track_index"] = np.arange(len(df))
-    z_end = _tax_exit(load_geometry())
+    z_end = load_geometry().tax_exit_z_m
 
     def trace(overrides=()):
         return Tracer(TraceConfig(overrides=tuple(overrides), samples_per_track=2, seed=1,
