@@ -8,7 +8,7 @@ the forced-interaction stage, end-to-end ``run`` and scaling.
   through the full K12 geometry, straggled, scattering, fields, states
   recorded (issue 5).
 
-The C driver (benchmarks/c_driver.c, built here with the system compiler)
+The C driver (backtrace/pumas/c_driver.c, built here with the system compiler)
 loads the same PUMAS library and physics dump and runs the same C batch loop
 on the same histories; the Python side goes through the public API
 (``slab_transport`` / ``Tracer.trace``: validation, array packing, records
@@ -40,7 +40,6 @@ from __future__ import annotations
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,60 +48,10 @@ from pathlib import Path
 
 import numpy as np
 
-PUMAS_DIR = Path(__file__).resolve().parent / "pumas"
 EXAMPLE_TRACKS = Path(__file__).resolve().parent.parent / "examples" / "sample.parquet"
 #: default sizes: (forced tracks, run tracks, scaling track counts)
 QUICK_SIZES = (300, 300, (1_000, 10_000))
 FULL_SIZES = (2_000, 2_000, (1_000, 10_000, 100_000))
-DRIVER_SOURCE = Path(__file__).resolve().parent / "data" / "c_driver.c"
-
-
-def build_driver(workdir: Path) -> Path | None:
-    cc = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
-    if cc is None:
-        return None
-    exe = workdir / "c_driver"
-    subprocess.run([cc, "-O3", "-std=c99", "-D_GNU_SOURCE", f"-I{PUMAS_DIR}",
-                    str(DRIVER_SOURCE), str(PUMAS_DIR / "_shim.c"),
-                    "-o", str(exe), "-ldl", "-lm"], check=True)
-    return exe
-
-
-def write_job(path: Path, navigator, options, states, track):
-    from backtrace.pumas import load
-
-    ffi, _ = load()
-    n = len(track)
-    g = navigator.ptr
-    with open(path, "wb") as f:
-        f.write(ffi.buffer(g))
-        f.write(ffi.buffer(options))
-        f.write(np.int64(n).tobytes())
-        f.write(np.int32(navigator.n_regions).tobytes())
-        f.write(ffi.buffer(g.slabs, ffi.sizeof("struct bt_slab") * g.n_slabs))
-        f.write(ffi.buffer(g.regions, ffi.sizeof("struct bt_region") * navigator.n_regions))
-        f.write(np.ascontiguousarray(track, np.int64).tobytes())
-        for key in ("charge", "energy", "weight", "position", "direction"):
-            f.write(np.ascontiguousarray(states[key], float).tobytes())
-
-
-def c_options(opts, seed, record):
-    from backtrace.pumas import load
-    from backtrace.pumas.context import fill_options
-
-    ffi, _ = load()
-    return fill_options(ffi.new("struct bt_options *"), opts, seed=seed, record=record)
-
-
-def run_c(exe, physics, job, repeat=3):
-    from backtrace.pumas._lib import library_path
-
-    with open(physics.cache_path, "rb") as f:
-        header = f.readline()
-    out = subprocess.run([str(exe), str(library_path()), str(physics.cache_path),
-                          str(len(header)), str(job), str(repeat)],
-                         capture_output=True, text=True, check=True)
-    return json.loads(out.stdout)
 
 
 def best_time(func, repeat=3):
@@ -115,8 +64,9 @@ def best_time(func, repeat=3):
 
 
 def bench_slab(physics, exe, workdir, n):
-    from backtrace.pumas import TransportOptions
-    from backtrace.slab import slab_navigator, slab_transport
+    from .pumas import TransportOptions
+    from .pumas.driver import run_driver, write_job
+    from .slab import slab_navigator, slab_transport
 
     t_py = best_time(lambda: slab_transport(physics, "iron", 1.0, 50.0, n,
                                             mode="straggled", seed=1))
@@ -130,54 +80,59 @@ def bench_slab(physics, exe, workdir, n):
         opts = TransportOptions(energy_loss="straggled", decay=False,
                                 direction="forward")
         job = workdir / "slab.job"
-        write_job(job, nav, c_options(opts, 1, False), states, np.arange(n))
-        c = run_c(exe, physics, job)
+        write_job(job, nav, opts, 1, False, states, np.arange(n))
+        c = run_driver(exe, physics, job)
         result["c_per_s"] = c["per_s"]
         result["ratio_python_over_c"] = result["python_per_s"] / c["per_s"]
     return result
 
 
-def _tracks_at_straw1(n, seed=11):
-    """Muons on the STRAW1 annulus pointing back to the dump (benchmark
-    input)."""
+def _tracks_at_straw1(n, beamline, seed=11):
+    """Muons on the STRAW1 annulus (12 mm downstream of its entry face)
+    pointing back to the proton impact point (benchmark input)."""
     import pandas as pd
 
+    z_m = beamline.first_tracker_z_m + 0.012
+    lever_m = z_m - beamline.geometry.target_z_m
+    y0 = beamline.geometry.beam["impact_point_m"][1]
     rng = np.random.default_rng(seed)
     r = rng.uniform(0.15, 0.9, n)
     phi = rng.uniform(0, 2 * np.pi, n)
     x, y = r * np.cos(phi), r * np.sin(phi)
     p = 10 ** rng.uniform(1, 2.3, n)
-    tx = x / 160.45 + rng.normal(0, 0.002, n)
-    ty = (y + 0.022) / 160.45 + rng.normal(0, 0.002, n)
+    tx = x / lever_m + rng.normal(0, 0.002, n)
+    ty = (y - y0) / lever_m + rng.normal(0, 0.002, n)
     pz = p / np.sqrt(1 + tx ** 2 + ty ** 2)
-    return pd.DataFrame(dict(x_m=x, y_m=y, z_m=np.full(n, 183.52), px_gev=pz * tx,
+    return pd.DataFrame(dict(x_m=x, y_m=y, z_m=np.full(n, z_m), px_gev=pz * tx,
                              py_gev=pz * ty, pz_gev=pz, charge=rng.choice([-1.0, 1.0], n)))
 
 
-def bench_k12(physics, exe, workdir, n):
-    from backtrace.transport import TraceConfig, Tracer
+def bench_k12(beamline, exe, workdir, n):
+    from .pumas.driver import run_driver, write_job
+    from .transport import TraceConfig, Tracer
 
-    df = _tracks_at_straw1(n)
+    df = _tracks_at_straw1(n, beamline)
     df.insert(0, "track_index", np.arange(n))
-    tracer = Tracer(TraceConfig(seed=1), physics=physics)
+    tracer = Tracer(TraceConfig(seed=1), beamline)
     t_py = best_time(lambda: tracer.trace(df), repeat=2)
     result = {"case": "k12: backward STRAW1 -> TAX, straggled, records",
               "histories": n, "python_per_s": n / t_py}
     if exe is not None:
         states = tracer.initial_states(df, 1)
         job = workdir / "k12.job"
-        write_job(job, tracer.compiled.navigator,
-                  c_options(tracer.options, 1, True), states, np.arange(n))
-        c = run_c(exe, physics, job, repeat=2)
+        write_job(job, tracer.compiled.navigator, tracer.options, 1, True, states,
+                  np.arange(n))
+        c = run_driver(exe, beamline.physics, job, repeat=2)
         result["c_per_s"] = c["per_s"]
         result["ratio_python_over_c"] = result["python_per_s"] / c["per_s"]
     return result
 
 
-def bench_locate(physics, n):
-    from .geometry import load_geometry, locate_reference
+def bench_locate(beamline, n):
+    from .geometry import locate_reference
 
-    compiled = load_geometry().compile(physics)
+    compiled = beamline.compiled((beamline.geometry.world["z_min_m"],
+                                  beamline.geometry.world["z_max_m"]))
     rng = np.random.default_rng(1)
     pts = np.column_stack([rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),
                            rng.uniform(14.0, 247.0, n)])
@@ -188,26 +143,15 @@ def bench_locate(physics, n):
             "python_reference_per_s": n / t_py, "ratio_c_over_python": t_py / t_c}
 
 
-def bench_forced(physics, n_tracks, samples_per_track=4):
+def bench_forced(n_tracks, samples_per_track=4):
     """(b) One forced interaction per backward history, and the transport of
     its products, configured as ``backtrace run`` (defaults of RunConfig)."""
-    from .geometry import load_geometry
-    from .interactions.forced import ForcedConfig, ForcedSampler
-    from .interactions.products import ProductTransport
-    from .pipeline import RunConfig
-    from .regions import load_regions
-    from .transport import TraceConfig, Tracer
+    from .pipeline import Pipeline, RunConfig
 
     cfg = RunConfig(samples_per_track=samples_per_track)
-    geometry = load_geometry()
-    tracer = Tracer(TraceConfig(samples_per_track=samples_per_track, seed=cfg.seed,
-                                to_z_m=geometry.tax_exit_z_m),
-                    physics=physics, geometry=geometry)
-    sampler = ForcedSampler(physics, ForcedConfig(
-        q_min_gev=cfg.q_min_gev, z_min_m=cfg.forced_z_min_m,
-        prompt_z_min_m=cfg.prompt_z_min_m))
-    products = ProductTransport(physics, seed=cfg.seed + 1)
-    p_min = load_regions(None).selection["track_p_min_gev"]
+    pipeline = Pipeline(cfg)
+    tracer, sampler, products = pipeline.tracer, pipeline.sampler, pipeline.products
+    p_min = pipeline.regions.selection["track_p_min_gev"]
     df, source = resampled_tracks(n_tracks)
     df.insert(0, "track_index", np.arange(n_tracks))
     states = tracer.trace(df).states
@@ -246,7 +190,9 @@ def resampled_tracks(n: int, seed: int = 7):
         base = pd.read_parquet(EXAMPLE_TRACKS, columns=cols)
         rows = np.random.default_rng(seed).integers(0, len(base), n)
         return base.iloc[rows].reset_index(drop=True), "examples/sample.parquet resampled"
-    df = _tracks_at_straw1(n, seed)
+    from .beamline import BeamLine
+
+    df = _tracks_at_straw1(n, BeamLine.shared(), seed)
     return df.assign(weight=1.0), "synthetic STRAW1 tracks"
 
 
@@ -273,7 +219,8 @@ def _child(kind: str, tracks: str, jobs: int, workdir: str) -> None:
     else:
         from .pipeline import RunConfig, run_estimate
 
-        d = run_estimate(t, RunConfig(), jobs=jobs, progress=False, systematics="none")
+        d = run_estimate(t, RunConfig(), jobs=jobs, progress=False,
+                         systematics="none").document
         extra = {"histories": t.n_rows * RunConfig().samples_per_track,
                  "interactions": d["interactions"], "candidates": d["candidates"]}
     elapsed = time.perf_counter() - t0
@@ -323,9 +270,11 @@ def run_benchmarks(quick: bool = False, scaling_tracks=None,
                    forced_tracks: int | None = None) -> dict:
     """All figures: (a) on one core in this process, (b) here too, (c) and
     (d) in fresh processes. Sizes default to QUICK_SIZES / FULL_SIZES."""
-    from .pumas import Physics
+    from .beamline import BeamLine
+    from .pumas.driver import build_driver
 
-    physics = Physics()
+    beamline = BeamLine.shared()
+    physics = beamline.physics
     n_k12, n_slab, n_loc = (500, 5000, 50_000) if quick else (2000, 20000, 200_000)
     n_forced, n_run, sizes = QUICK_SIZES if quick else FULL_SIZES
     n_forced = forced_tracks or n_forced
@@ -335,15 +284,15 @@ def run_benchmarks(quick: bool = False, scaling_tracks=None,
         workdir = Path(tmp)
         note = None
         try:
-            exe = build_driver(workdir)
+            exe = build_driver(workdir)  # backtrace.pumas.driver
             if exe is None:
                 note = "no C compiler found: Python figures only"
         except subprocess.CalledProcessError as err:
             exe, note = None, f"C driver not built ({err}): Python figures only"
         results = [bench_slab(physics, exe, workdir, n_slab),
-                   bench_k12(physics, exe, workdir, n_k12),
-                   bench_locate(physics, n_loc)]
-        forced = bench_forced(physics, n_forced)
+                   bench_k12(beamline, exe, workdir, n_k12),
+                   bench_locate(beamline, n_loc)]
+        forced = bench_forced(n_forced)
         run = bench_run(n_run, workdir)
         scaling = bench_scaling(sizes, workdir)
     return {"cores_used": 1, "cpu_count": os.cpu_count(), "quick": quick,

@@ -30,7 +30,7 @@ QUANTITIES = {
 
 
 def backtrace_sample(sample: pd.DataFrame, density, *, n_samples: int = 16,
-                     seed: int = 1, physics=None, geometry_file=None,
+                     seed: int = 1, beamline=None, geometry_file=None,
                      overrides=(), prior: str = "energy") -> pd.DataFrame:
     """Backward histories of every track of ``sample`` to the density's
     plane, with ``posterior_weight`` (track weight included)."""
@@ -39,7 +39,7 @@ def backtrace_sample(sample: pd.DataFrame, density, *, n_samples: int = 16,
     tracer = Tracer(TraceConfig(geometry_file=geometry_file,
                                 overrides=tuple(overrides), to_z_m=density.plane_z_m,
                                 samples_per_track=n_samples, seed=seed,
-                                record=False), physics=physics)
+                                record=False), beamline)
     tracks = sample[["x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge"]].copy()
     # start just upstream of the plane the tracks were recorded on
     tracks["z_m"] = tracks["z_m"] - 1e-6

@@ -29,3 +29,30 @@ ALPHA_EM = 7.2973525693e-3
 
 #: Classical electron radius [m] (CODATA 2018: 2.8179403262e-15 m).
 ELECTRON_RADIUS_M = 2.8179403262e-15
+
+#: Proton mass [GeV/c^2] (PDG 2024: 938.27208816(29) MeV).
+PROTON_MASS_GEV = 0.93827208816
+
+#: PDG ids (scikit-hep ``particle`` package) of the hadrons and leptons whose
+#: mass and lifetime :func:`pdg_mass_ctau` looks up.
+PDGID = {"pion": 211, "kaon": 321, "muon": 13, "D0": 421, "D+": 411,
+         "Ds": 431, "Lc": 4122, "eta": 221, "rho": 113, "omega": 223,
+         "phi": 333, "jpsi": 443, "K": 321, "Lambda": 3122, "pi0": 111}
+
+
+def pdg_mass_ctau(name: str) -> tuple[float, float]:
+    """(mass [GeV/c^2], c tau [m]) of a particle of :data:`PDGID` from the
+    ``particle`` package (PDG data); c tau is 0 for resonances."""
+    return _pdg_mass_ctau(name)
+
+
+def _pdg_mass_ctau(name: str, _cache={}) -> tuple[float, float]:
+    if name not in _cache:
+        import math
+
+        from particle import Particle
+
+        p = Particle.from_pdgid(PDGID[name])
+        ctau = p.ctau / 1e3 if p.ctau is not None and math.isfinite(p.ctau) else 0.0
+        _cache[name] = (p.mass / 1e3, ctau)
+    return _cache[name]

@@ -1,13 +1,14 @@
-"""Weighted yields, their statistical uncertainty, limits and systematics.
+"""Weighted yields, their statistical and MC uncertainties, limits, and the
+combination of passes over disjoint history ranges.
 
-The statistical unit is the observed track (METHOD.md): histories of one
+The statistical unit is the observed track (``docs/method.md``): histories of one
 track are correlated, so the variance of a yield is Σ_tracks (Σ_{h∈track} w_h)²
 — the Σw² of the per-track sums — and the effective number of tracks is
 (Σw)²/Σw². When a region has no MC entry, the 90 % CL upper limit is
 2.303 × w̄, where w̄ is the weight an entry would carry: −ln(0.10) = 2.303 is
 the Poisson upper limit for zero observed events (PDG, Statistics review).
 w̄ follows the weighted-MC convention "mean weight of the events just
-outside the cuts" (PHYSICS_REFERENCES.md §10), per category
+outside the cuts" (``docs/physics.md``, "Upper limits"), per category
 (:func:`weight_per_entry`): the mean weight of that category's two-track
 pairs (opposite charges, in the STRAW acceptance) before the momentum,
 vertex, CDA, muon-ID and region cuts — the cuts decide whether an entry is
@@ -31,7 +32,8 @@ CATEGORIES = ("mu-mu", "mu-pi", "other")
 
 __all__ = ["Yield", "weighted_yield", "upper_limit_90", "quadrature",
            "yields_table", "weight_per_entry", "POISSON_ZERO_90",
-           "UPPER_LIMIT_METHOD"]
+           "UPPER_LIMIT_METHOD", "mc_error", "total_prompt", "combine_passes",
+           "concat", "CATEGORIES"]
 
 #: Poisson 90 % CL upper limit for zero observed events: −ln(0.1).
 POISSON_ZERO_90 = float(-np.log(0.1))
@@ -115,3 +117,127 @@ def yields_table(candidates: pd.DataFrame, regions, categories,
             out[region][cat] = weighted_yield(sel["weight"], sel["track_index"],
                                               weight_per_entry=weight_per_entry)
     return out
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo error of the self-normalised per-track estimates
+# ---------------------------------------------------------------------------
+def mc_error(candidates: pd.DataFrame, norm: pd.Series, norm2: pd.Series,
+             interactions_per_history: int | None = None) -> float:
+    """Monte Carlo part of the error of Σw over ``candidates``: the
+    delta-method variance of each track's self-normalised importance-sampling
+    estimate Y_t = Σ_h π_h f_h (π_h = ω_hφ_h / Σ ω φ over the track's
+    histories), Var_t ≈ Σ_h π_h² (f_h − Y_t)² = Σ_h (w_h − π_h Y_t)², w_h the
+    summed candidate weight of history h (A. B. Owen, *Monte Carlo theory,
+    methods and examples* (2013), ch. 9, self-normalised importance
+    sampling), summed over tracks. Unlike the per-track Σw² error (which also
+    holds the spread between the observed tracks, a property of the data
+    sample) it falls as 1/√(histories per track). ``norm``/``norm2``: per
+    track Σ ω φ and Σ (ω φ)² over all histories."""
+    if not len(candidates):
+        return 0.0
+    h = candidates.groupby(["track_index", "sample_index"]).agg(
+        w=("weight", "sum"), raw=("history_raw", "first"))
+    t = h.index.get_level_values(0)
+    pi = h["raw"].to_numpy() / norm.reindex(t).to_numpy()
+    y = h["w"].groupby(level=0).sum()
+    yh = y.reindex(t).to_numpy()
+    w = h["w"].to_numpy()
+    # histories with candidates: (w − πY)²; without: (πY)² = Y²Σπ² − Σ_with (πY)²
+    with_c = pd.Series((w - pi * yh) ** 2 - (pi * yh) ** 2, index=t).groupby(level=0).sum()
+    sum_pi2 = norm2.reindex(y.index) / norm.reindex(y.index) ** 2
+    var = with_c.reindex(y.index).to_numpy() + y.to_numpy() ** 2 * sum_pi2.to_numpy()
+    return float(np.sqrt(max(float(np.sum(var)), 0.0)
+                         + _within_history_variance(candidates, interactions_per_history)))
+
+
+def _within_history_variance(candidates: pd.DataFrame, k: int | None) -> float:
+    """Σ_h Var(w_h) from the spread of a history's K independent forced
+    interactions: w_h = Σ_i c_i, Var(w_h) ≈ K s², s² the sample variance of
+    the K contributions c_i (zeros included). The delta method above treats
+    w_h as a fixed function of the history and misses it — most visibly when
+    the posterior puts all weight on one history (then it gives 0)."""
+    if not k or k < 2 or "interaction" not in candidates:
+        return 0.0
+    c = candidates.groupby(["track_index", "sample_index", "interaction"])["weight"].sum()
+    by_h = c.groupby(level=[0, 1])
+    s1, s2 = by_h.sum().to_numpy(), (c ** 2).groupby(level=[0, 1]).sum().to_numpy()
+    return float(np.sum(k / (k - 1) * (s2 - s1 ** 2 / k)))
+
+
+def total_prompt(est: dict, interactions_per_history: int | None = None
+                 ) -> tuple[float, float, float]:
+    """(Σw, per-track Σw² error, MC error) of all candidates of a combined
+    estimate (all categories and regions, outside included)."""
+    c = est["candidates"]
+    if not len(c):
+        return 0.0, 0.0, 0.0
+    y = weighted_yield(c["weight"], c["track_index"])
+    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"],
+                                     interactions_per_history)
+
+
+# ---------------------------------------------------------------------------
+# Passes over disjoint history ranges
+# ---------------------------------------------------------------------------
+def concat(frames, empty):
+    """pd.concat of the non-empty frames, or ``empty``."""
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames) if frames else empty
+
+
+def track_statuses(row_status: pd.Series, history_status: pd.Series):
+    """Status per input row: validation failures as they are; a traced
+    track 'reached_target' if any of its histories did, else its most common
+    history status (ties: HISTORY_STATUSES order) — as
+    :meth:`backtrace.transport.Tracer.trace`, over the histories of all passes."""
+    from collections import Counter
+
+    from .transport import HISTORY_STATUSES
+
+    status = row_status.copy()
+    if len(history_status):
+        table = history_status.groupby(level=[0, 1]).sum().unstack(fill_value=0)
+        table = table[[s for s in HISTORY_STATUSES if s in table.columns]]
+        best = table.idxmax(axis=1)
+        if "reached_target" in table.columns:
+            best[table["reached_target"] > 0] = "reached_target"
+        status.loc[best.index] = best.to_numpy()
+    return Counter(status.tolist())
+
+
+def empty_candidates() -> pd.DataFrame:
+    return pd.DataFrame(columns=["region", "category", "zone", "process", "weight",
+                                 "track_index", "sample_index", "history_raw",
+                                 "z_tax_m", "cda_tax_m"])
+
+
+def combine_passes(passes: list[dict]) -> dict:
+    """Merge passes over disjoint sample ranges: posterior weights normalised
+    per track over the histories of all passes (equal to one pass over the
+    union of the sample ranges, by construction)."""
+    from .detector.candidates import empty_pairs
+
+    norm = pd.concat([p["norm"] for p in passes]).groupby(level=0).sum()
+    norm2 = pd.concat([p["norm2"] for p in passes]).groupby(level=0).sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        def normalised(frame):
+            if not len(frame):
+                return frame.reset_index(drop=True)
+            f = frame.reset_index(drop=True)
+            return f.assign(weight=f["weight"].to_numpy(float)
+                            / norm.reindex(f["track_index"]).to_numpy())
+        c = normalised(concat([p["candidates"] for p in passes], empty_candidates()))
+        pairs = normalised(concat([p["pairs"] for p in passes], empty_pairs()))
+        iw = concat([p["interaction_weight"] for p in passes],
+                    pd.Series(dtype=float)).groupby(level=0).sum()
+        w_inter = float((iw / norm.reindex(iw.index)).sum()) if len(iw) else 0.0
+    return {
+        "status": track_statuses(passes[0]["row_status"],
+                                 concat([p["history_status"] for p in passes],
+                                        pd.Series(dtype=np.int64))),
+        "candidates": c, "pairs": pairs, "norm": norm, "norm2": norm2,
+        "interactions": sum(p["interactions"] for p in passes),
+        "interaction_weight": w_inter,
+        "no_support": int((norm <= 0).sum()),
+    }

@@ -33,7 +33,8 @@ from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-__all__ = ["ordered_map", "SchedulerError", "parse_scheduler", "LOCAL_DASK"]
+__all__ = ["ordered_map", "worker_map", "progress_bar", "SchedulerError",
+           "parse_scheduler", "LOCAL_DASK"]
 
 #: ``scheduler`` value that starts a Dask LocalCluster with ``jobs`` workers.
 LOCAL_DASK = "dask-local"
@@ -96,6 +97,58 @@ def _local_map(func, items, *, jobs, initializer, initargs, window):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+# ---------------------------------------------------------------------------
+# One worker object per process
+# ---------------------------------------------------------------------------
+#: Per process: the worker object built by :func:`_init_worker`.
+_WORKER = None
+
+
+def _init_worker(factory, args) -> None:
+    global _WORKER
+    _WORKER = factory(*args)
+
+
+def _call_worker(task):
+    method, args = task
+    return getattr(_WORKER, method)(*args)
+
+
+def worker_map(factory, factory_args: tuple, method: str, items: Iterable, *,
+               jobs: int, scheduler: str | None = None, local=None) -> Iterator:
+    """``getattr(worker, method)(*item)`` for every item (a tuple of
+    arguments), results in input order. ``worker = factory(*factory_args)``
+    is built once per process (``factory`` and its arguments must pickle);
+    with ``jobs <= 1`` and no scheduler the work runs here, on ``local``
+    when given (an already built worker), else on a new one. This is the
+    one pattern behind ``trace``, ``run``, ``simulate-tracks`` and ``scan``."""
+    if jobs <= 1 and parse_scheduler(scheduler) is None:
+        worker = local if local is not None else factory(*factory_args)
+        return (getattr(worker, method)(*item) for item in items)
+    tasks = ((method, tuple(item)) for item in items)
+    return ordered_map(_call_worker, tasks, jobs=jobs, initializer=_init_worker,
+                       initargs=(factory, tuple(factory_args)), scheduler=scheduler)
+
+
+def progress_bar(total: int, label: str, enabled: bool, unit: str = "tracks"):
+    """A rich progress bar on stderr (rate in ``unit``/s, elapsed, ETA);
+    use as a context manager, then ``bar.add_task(...)``/``bar.advance``."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
+                               TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    class Rate(TextColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return f"{speed:,.0f} {unit}/s" if speed else f"… {unit}/s"
+
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
+                    Rate(""), TimeElapsedColumn(), TextColumn("ETA"),
+                    TimeRemainingColumn(), console=Console(stderr=True),
+                    disable=not enabled, transient=False)
 
 
 # ---------------------------------------------------------------------------

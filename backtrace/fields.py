@@ -21,6 +21,7 @@ Python reference used by tests.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,8 @@ def load_field_map(path: str | Path) -> FieldMap:
     path = Path(path)
     if not path.is_file():
         raise FieldMapError(f"field map {path}: no such file")
-    if path.suffix == ".npz":
+    extension = os.path.splitext(str(path))[1]
+    if extension == ".npz":
         try:
             data = np.load(path)
             xs, ys, zs = (np.asarray(data[k], float) for k in ("x_m", "y_m", "z_m"))
@@ -81,7 +83,7 @@ def load_field_map(path: str | Path) -> FieldMap:
             raise FieldMapError(
                 f"field map {path}: b_tesla has shape {b.shape}, expected "
                 f"{(nz, ny, nx, 3)}")
-    elif path.suffix == ".csv":
+    elif extension == ".csv":
         import pandas as pd
 
         try:

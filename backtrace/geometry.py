@@ -181,6 +181,29 @@ class Geometry:
         return max(p.z_max_m for e in self.by_role("dump") for p in e.parts)
 
     @property
+    def beam_momentum_gev(self) -> float:
+        """Momentum of the protons on the dump [GeV/c] (``beam.proton_momentum_gev``)."""
+        return float(self.beam["proton_momentum_gev"])
+
+    @property
+    def tracker_planes_z_m(self) -> dict[str, float]:
+        """{name: entry face z [m]} of the tracking chambers (``role =
+        "detector"`` elements named STRAW*), in z order."""
+        planes = sorted((e.z_min_m, e.name) for e in self.elements
+                        if e.role == "detector" and e.name.upper().startswith("STRAW"))
+        return {name: z for z, name in planes}
+
+    @property
+    def first_tracker_z_m(self) -> float:
+        """Entry face of the first tracking chamber (STRAW1) [m]: where
+        tracks are measured and forced interactions must have happened."""
+        planes = self.tracker_planes_z_m
+        if not planes:
+            raise GeometryError(f"{self.name}: no tracking chamber (a role = "
+                                "'detector' element named STRAW*)")
+        return next(iter(planes.values()))
+
+    @property
     def target_z_m(self) -> float:
         """Default end plane of backward transport: the dump front face."""
         return float(self.beam["target_z_m"])
@@ -526,10 +549,9 @@ class CompiledGeometry:
         return [v.name for v in self.volumes]
 
 
-def _compile(geometry: Geometry, physics, *, z_range=None,
-             reference_planes_m=()) -> CompiledGeometry:
-    from .pumas.navigator import Navigator, Region, Slab
-
+def _cuts(geometry: Geometry, z_range, reference_planes_m) -> list[float]:
+    """z boundaries of the slabs: element parts, fills, reference planes and
+    the transport's z range, merged within Z_TOLERANCE_M."""
     world = geometry.world
     z_lo, z_hi = world["z_min_m"], world["z_max_m"]
     cuts = {z_lo, z_hi}
@@ -538,106 +560,120 @@ def _compile(geometry: Geometry, physics, *, z_range=None,
             cuts.update((p.z_min_m, p.z_max_m))
     for f in geometry.fills:
         cuts.update((max(z_lo, f["z_min_m"]), min(z_hi, f["z_max_m"])))
-    for z in reference_planes_m:
+    for z in tuple(reference_planes_m) + tuple(z_range or ()):
         if z_lo < z < z_hi:
             cuts.add(float(z))
-    if z_range is not None:
-        for z in z_range:
-            if z_lo < z < z_hi:
-                cuts.add(float(z))
     cuts = sorted(c for c in cuts if z_lo <= c <= z_hi)
     merged = [cuts[0]]
     for c in cuts[1:]:
         if c - merged[-1] > Z_TOLERANCE_M:
             merged.append(c)
-    cuts = merged
+    return merged
 
-    volumes: list[Volume] = []
-    volume_index: dict[tuple, int] = {}
-    maps = []
-    map_index: dict[str, int] = {}
 
-    def volume(key, name, element, role, material, z0, z1):
-        if key not in volume_index:
-            volume_index[key] = len(volumes)
-            volumes.append(Volume(name, element, role, material, z0, z1))
-        v = volumes[volume_index[key]]
+class _Compiler:
+    """Builds the regions of each slab, the volume table and the field maps."""
+
+    #: Intermediate states are recorded only in matter denser than this [kg/m³].
+    DENSE_KG_M3 = 100.0
+
+    def __init__(self, geometry: Geometry, physics):
+        self.geometry, self.physics = geometry, physics
+        self.volumes: list[Volume] = []
+        self.volume_index: dict[tuple, int] = {}
+        self.maps: list = []
+        self.map_index: dict[str, int] = {}
+        self.record_step = float(geometry.world["record_step_m"])
+
+    def volume(self, key, name, element, role, material, z0, z1) -> int:
+        if key not in self.volume_index:
+            self.volume_index[key] = len(self.volumes)
+            self.volumes.append(Volume(name, element, role, material, z0, z1))
+        v = self.volumes[self.volume_index[key]]
         v.z_min_m, v.z_max_m = min(v.z_min_m, z0), max(v.z_max_m, z1)
-        return volume_index[key]
+        return self.volume_index[key]
 
-    def density(material, scale):
-        return physics.material_density(material) * scale
-
-    def field_map_for(e: Element):
+    def field_map_for(self, e: Element):
         if e.field_map is None:
             return -1, 1.0
         file = e.field_map["file"]
-        if file not in map_index:
-            map_index[file] = len(maps)
-            maps.append(load_field_map(file))
-        return map_index[file], e.scale * float(e.field_map.get("scale", 1.0))
+        if file not in self.map_index:
+            self.map_index[file] = len(self.maps)
+            self.maps.append(load_field_map(file))
+        return self.map_index[file], e.scale * float(e.field_map.get("scale", 1.0))
 
-    record_step = float(world["record_step_m"])
-    dense = 100.0  # kg/m^3: record intermediate states only in dense matter
-
-    def region(material, scale, shape, cx, cy, a, b, field_vec, vol,
+    def region(self, material, scale, shape, cx, cy, a, b, field_vec, vol,
                map_=(-1, 1.0), field_scale=1.0):
-        rho = density(material, scale)
+        from .pumas.navigator import Region
+
+        rho = self.physics.material_density(material) * scale
         fvec = (0.0, 0.0, 0.0) if field_vec is None else \
             tuple(field_scale * c for c in field_vec)
-        return Region(material=physics.material_index(material), density=rho,
+        return Region(material=self.physics.material_index(material), density=rho,
                       shape=shape, cx=cx, cy=cy, a=a, b=b, field=fvec,
                       map=map_[0], map_scale=map_[1],
-                      record_step=record_step if rho > dense else 0.0,
+                      record_step=self.record_step if rho > self.DENSE_KG_M3 else 0.0,
                       volume=vol)
 
-    slabs = []
-    for z0, z1 in zip(cuts, cuts[1:]):
-        mid = 0.5 * (z0 + z1)
+    def element_regions(self, e: Element, ip: int, p: Part, z0, z1) -> list:
+        """Apertures then body of part ``ip`` of element ``e`` in [z0, z1]."""
+        which = e.field_map.get("region", "aperture") if e.field_map else None
+        tail = f"/{p.material}" if len(e.parts) > 1 else ""
         regions = []
+        for ia, a in enumerate(p.apertures):
+            vol = self.volume((e.name, ip, ia), f"{e.name}{tail}/aperture"
+                              + (f"{ia}" if len(p.apertures) > 1 else ""),
+                              e.name, e.role, a.material, z0, z1)
+            regions.append(self.region(
+                a.material, 1.0, a.shape, a.center_m[0], a.center_m[1],
+                a.half_x_m, a.half_y_m, a.field_tesla, vol,
+                self.field_map_for(e) if which == "aperture" else (-1, 1.0), e.scale))
+        vol = self.volume((e.name, ip, "body"), f"{e.name}{tail}", e.name,
+                          e.role, p.material, z0, z1)
+        full = e.shape == "full"
+        regions.append(self.region(
+            p.material, p.density_scale, "all" if full else e.shape, e.center_m[0],
+            e.center_m[1], 0.0 if full else e.half_x_m,
+            0.0 if full else e.half_y_m, e.field_tesla, vol,
+            self.field_map_for(e) if which == "body" else (-1, 1.0), e.scale))
+        return regions
+
+    def slab(self, z0: float, z1: float):
+        """The slab [z0, z1]: the element part there (last one listed wins),
+        then the fill material unless the element fills the whole plane."""
+        from .pumas.navigator import Slab
+
+        mid = 0.5 * (z0 + z1)
         hit = None
-        for e in geometry.elements:
+        for e in self.geometry.elements:
             for ip, p in enumerate(e.parts):
                 if p.z_min_m <= mid < p.z_max_m:
                     hit = (e, ip, p)
-        full = False
-        if hit is not None:
-            e, ip, p = hit
-            which = e.field_map.get("region", "aperture") if e.field_map else None
-            suffix = f"/{p.material}" if len(e.parts) > 1 else ""
-            for ia, a in enumerate(p.apertures):
-                vol = volume((e.name, ip, ia), f"{e.name}{suffix}/aperture"
-                             + (f"{ia}" if len(p.apertures) > 1 else ""),
-                             e.name, e.role, a.material, z0, z1)
-                regions.append(region(
-                    a.material, 1.0, a.shape, a.center_m[0], a.center_m[1],
-                    a.half_x_m, a.half_y_m, a.field_tesla, vol,
-                    field_map_for(e) if which == "aperture" else (-1, 1.0),
-                    e.scale))
-            vol = volume((e.name, ip, "body"), f"{e.name}{suffix}", e.name,
-                         e.role, p.material, z0, z1)
-            shape = "all" if e.shape == "full" else e.shape
-            full = e.shape == "full"
-            regions.append(region(
-                p.material, p.density_scale, shape, e.center_m[0],
-                e.center_m[1], 0.0 if full else e.half_x_m,
-                0.0 if full else e.half_y_m, e.field_tesla, vol,
-                field_map_for(e) if which == "body" else (-1, 1.0), e.scale))
-        if not full:
-            material = geometry.fill_material(mid)
-            vol = volume(("fill", material), f"fill:{material}", None, "fill",
-                         material, z0, z1)
-            regions.append(region(material, 1.0, "all", 0, 0, 0, 0, None, vol))
-        slabs.append(Slab(z0, z1, regions))
+        regions = [] if hit is None else self.element_regions(*hit, z0, z1)
+        if hit is None or hit[0].shape != "full":
+            material = self.geometry.fill_material(mid)
+            vol = self.volume(("fill", material), f"fill:{material}", None, "fill",
+                              material, z0, z1)
+            regions.append(self.region(material, 1.0, "all", 0, 0, 0, 0, None, vol))
+        return Slab(z0, z1, regions)
 
+
+def _compile(geometry: Geometry, physics, *, z_range=None,
+             reference_planes_m=()) -> CompiledGeometry:
+    from .pumas.navigator import Navigator
+
+    world = geometry.world
+    cuts = _cuts(geometry, z_range, reference_planes_m)
+    build = _Compiler(geometry, physics)
+    slabs = [build.slab(z0, z1) for z0, z1 in zip(cuts, cuts[1:])]
     nav = Navigator(slabs, half_x=float(world["half_x_m"]),
-                    half_y=float(world["half_y_m"]), maps=maps,
+                    half_y=float(world["half_y_m"]), maps=build.maps,
                     field_step=float(world["field_step_m"]),
                     field_accuracy=float(world["field_accuracy"]),
                     mass_gev=physics.particle()[0], z_range=z_range)
     region_volume = np.array([r.volume for s in slabs for r in s.regions])
     names = {i: n for n, i in physics.materials.items()}
-    return CompiledGeometry(geometry, nav, volumes, slabs, region_volume, names)
+    return CompiledGeometry(geometry, nav, build.volumes, slabs, region_volume, names)
 
 
 def locate_reference(compiled: CompiledGeometry, xyz) -> np.ndarray:

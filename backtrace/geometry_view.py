@@ -8,6 +8,7 @@ yokes.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +82,7 @@ def _read_traces(path: Path, max_tracks: int):
 def draw_geometry(geometry: Geometry, out: str | Path, *,
                   traces: str | Path | None = None, max_tracks: int = 200,
                   dpi: int = 150) -> Path:
-    """Write a PNG (or any matplotlib format by suffix) with both views."""
+    """Write a PNG (or any matplotlib format, by file extension) with both views."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -109,6 +110,6 @@ def draw_geometry(geometry: Geometry, out: str | Path, *,
     from .io import atomic_path
 
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, dpi=dpi, format=out.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=dpi, format=os.path.splitext(str(out))[1].lstrip(".") or "png")
     plt.close(fig)
     return out

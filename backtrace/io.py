@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["atomic_path", "write_text_atomic", "write_json_atomic",
-           "OutputError"]
+           "OutputError", "check_writable", "check_writable_dir"]
 
 
 class OutputError(OSError):
@@ -27,8 +27,8 @@ def atomic_path(path: str | os.PathLike):
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
-                                   suffix=".tmp")
+        # mkstemp(ending, prefix, directory)
+        fd, tmp = tempfile.mkstemp(".tmp", f".{path.name}.", path.parent)
         os.close(fd)
     except OSError as err:
         raise OutputError(f"cannot write {path}: {err.strerror or err}") from err
@@ -45,6 +45,37 @@ def atomic_path(path: str | os.PathLike):
         except OSError:
             pass
         raise
+
+
+def check_writable_dir(directory: str | os.PathLike) -> Path:
+    """Create ``directory`` if needed and check that a file can be written in
+    it, before any long computation; :class:`OutputError` names the path."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"cannot write into {directory}: it is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=directory, prefix=".backtrace-write-check.")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(f"cannot write into {directory}: "
+                          f"{err.strerror or err}") from err
+    return directory
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Check that the output file ``path`` can be written (its directory
+    writable, the path not a directory), before any long computation."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"cannot write {path}: it is a directory")
+    check_writable_dir(path.parent if str(path.parent) else Path("."))
+    if path.exists() and not os.access(path, os.W_OK):
+        # atomic replacement still works in a writable directory, but a
+        # read-only file is usually a mistake worth stopping for
+        raise OutputError(f"cannot write {path}: the file is read-only")
+    return path
 
 
 def write_text_atomic(path, text: str) -> Path:

@@ -1,4 +1,4 @@
-"""Per-track posterior weights of backward histories (METHOD.md, Weights).
+"""Per-track posterior weights of backward histories (``docs/method.md``, "Weights").
 
 For an observed track, the upstream state is a posterior
 p(s_TAX | s_det) ∝ p(s_det | s_TAX) φ_src(s_TAX). Each of the N backward
@@ -26,12 +26,12 @@ def posterior_weights(histories: pd.DataFrame, density, track_weight=None,
     (columns of :class:`backtrace.transport.BatchResult.histories`).
 
     ``prior``: 'full' weights by the 5-D source density (position, slopes,
-    energy, charge) — exact but inefficient: the dump source is a few cm
+    energy, charge) — exact but slow to converge: the dump source is a few cm
     and mrad wide while multiple scattering spreads backward histories over
     tens of cm, so one history per track usually carries all the weight;
     'energy' (default) weights by the source spectrum in energy and charge
     at the plane, leaving the transverse variables prior-free, which removes
-    the straggling bias of the energy (METHOD.md) at full efficiency;
+    the straggling bias of the energy (``docs/method.md``) with every history useful;
     'none' is the prior-free normalisation of ω (a systematic variation).
     ``track_weight``: optional Series indexed by track_index (default 1).
     ``normalise=False`` leaves out the division by the per-track sum of

@@ -1,6 +1,9 @@
-"""Outputs of an estimate: terminal table, Markdown, LaTeX (booktabs), CSV,
+"""Outputs of an estimate: terminal tables, Markdown, LaTeX (booktabs), CSV,
 JSON (``background.json``) and plots, all written atomically into a
-directory; :func:`render` re-creates tables and plots from a saved JSON."""
+directory; :func:`render` re-creates tables and plots from a saved JSON
+(checked against its schema, :mod:`backtrace.document`). The terminal
+(:func:`terminal_tables`) and the files show the same numbers, formatted
+by the same functions."""
 
 from __future__ import annotations
 
@@ -16,9 +19,7 @@ from .estimate import CATEGORIES
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
-           "shift_note", "mc_line"]
-
-
+           "shift_note", "mc_line", "terminal_tables", "summary_line", "load_document"]
 
 def format_value(entry: dict) -> str:
     if entry.get("upper_limit_90") is not None:
@@ -97,6 +98,39 @@ def mc_line(doc: dict) -> str:
     return line
 
 
+def terminal_tables(doc: dict) -> list:
+    """rich Tables for the terminal: the yields per region and category
+    and, when re-runs were made, the systematic uncertainties."""
+    from rich.table import Table
+
+    t = Table(title=f"prompt background, {doc['pot']:.3g} POT (value ± stat ± syst; "
+              "< = 90% CL)")
+    for col in ("region", *CATEGORIES):
+        t.add_column(col)
+    for region, cats in regions(doc):
+        t.add_row(region, *(format_value(cats[c]) for c in CATEGORIES))
+    tables = [t]
+    srows = list(syst_rows(doc))
+    if srows and doc["systematics"]["level"] != "none":
+        cols = list(srows[0][2])
+        st = Table(title="systematic uncertainties (absolute, all categories)")
+        for col in ("variation", *cols):
+            st.add_column(col, justify="left" if col == "variation" else "right")
+        st.add_column("shift ± MC")
+        for i, (name, _, vals) in enumerate(srows):
+            st.add_row(name, *(f"{vals[col]:.2g}" for col in cols), shift_note(doc, name),
+                       end_section=i == len(srows) - 2)
+        tables.append(st)
+    return tables
+
+
+def summary_line(doc: dict, out_dir) -> str:
+    """The closing line of ``backtrace run``: counts, time, where it went."""
+    return (f"{sum(doc['tracks'].values())} tracks, {doc['interactions']} forced "
+            f"interactions, {doc['candidates']} selected candidates, "
+            f"{doc['elapsed_s']:.0f} s → {out_dir}/background.json")
+
+
 def markdown(doc: dict) -> str:
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
              "| region | μ-μ | μ-π | other |", "|---|---|---|---|"]
@@ -125,13 +159,15 @@ def markdown(doc: dict) -> str:
 def latex(doc: dict) -> str:
     def tex(e):
         if e.get("upper_limit_90") is not None:
-            return f"$< {e['upper_limit_90']:.2g}$"
-        return f"${e['value']:.3g} \\pm {e['stat']:.2g} \\pm {e['syst']:.2g}$"
+            return f"$< {_tex_num(e['upper_limit_90'])}$"
+        return (f"${_tex_num(e['value'], 3)} \\pm {_tex_num(e['stat'])} "
+                f"\\pm {_tex_num(e['syst'])}$")
 
     out = ["\\begin{tabular}{lccc}", "\\toprule",
            "Region & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
     for region, cats in regions(doc):
-        out.append(f"{region} & " + " & ".join(tex(cats[c]) for c in CATEGORIES) + " \\\\")
+        out.append(f"{_tex_text(region)} & " + " & ".join(tex(cats[c]) for c in CATEGORIES)
+                   + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
     srows = list(syst_rows(doc))
     if srows:
@@ -142,15 +178,22 @@ def latex(doc: dict) -> str:
         for name, _, vals in srows:
             if name == "quadrature":
                 out.append("\\midrule")
-            label = name.replace("_", "\\_")
+            label = _tex_text(name)
             out.append(f"{label} & " + " & ".join(f"${_tex_num(vals[c])}$" for c in cols)
                        + " \\\\")
         out += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(out) + "\n"
 
 
-def _tex_num(x: float) -> str:
-    text = f"{x:.2g}"
+def _tex_text(text: str) -> str:
+    """Text with LaTeX's special characters (but the backslash) escaped."""
+    for char in "&%$#_{}":
+        text = text.replace(char, "\\" + char)
+    return text
+
+
+def _tex_num(x: float, digits: int = 2) -> str:
+    text = f"{x:.{digits}g}"
     if "e" in text:
         mant, exp = text.split("e")
         return f"{mant} \\times 10^{{{int(exp)}}}"
@@ -218,9 +261,12 @@ def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None):
 
 
 def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None) -> list[Path]:
-    """background.json/.md/.tex/.csv, candidates.parquet and the plots."""
+    """background.json/.md/.tex/.csv, candidates.parquet and the plots
+    (the document is checked against its schema first)."""
+    from .document import validate_document
+
     out = Path(out_dir)
-    payload = {k: v for k, v in doc.items() if not k.startswith("_")}
+    payload = validate_document({k: v for k, v in doc.items() if not k.startswith("_")})
     written = [write_json_atomic(out / "background.json", payload),
                write_text_atomic(out / "background.md", markdown(payload)),
                write_text_atomic(out / "background.tex", latex(payload)),
@@ -234,10 +280,23 @@ def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None) ->
     return written
 
 
+def load_document(out_dir) -> dict:
+    """``background.json`` of a result directory, checked against its schema
+    (:class:`backtrace.document.DocumentError` if it does not match)."""
+    from .document import DocumentError, validate_document
+
+    path = Path(out_dir) / "background.json"
+    try:
+        doc = json.loads(path.read_text())
+    except ValueError as err:
+        raise DocumentError(f"{path}: not valid JSON ({err})") from None
+    return validate_document(doc, str(path))
+
+
 def render(out_dir) -> list[Path]:
     """Re-create tables and plots from ``background.json`` (and candidates)."""
     out = Path(out_dir)
-    doc = json.loads((out / "background.json").read_text())
+    doc = load_document(out)
     cand_path = out / "candidates.parquet"
     candidates = pd.read_parquet(cand_path) if cand_path.exists() else None
     return write_outputs(out, doc, candidates)

@@ -171,7 +171,7 @@ def evaluate_point(config: ScanConfig, setting: dict, points_dir: Path) -> dict:
                             interactions_per_history=config.interactions_per_history)
         if tracks.n_rows:
             doc = run_estimate(tracks, run_cfg, jobs=1, progress=False,
-                               systematics="none")
+                               systematics="none").document
             point.update(_yields(doc, flux_scale))
         else:
             point.update(_yields(None, flux_scale))
@@ -227,16 +227,15 @@ def _load_point(points_dir: Path, key: str) -> dict | None:
         return None  # a damaged point is recomputed
 
 
-_CONFIG: tuple | None = None
+class PointEvaluator:
+    """One worker of a scan: :func:`evaluate_point` for a fixed config and
+    points directory (a Dask cluster must share the file system holding it)."""
 
+    def __init__(self, config: ScanConfig, points_dir):
+        self.config, self.points_dir = config, Path(points_dir)
 
-def _init(config, points_dir):
-    global _CONFIG
-    _CONFIG = (config, Path(points_dir))
-
-
-def _work(setting):
-    return evaluate_point(_CONFIG[0], setting, _CONFIG[1])
+    def evaluate(self, setting: dict) -> dict:
+        return evaluate_point(self.config, setting, self.points_dir)
 
 
 # ---------------------------------------------------------------------------
@@ -246,8 +245,7 @@ def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
              progress: bool = True, scheduler: str | None = None) -> dict:
     """Evaluate every setting of the grid (skipping finished ones), write
     ``scan.json``, ``scan.csv`` and the plots into ``out_dir``."""
-    from .executor import ordered_map
-    from .transport import _progress
+    from .executor import progress_bar, worker_map
 
     out = Path(out_dir)
     points_dir = out / "points"
@@ -259,14 +257,11 @@ def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
     t0 = time.perf_counter()
     if todo and config.estimate and config.tracks_file:
         _reference_rate(config, points_dir)  # once here, not in every worker
-    with _progress(len(settings), "settings", progress) as bar:
+    with progress_bar(len(settings), "settings", progress, unit="settings") as bar:
         task = bar.add_task("scan", total=len(settings), completed=len(done))
-        if scheduler is None and (jobs <= 1 or len(todo) <= 1):
-            results = (evaluate_point(config, s, points_dir) for s in todo)
-        else:  # a Dask cluster must share the file system holding OUT
-            results = ordered_map(_work, todo, jobs=max(1, min(jobs, len(todo))),
-                                  initializer=_init, initargs=(config, str(points_dir)),
-                                  scheduler=scheduler)
+        results = worker_map(PointEvaluator, (config, str(points_dir)), "evaluate",
+                             ((s,) for s in todo), jobs=max(1, min(jobs, len(todo))),
+                             scheduler=scheduler)
         for p in results:
             done[p["key"]] = p
             bar.advance(task)
@@ -375,7 +370,7 @@ def optimize(config: ScanConfig, bounds: dict, objective: str, out_dir, *,
     ``out_dir/points`` (a rerun replays it)."""
     from scipy.optimize import minimize
 
-    from .transport import _progress
+    from .executor import progress_bar
 
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r} (known: {', '.join(OBJECTIVES)})")
@@ -400,7 +395,7 @@ def optimize(config: ScanConfig, bounds: dict, objective: str, out_dir, *,
         bar.advance(task)
         return value
 
-    with _progress(max_evaluations, "evaluations", progress) as bar:
+    with progress_bar(max_evaluations, "evaluations", progress, unit="settings") as bar:
         task = bar.add_task("optimize", total=max_evaluations)
         res = minimize(figure, start, method="Nelder-Mead", bounds=list(zip(lo, hi)),
                        options={"maxfev": max_evaluations, "xatol": 1e-3, "fatol": 0.0,

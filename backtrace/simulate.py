@@ -4,14 +4,14 @@
 model (:mod:`backtrace.source`), each muon is transported forward with
 PUMAS in two stages — from its creation point to the TAX exit plane (TAX2
 back face, where its true state is kept for closure studies), then to the
-reference plane (default STRAW1 front, z = 183.508 m) — and the muons
+reference plane (default: the STRAW1 front face of the geometry) — and the muons
 crossing that plane inside the acceptance are written as tracks.
 
 ``backward`` method (:mod:`backtrace.simulate_backward`): a proposal over
 the detector plane's phase space, back-traced with PUMAS to the TAX exit and
 weighted by the source density there (:mod:`backtrace.source_density`,
 built from ``density_events`` independent forward source events). Unbiased
-for that density model but, behind the K12 magnets, very inefficient (its
+for that density model but, behind the K12 magnets, very slow to converge (its
 module docstring says why); the summary reports the effective sample size.
 
 Weights: ``weight`` = expected number of such muons in the sample's POT
@@ -29,26 +29,27 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from .rng import STAGE2_KEY_OFFSET, source_muon_key
 from .source import SourceConfig, sample_source_muons
 from .tracks import momentum_gev
 
 __all__ = ["SimulationConfig", "Simulator", "simulate_tracks"]
-
-STRAW1_Z_M = 183.508
 
 
 @dataclass(frozen=True)
 class SimulationConfig:
     """What ``simulate-tracks`` does (recorded in the output metadata).
 
+    plane_z_m: the reference plane [m] (None: the geometry's STRAW1 entry
+    face, :attr:`backtrace.geometry.Geometry.first_tracker_z_m`);
     acceptance: 'straw1' keeps muons with 0.1 m < r < 1.0 m at the plane
-    (the STRAW active annulus, facts sheet), 'plane' keeps every muon
-    crossing the plane inside the world.
+    (the STRAW active annulus), 'plane' keeps every muon crossing the plane
+    inside the world.
     """
 
     geometry_file: str | None = None
     overrides: tuple[str, ...] = ()
-    plane_z_m: float = STRAW1_Z_M
+    plane_z_m: float | None = None
     n_events: int = 20_000
     seed: int = 1
     pot: float = 1e10
@@ -66,23 +67,22 @@ class SimulationConfig:
 class Simulator:
     """Source sampling and forward transport for one process."""
 
-    def __init__(self, config: SimulationConfig, physics=None):
-        from .geometry import load_geometry
-        from .pumas import Physics
+    def __init__(self, config: SimulationConfig, beamline=None):
+        from .beamline import BeamLine
         from .transport import TraceConfig, Tracer
 
-        self.config = config
-        self.physics = physics or Physics()
-        self.geometry = load_geometry(config.geometry_file, config.overrides)
-        self.tax_exit_z = self.geometry.tax_exit_z_m
+        self.beamline = BeamLine.for_config(config, beamline)
+        self.config = resolved(config, self.beamline)
+        self.physics = self.beamline.physics
+        self.geometry = self.beamline.geometry
+        self.tax_exit_z = self.beamline.tax_exit_z_m
         common = dict(geometry_file=config.geometry_file,
                       overrides=tuple(config.overrides), direction="forward",
                       energy_loss=config.energy_loss, record=False,
                       seed=config.seed)
-        self.stage1 = Tracer(TraceConfig(to_z_m=self.tax_exit_z, **common),
-                             physics=self.physics, geometry=self.geometry)
-        self.stage2 = Tracer(TraceConfig(to_z_m=config.plane_z_m, **common),
-                             physics=self.physics, geometry=self.geometry)
+        self.stage1 = Tracer(TraceConfig(to_z_m=self.tax_exit_z, **common), self.beamline)
+        self.stage2 = Tracer(TraceConfig(to_z_m=self.config.plane_z_m, **common),
+                             self.beamline)
 
     def to_tax_exit(self, seed: int, events: np.ndarray, n_events: int):
         """Source muons of MC ``events`` (of ``n_events``) sampled with
@@ -90,7 +90,7 @@ class Simulator:
         exit plane (stage 1; one history per muon, in the same order)."""
         src = sample_source_muons(self.geometry, self.config.source, seed, events,
                                   n_events)
-        key = src["event"].to_numpy(np.int64) * 4 + src["muon"].to_numpy(np.int64)
+        key = source_muon_key(src["event"].to_numpy(np.int64), src["muon"].to_numpy(np.int64))
         if src.empty:
             return src, key, None
         tracks = src[["x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge"]].copy()
@@ -113,7 +113,8 @@ class Simulator:
                        Counter(h1["status"].tolist()).items()})
         mid = _tracks_from(h1[ok1], key[ok1])
         # a separate random stream for stage 2 (sample index 1)
-        h2 = self.stage2.trace(mid.assign(track_index=mid["track_index"] + (1 << 40))).histories
+        h2 = self.stage2.trace(mid.assign(
+            track_index=mid["track_index"] + STAGE2_KEY_OFFSET)).histories
         counts.update({f"plane:{k}": v for k, v in
                        Counter(h2["status"].tolist()).items()})
         ok2 = (h2["status"] == "reached_target").to_numpy().copy()
@@ -157,23 +158,53 @@ def _tracks_from(h: pd.DataFrame, key) -> pd.DataFrame:
         "pz_gev": p * u[:, 2], "charge": h["charge"].to_numpy()})
 
 
-_WORKER: Simulator | None = None
+def resolved(config: SimulationConfig, beamline) -> SimulationConfig:
+    """``config`` with the default reference plane (None) replaced by the
+    geometry's STRAW1 entry face."""
+    from dataclasses import replace
+
+    if config.plane_z_m is None:
+        return replace(config, plane_z_m=beamline.first_tracker_z_m)
+    return config
 
 
-def _init(config):
-    global _WORKER
-    _WORKER = Simulator(config)
+def _backward_workers(probe, config, proposal, density_events):
+    """The probe worker, factory and arguments of the backward method."""
+    from .simulate_backward import BackwardSimulator, ProposalConfig
+    from .source_density import cached_source_density
+
+    proposal = proposal or ProposalConfig()
+    if not config.plane_z_m > probe.tax_exit_z:
+        raise ValueError(f"plane z = {config.plane_z_m} m: the backward method "
+                         f"needs a plane downstream of the TAX exit "
+                         f"(z = {probe.tax_exit_z} m)")
+    density = cached_source_density(probe.beamline, config, density_events)
+    worker = BackwardSimulator(config, density, proposal, beamline=probe.beamline)
+    extra = {"proposal": worker.proposal.to_dict(), "density_events": density_events}
+    return worker, BackwardSimulator, (config, density, proposal), extra
 
 
-def _init_backward(config, density, proposal):
-    global _WORKER
-    from .simulate_backward import BackwardSimulator
+def _summary(df: pd.DataFrame, config: SimulationConfig, method: str, counts,
+             elapsed: float, jobs: int, extra: dict) -> dict:
+    from . import __version__
 
-    _WORKER = BackwardSimulator(config, density, proposal)
-
-
-def _work(events):
-    return _WORKER.run(events)
+    per_pot = float(df["weight"].sum() / config.pot) if len(df) else 0.0
+    p = np.linalg.norm(df[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
+        if len(df) else np.zeros(0)
+    mean_p = float(np.average(p, weights=df["weight"])) if len(df) else float("nan")
+    w = df["weight"].to_numpy(float) if len(df) else np.zeros(0)
+    return {
+        "method": method, "n_events": config.n_events, "tracks": len(df),
+        "pot": config.pot, "muons_per_pot": per_pot,
+        "muons_per_pot_mc_rel_err": float(np.sqrt((w ** 2).sum()) / w.sum())
+        if w.sum() > 0 else None,
+        "effective_sample_size": float(w.sum() ** 2 / (w ** 2).sum())
+        if w.sum() > 0 else 0.0,
+        "mean_momentum_gev": mean_p, "plane_z_m": config.plane_z_m,
+        "acceptance": config.acceptance, "counts": dict(sorted(counts.items())),
+        "elapsed_s": elapsed, "seed": config.seed, "jobs": jobs,
+        "config": config.to_dict(), "version": __version__, **extra,
+    }
 
 
 def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
@@ -186,7 +217,8 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
     write the sample (atomically) and return a summary: muons per POT at the
     plane, its MC error, the effective sample size, mean momentum, counts."""
     from . import __version__
-    from .transport import _progress, ordered_map
+    from .executor import progress_bar, worker_map
+    from .io import check_writable
     from .tracks import write_tracks
 
     if config.n_events < 1:
@@ -195,33 +227,21 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
         raise ValueError("pot must be positive")
     if method not in ("forward", "backward"):
         raise ValueError(f"method={method!r} (expected 'forward' or 'backward')")
+    if out is not None:
+        check_writable(out)
     t0 = time.perf_counter()
     probe = Simulator(config)  # validates geometry and plane once
-    extra = {}
+    config = probe.config      # the reference plane resolved
+    worker, factory, args, extra = probe, Simulator, (config,), {}
     if method == "backward":
-        from .simulate_backward import BackwardSimulator, ProposalConfig
-        from .source_density import cached_source_density
-
-        proposal = proposal or ProposalConfig()
-        if not config.plane_z_m > probe.tax_exit_z:
-            raise ValueError(f"plane z = {config.plane_z_m} m: the backward method "
-                             f"needs a plane downstream of the TAX exit "
-                             f"(z = {probe.tax_exit_z} m)")
-        density = cached_source_density(probe, density_events)
-        probe = BackwardSimulator(config, density, proposal, physics=probe.physics)
-        init, initargs = _init_backward, (config, density, proposal)
-        extra = {"proposal": proposal.to_dict(), "density_events": density_events}
-    else:
-        init, initargs = _init, (config,)
+        worker, factory, args, extra = _backward_workers(probe, config, proposal,
+                                                         density_events)
     chunks = [np.arange(i, min(i + batch_size, config.n_events), dtype=np.int64)
               for i in range(0, config.n_events, batch_size)]
-    if jobs <= 1 and scheduler is None:
-        results = (probe.run(c) for c in chunks)
-    else:
-        results = ordered_map(_work, chunks, jobs=jobs, initializer=init,
-                              initargs=initargs, scheduler=scheduler)
+    results = worker_map(factory, args, "run", ((c,) for c in chunks), jobs=jobs,
+                         scheduler=scheduler, local=worker)
     parts, counts = [], Counter()
-    with _progress(config.n_events, "simulating", progress) as bar:
+    with progress_bar(config.n_events, "simulating", progress, unit="events") as bar:
         task = bar.add_task("sim", total=config.n_events)
         for chunk, (df, c) in zip(chunks, results):
             parts.append(df)
@@ -229,24 +249,7 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
             bar.advance(task, len(chunk))
     df = pd.concat([p for p in parts if len(p)], ignore_index=True) if any(
         len(p) for p in parts) else pd.DataFrame(columns=["x_m"])
-    elapsed = time.perf_counter() - t0
-    per_pot = float(df["weight"].sum() / config.pot) if len(df) else 0.0
-    p = np.linalg.norm(df[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
-        if len(df) else np.zeros(0)
-    mean_p = float(np.average(p, weights=df["weight"])) if len(df) else float("nan")
-    w = df["weight"].to_numpy(float) if len(df) else np.zeros(0)
-    summary = {
-        "method": method, "n_events": config.n_events, "tracks": len(df),
-        "pot": config.pot, "muons_per_pot": per_pot,
-        "muons_per_pot_mc_rel_err": float(np.sqrt((w ** 2).sum()) / w.sum())
-        if w.sum() > 0 else None,
-        "effective_sample_size": float(w.sum() ** 2 / (w ** 2).sum())
-        if w.sum() > 0 else 0.0,
-        "mean_momentum_gev": mean_p, "plane_z_m": config.plane_z_m,
-        "acceptance": config.acceptance, "counts": dict(sorted(counts.items())),
-        "elapsed_s": elapsed, "seed": config.seed, "jobs": jobs,
-        "config": config.to_dict(), "version": __version__, **extra,
-    }
+    summary = _summary(df, config, method, counts, time.perf_counter() - t0, jobs, extra)
     if out is not None:
         write_tracks(out, df, pot=config.pot, metadata={
             "config": json.dumps(config.to_dict(), sort_keys=True, default=str),

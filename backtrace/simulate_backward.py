@@ -4,7 +4,7 @@ back-traced to the TAX exit and weighted by the source density there.
 Each proposal *i* draws, from its own random stream (:mod:`backtrace.rng`):
 
 1. the charge (±1 with probability ½), the kinetic energy log-uniform in
-   ``[e_min_gev, e_max_gev]`` and the position uniform over the acceptance
+   ``[e_min_gev, e_max_gev]`` (default upper end: the beam momentum) and the position uniform over the acceptance
    (``straw1``: the annulus ``acceptance_r_m``; ``plane``: the world's
    cross-section);
 2. the slopes (t_x, t_y) = (u_x/u_z, u_y/u_z) from a proposal centred where
@@ -45,7 +45,7 @@ Two limits, measured (``studies/source_model.md``, "Backward method"):
   the beam axis the fit is within ~5 % in total above 3 GeV and 5–20 % low
   in some energy bins; the backward method inherits that (the forward
   method does not use φ_src).
-- Behind the K12 magnets the method is very inefficient: multiple
+- Behind the K12 magnets the method converges very slowly: multiple
   scattering in ~19 m of (magnetised) iron spreads the backward histories
   over tens of cm at the TAX exit, while the source needs them within a few
   mm, and the map from detector slopes to the TAX state is far from linear
@@ -64,7 +64,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from .rng import uniforms
+from .materials import properties
+from .rng import proposal_key, uniforms
 from .tracks import momentum_gev
 
 __all__ = ["ProposalConfig", "BackwardSimulator", "scattering_covariance"]
@@ -78,7 +79,8 @@ class ProposalConfig:
     """The detector-plane proposal of the backward method (module docstring)."""
 
     e_min_gev: float = 3.0
-    e_max_gev: float = 400.0
+    #: None: the geometry's beam momentum
+    e_max_gev: float | None = None
     width_factor: float = 2.0
     defensive_fraction: float = 0.2
     broad_slope_rad: float = 0.02
@@ -86,7 +88,7 @@ class ProposalConfig:
     histories: int = 4
 
     def __post_init__(self):
-        if not 0 < self.e_min_gev < self.e_max_gev:
+        if not 0 < self.e_min_gev < (self.e_max_gev or float("inf")):
             raise ValueError("proposal energy range: need 0 < e_min < e_max")
         if not 0 <= self.defensive_fraction < 1:
             raise ValueError("defensive_fraction must be in [0, 1)")
@@ -101,26 +103,30 @@ class BackwardSimulator:
     """Proposal, linearisation and weighted back-tracing for one process."""
 
     def __init__(self, config, density, proposal: ProposalConfig | None = None,
-                 physics=None):
-        from .geometry import load_geometry
-        from .pumas import Physics
+                 beamline=None):
+        from dataclasses import replace
+
+        from .beamline import BeamLine
+        from .simulate import resolved
         from .transport import TraceConfig, Tracer
 
-        self.config = config
+        self.beamline = BeamLine.for_config(config, beamline)
+        self.config = resolved(config, self.beamline)
         self.density = density
         self.proposal = proposal or ProposalConfig()
-        self.physics = physics or Physics()
-        self.geometry = load_geometry(config.geometry_file, config.overrides)
+        if self.proposal.e_max_gev is None:
+            self.proposal = replace(self.proposal,
+                                    e_max_gev=self.beamline.beam_momentum_gev)
+        self.physics = self.beamline.physics
+        self.geometry = self.beamline.geometry
         self.tax_exit_z = density.plane_z_m
         common = dict(geometry_file=config.geometry_file,
                       overrides=tuple(config.overrides), direction="backward",
                       to_z_m=self.tax_exit_z, seed=config.seed,
-                      energy_limit_gev=float(self.geometry.beam.get(
-                          "proton_momentum_gev", 400.0)))
+                      energy_limit_gev=self.geometry.beam_momentum_gev)
 
         def tracer(**kw):
-            return Tracer(TraceConfig(**common, **kw), physics=self.physics,
-                          geometry=self.geometry)
+            return Tracer(TraceConfig(**common, **kw), self.beamline)
 
         self.shooter = tracer(energy_loss="csda", decay=False, record=False, scattering=False)
         self.recorder = tracer(energy_loss="csda", decay=False, record=True, scattering=False)
@@ -128,7 +134,7 @@ class BackwardSimulator:
                              samples_per_track=self.proposal.histories)
         self.world_half_m = (float(self.geometry.world["half_x_m"]),
                              float(self.geometry.world["half_y_m"]))
-        self._x0 = {m: radiation_length_kg_m2(m)
+        self._x0 = {m: properties(m).radiation_length_kg_m2
                     for m in self.recorder.compiled.material_names.values()}
         self._x0["outside"] = np.inf
 
@@ -165,7 +171,7 @@ class BackwardSimulator:
             "pz_gev": p / norm, "charge": det["charge"]})
 
     def _trace(self, tracer, index, det, t, sample=0):
-        return tracer.trace(self._tracks(np.asarray(index, np.int64) * 4 + sample, det, t))
+        return tracer.trace(self._tracks(proposal_key(index, sample), det, t))
 
     def _scattering(self, result) -> np.ndarray:
         """Fermi–Eyges covariance (n, 4, 4) at the TAX exit of the multiple
@@ -264,23 +270,6 @@ class BackwardSimulator:
         out = start.drop(columns=["track_index"]).assign(
             weight=w, event_id=index)[w > 0].reset_index(drop=True)
         return out, counts
-
-
-#: Radiation lengths [g/cm²] (PDG Atomic and Nuclear Properties of
-#: Materials [FROM MEMORY]); used only for the Fermi–Eyges scattering width.
-RADIATION_LENGTH_G_CM2 = {"iron": 13.84, "copper": 12.86, "tungsten": 6.76,
-                          "standard_rock": 26.54, "air": 36.62,
-                          "concrete": 26.57, "liquid_krypton": 11.37}
-
-
-def radiation_length_kg_m2(material: str) -> float:
-    """X0 [kg/m²] of a material of materials/backtrace.xml (inf: vacuum)."""
-    if material not in RADIATION_LENGTH_G_CM2:
-        if material == "vacuum":
-            return np.inf
-        raise ValueError(f"no radiation length for material {material!r} "
-                         "(backtrace.simulate_backward.RADIATION_LENGTH_G_CM2)")
-    return 10.0 * RADIATION_LENGTH_G_CM2[material]
 
 
 def scattering_covariance(states: pd.DataFrame, track_index: np.ndarray,

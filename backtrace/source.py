@@ -61,39 +61,16 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from .constants import PROTON_MASS_GEV, pdg_mass_ctau
+from .hadroproduction import (BR_MU_NU, MESON_ABSORPTION_RATIO, inelastic_cross_section_mb,
+                              meson_density, mt_scaled_density, mt_scaled_total, pi0_yield,
+                              sqrt_s_gev, target_constants)
 from .kinematics import three_body_decay, two_body_decay
 from .rng import normals, uniforms
 
-__all__ = ["SourceConfig", "COMPONENTS", "bmpt_invariant", "barton_alpha",
-           "x_radial", "sample_source_muons", "meson_yield_per_interaction",
-           "inelastic_cross_section_mb", "PROTON_LAMBDA_I_G_CM2"]
+__all__ = ["SourceConfig", "COMPONENTS", "sample_source_muons", "CHARM",
+           "SIGMA_CC_PER_NUCLEON_MB"]
 
-AVOGADRO = 6.02214076e23
-#: Nuclear interaction lengths [g/cm^2] (PDG Atomic and Nuclear Properties;
-#: Fe VERIFIED-class value 132.1, Cu 137.3, Be 77.8 [FROM MEMORY]).
-PROTON_LAMBDA_I_G_CM2 = {"iron": 132.1, "copper": 137.3, "beryllium": 77.8}
-MASS_NUMBER = {"iron": 55.845, "copper": 63.546, "beryllium": 9.0122}
-DENSITY_G_CM3 = {"iron": 7.874, "copper": 8.960}
-#: Absorption length of mesons relative to protons (σ_πA/σ_pA ~ 0.77,
-#: σ_KA/σ_pA ~ 0.70; Carroll et al., PLB 80 (1979) 319 [FROM MEMORY]).
-MESON_ABSORPTION_RATIO = {"pion": 0.77, "kaon": 0.70}
-
-#: BMPT parameters (Bonesini et al. 2001, table 2, as quoted in
-#: PHYSICS_REFERENCES §3). A in mb/GeV^2, a in 1/GeV.
-BMPT = {
-    "pion": dict(A=62.3, B=1.57, alpha=3.45, beta=0.517, a=6.10,
-                 gamma=0.153, delta=0.478, r0=1.05, r1=2.65),
-    "kaon": dict(A=7.74, B=0.0, alpha=2.45, beta=0.444, a=5.04,
-                 gamma=0.121, delta=0.242, r0=1.15, r1=-3.17),
-}
-
-#: PDG ids (particle package) of the hadrons used.
-PDGID = {"pion": 211, "kaon": 321, "muon": 13, "D0": 421, "D+": 411,
-         "Ds": 431, "Lc": 4122, "eta": 221, "rho": 113, "omega": 223,
-         "phi": 333, "jpsi": 443, "K": 321, "Lambda": 3122, "pi0": 111}
-
-#: Decay-in-flight branching ratios to μν (PDG 2024).
-BR_MU_NU = {"pion": 0.9998770, "kaon": 0.6356}
 #: Dimuon branching ratios (PDG [FROM MEMORY]).
 BR_MUMU = {"eta": 3.1e-4, "rho": 4.55e-5, "omega": 7.4e-5, "phi": 2.86e-4,
            "jpsi": 0.05961}
@@ -118,16 +95,6 @@ DEFAULT_EVENT_FRACTIONS = {"pion": 0.22, "kaon": 0.12, "charm": 0.50,
                            "phi": 0.04, "jpsi": 0.02}
 
 
-@lru_cache(maxsize=None)
-def _pdg(name: str):
-    """(mass [GeV], c tau [m]) from the particle package (PDG data)."""
-    from particle import Particle
-
-    p = Particle.from_pdgid(PDGID[name])
-    ctau = p.ctau / 1e3 if p.ctau is not None and np.isfinite(p.ctau) else 0.0
-    return p.mass / 1e3, ctau
-
-
 @dataclass(frozen=True)
 class SourceConfig:
     """Knobs of the source model (see the module docstring)."""
@@ -141,79 +108,6 @@ class SourceConfig:
 
     def scale(self, component: str) -> float:
         return float(self.scales.get(component, 1.0))
-
-
-# ---------------------------------------------------------------------------
-# Cross sections
-# ---------------------------------------------------------------------------
-def inelastic_cross_section_mb(material: str) -> float:
-    """σ_inel = A / (N_A λ_I) [mb] for protons."""
-    a = MASS_NUMBER[material]
-    return a / (AVOGADRO * PROTON_LAMBDA_I_G_CM2[material]) * 1e27
-
-
-def x_radial(p_lab, pt, mass, p_beam=400.0, m_p=0.93827208816):
-    """BMPT radial scaling variable x_R = E* / E*_max of a hadron of lab
-    momentum p and transverse momentum pT (p–nucleon centre of mass)."""
-    p_lab = np.asarray(p_lab, float)
-    pt = np.asarray(pt, float)
-    e_beam = np.hypot(p_beam, m_p)
-    s = 2 * m_p ** 2 + 2 * m_p * e_beam
-    sqrt_s = np.sqrt(s)
-    beta = p_beam / (e_beam + m_p)
-    gamma = 1 / np.sqrt(1 - beta ** 2)
-    pz = np.sqrt(np.maximum(p_lab ** 2 - pt ** 2, 0.0))
-    e = np.sqrt(p_lab ** 2 + mass ** 2)
-    e_star = gamma * (e - beta * pz)
-    e_max = (s - (2 * m_p) ** 2 + mass ** 2) / (2 * sqrt_s)  # recoil mass ≥ 2 m_p
-    return e_star / e_max, gamma * (pz - beta * e) / (sqrt_s / 2)
-
-
-def bmpt_invariant(species: str, x_r, pt, charge=+1):
-    """E d³σ/dp³ [mb GeV⁻²] for p + Be → h± + X at 400–450 GeV (BMPT)."""
-    c = BMPT[species]
-    x = np.clip(np.asarray(x_r, float), 1e-6, 1 - 1e-9)
-    pt = np.asarray(pt, float)
-    ap = c["a"] / x ** c["gamma"]
-    bp = c["a"] ** 2 / (2 * x ** c["delta"])
-    f = (c["A"] * (1 - x) ** c["alpha"] * (1 + c["B"] * x) * x ** (-c["beta"])
-         * (1 + ap * pt + bp * pt ** 2) * np.exp(-ap * pt))
-    if np.any(np.asarray(charge) < 0):
-        if species == "pion":
-            ratio = c["r0"] * (1 + x) ** c["r1"]      # π+/π−
-        else:
-            ratio = c["r0"] * (1 - x) ** c["r1"]      # K+/K−
-        f = np.where(np.asarray(charge) < 0, f / ratio, f)
-    return np.where(np.asarray(x_r) < 1, f, 0.0)
-
-
-def barton_alpha(x_f, pt):
-    """Exponent of (A1/A2)^α for invariant cross sections (Barton et al.)."""
-    x_f = np.asarray(x_f, float)
-    pt = np.asarray(pt, float)
-    return (0.74 - 0.55 * x_f + 0.26 * x_f ** 2) * (0.98 + 0.21 * pt ** 2)
-
-
-def meson_density(species, p, pt, charge, material, mass):
-    """d²N/(dp_z dp_T) per inelastic interaction in ``material`` [1/GeV²]."""
-    x_r, x_f = x_radial(p, pt, mass)
-    inv = bmpt_invariant(species, x_r, pt, charge)
-    a_scale = (MASS_NUMBER[material] / MASS_NUMBER["beryllium"]) ** barton_alpha(x_f, pt)
-    e = np.sqrt(p ** 2 + mass ** 2)
-    return 2 * np.pi * pt / e * inv * a_scale / inelastic_cross_section_mb(material)
-
-
-def meson_yield_per_interaction(species, material="copper", charge=+1,
-                                p_min=1.0, n=200_000, seed=12345):
-    """∫ d²N/(dp_z dp_T) over p_z in [p_min, 400] GeV, p_T in [0, 3] GeV
-    (MC integral with a fixed seed)."""
-    mass, _ = _pdg(species)
-    rng = np.random.default_rng(seed)
-    pz = p_min * (400.0 / p_min) ** rng.random(n)
-    pt = 3.0 * rng.random(n)
-    p = np.hypot(pz, pt)
-    f = meson_density(species, p, pt, charge, material, mass)
-    return float(np.mean(f * pz * np.log(400.0 / p_min) * 3.0))
 
 
 # ---------------------------------------------------------------------------
@@ -232,8 +126,7 @@ def _interaction_points(geometry, u):
     beam = geometry.beam
     x0, y0, z0 = beam["impact_point_m"]
     sx, sy = beam.get("spread_m", (0.0, 0.0))
-    lam_cu = PROTON_LAMBDA_I_G_CM2["copper"] / DENSITY_G_CM3["copper"] / 100
-    lam_fe = PROTON_LAMBDA_I_G_CM2["iron"] / DENSITY_G_CM3["iron"] / 100
+    lam_cu, lam_fe = _lambda_i_m("copper"), _lambda_i_m("iron")
     tax1 = geometry.element("TAX1")
     cu_len = sum(p.z_max_m - p.z_min_m for p in tax1.parts if p.material == "copper")
     d = -lam_cu * np.log(u[:, 0])
@@ -243,6 +136,14 @@ def _interaction_points(geometry, u):
     y = y0 + sy * normals(u[:, 4], u[:, 5])
     material = np.where(in_fe, "iron", "copper").astype(object)
     return np.column_stack([x, y, z0 + d]), material
+
+
+@lru_cache(maxsize=None)
+def _lambda_i_m(material: str) -> float:
+    """Nuclear interaction length [m] at the MDF density of ``material``."""
+    from .materials import read_mdf
+
+    return target_constants(material)[1] / read_mdf()[material].density_g_cm3 / 100
 
 
 def _p4(p_vec, mass):
@@ -264,8 +165,8 @@ def _meson_momenta(u, p_min, p_max, mean_pt=0.5):
 
 def _decay_in_flight(species, cfg, u, vertex, material, p_beam):
     """π/K: production, forced decay before absorption, π/K → μν."""
-    mass, ctau = _pdg(species)
-    m_mu, _ = _pdg("muon")
+    mass, ctau = pdg_mass_ctau(species)
+    m_mu, _ = pdg_mass_ctau("muon")
     p_vec, q = _meson_momenta(u[:, :4], cfg.meson_p_min_gev, p_beam)
     charge = np.where(u[:, 4] < 0.5, 1.0, -1.0)
     pt = np.hypot(p_vec[:, 0], p_vec[:, 1])
@@ -273,10 +174,9 @@ def _decay_in_flight(species, cfg, u, vertex, material, p_beam):
     dens = np.zeros(len(p))
     for m in ("copper", "iron"):
         sel = material == m
-        dens[sel] = meson_density(species, p[sel], pt[sel], charge[sel], m, mass)
+        dens[sel] = meson_density(species, p[sel], pt[sel], charge[sel], m, mass, p_beam)
     weight = dens / q / 0.5  # charge drawn with probability 1/2
-    lam_i = np.array([PROTON_LAMBDA_I_G_CM2[m] / DENSITY_G_CM3[m] / 100
-                      for m in material])
+    lam_i = np.array([_lambda_i_m(m) for m in material])
     lam_abs = lam_i / MESON_ABSORPTION_RATIO[species] * cfg.absorption_scale
     lam_dec = p / mass * ctau
     rate = 1 / lam_dec + 1 / lam_abs
@@ -289,28 +189,30 @@ def _decay_in_flight(species, cfg, u, vertex, material, p_beam):
                  parent_p=p, parent_pt=pt)]
 
 
-def _prompt_kinematics(u, mass, n_power, b_pt2, sqrt_s=27.43, beta_cm=None):
-    """Hadron with dσ/dx_F ∝ (1−|x_F|)^n (x_F > 0), dσ/dp_T² ∝ exp(−b p_T²)."""
+def _prompt_kinematics(u, mass, n_power, b_pt2, p_beam):
+    """Hadron with dσ/dx_F ∝ (1−|x_F|)^n (x_F > 0), dσ/dp_T² ∝ exp(−b p_T²),
+    in the lab frame of protons of momentum ``p_beam`` on nucleons at rest."""
+    sqrt_s = sqrt_s_gev(p_beam)
     xf = 1 - u[:, 0] ** (1 / (n_power + 1))
     pt = np.sqrt(-np.log(u[:, 1]) / b_pt2)
     phi = 2 * np.pi * u[:, 2]
     pl_star = xf * sqrt_s / 2
     e_star = np.sqrt(pl_star ** 2 + pt ** 2 + mass ** 2)
-    m_p = 0.93827208816
-    e_beam = np.hypot(400.0, m_p)
-    beta = 400.0 / (e_beam + m_p)
+    m_p = PROTON_MASS_GEV
+    e_beam = np.hypot(p_beam, m_p)
+    beta = p_beam / (e_beam + m_p)
     gamma = 1 / np.sqrt(1 - beta ** 2)
     pz = gamma * (pl_star + beta * e_star)
     return np.column_stack([pt * np.cos(phi), pt * np.sin(phi), pz])
 
 
-def _charm(cfg, u, vertex, material):
+def _charm(cfg, u, vertex, material, p_beam):
     names = list(CHARM)
     frac = np.array([CHARM[n][0] for n in names])
     k = np.minimum(np.searchsorted(np.cumsum(frac / frac.sum()), u[:, 0],
                                    side="right"), len(names) - 1)
-    m_mu, _ = _pdg("muon")
-    a = np.array([MASS_NUMBER[m] for m in material])
+    m_mu, _ = pdg_mass_ctau("muon")
+    a = np.array([target_constants(m)[0] for m in material])
     sigma_in = np.array([inelastic_cross_section_mb(m) for m in material])
     # charm hadrons per interaction in the forward hemisphere: 2 per pair, 1/2 forward
     n_forward = 2 * SIGMA_CC_PER_NUCLEON_MB * a / sigma_in * 0.5
@@ -320,9 +222,9 @@ def _charm(cfg, u, vertex, material):
         sel = k == j
         if not sel.any():
             continue
-        mass, _ = _pdg(name)
+        mass, _ = pdg_mass_ctau(name)
         _, br, m3 = CHARM[name]
-        hadron = _p4(_prompt_kinematics(u[sel, 1:4], mass, 6.0, 0.9), mass)
+        hadron = _p4(_prompt_kinematics(u[sel, 1:4], mass, 6.0, 0.9, p_beam), mass)
         mu, _, _, _ = three_body_decay(hadron, m_mu, 0.0, m3, u[sel, 4:38])
         p4[sel] = mu
         weight[sel] = n_forward[sel] * br
@@ -331,44 +233,9 @@ def _charm(cfg, u, vertex, material):
                  parent_p=np.zeros(len(u)), parent_pt=np.zeros(len(u)))]
 
 
-@lru_cache(maxsize=None)
-def _pi0_yield(material: str) -> float:
-    return 0.5 * (meson_yield_per_interaction("pion", material, +1, p_min=1.0)
-                  + meson_yield_per_interaction("pion", material, -1, p_min=1.0))
-
-
-def mt_scaled_density(name: str, pz, pt, material: str):
-    """d²N/(dp_z dp_T) per interaction [1/GeV²] of a light meson with the
-    BMPT π+ invariant cross section at the same x_R and the p_T' that gives
-    the same transverse mass (m_T scaling), up to the yield normalisation."""
-    mass, _ = _pdg(name)
-    m_pi, _ = _pdg("pion")
-    pz = np.asarray(pz, float)
-    pt = np.asarray(pt, float)
-    ptp = np.sqrt(pt ** 2 + mass ** 2 - m_pi ** 2)
-    p = np.hypot(pz, pt)
-    x_r, x_f = x_radial(p, pt, mass)
-    inv = bmpt_invariant("pion", x_r, ptp, +1)
-    a_scale = (MASS_NUMBER[material] / MASS_NUMBER["beryllium"]) ** barton_alpha(x_f, pt)
-    e = np.sqrt(p ** 2 + mass ** 2)
-    return 2 * np.pi * pt / e * inv * a_scale / inelastic_cross_section_mb(material)
-
-
-@lru_cache(maxsize=None)
-def _mt_scaled_total(name: str, material: str) -> float:
-    """∫ mt_scaled_density over p_z in [1, 400] GeV, p_T in [0, 3] GeV (the
-    range of the π0 multiplicity it is normalised to)."""
-    rng = np.random.default_rng(54321)
-    n = 400_000
-    pz = 400.0 ** rng.random(n)
-    pt = 3.0 * rng.random(n)
-    return float(np.mean(mt_scaled_density(name, pz, pt, material)
-                         * pz * np.log(400.0) * 3.0))
-
-
 def _light_meson(name, cfg, u, vertex, material, p_beam):
-    mass, _ = _pdg(name)
-    m_mu, _ = _pdg("muon")
+    mass, _ = pdg_mass_ctau(name)
+    m_mu, _ = pdg_mass_ctau("muon")
     p_vec, q = _meson_momenta(u[:, :4], cfg.meson_p_min_gev, p_beam)
     pt = np.hypot(p_vec[:, 0], p_vec[:, 1])
     weight = np.zeros(len(u))
@@ -376,9 +243,9 @@ def _light_meson(name, cfg, u, vertex, material, p_beam):
         sel = material == m
         if not sel.any():
             continue
-        dens = mt_scaled_density(name, p_vec[sel, 2], pt[sel], m)
-        weight[sel] = (dens / _mt_scaled_total(name, m) / q[sel]
-                       * RATIO_TO_PI0[name] * _pi0_yield(m))
+        dens = mt_scaled_density(name, p_vec[sel, 2], pt[sel], m, p_beam)
+        weight[sel] = (dens / mt_scaled_total(name, m, p_beam) / q[sel]
+                       * RATIO_TO_PI0[name] * pi0_yield(m, p_beam))
     weight *= BR_MUMU[name]
     parent = _p4(p_vec, mass)
     if name == "eta":
@@ -416,13 +283,13 @@ def _kroll_wada_mass(m_parent, m_mu, u):
     return chosen
 
 
-def _jpsi(cfg, u, vertex, material):
-    mass, _ = _pdg("jpsi")
-    m_mu, _ = _pdg("muon")
-    a = np.array([MASS_NUMBER[m] for m in material])
+def _jpsi(cfg, u, vertex, material, p_beam):
+    mass, _ = pdg_mass_ctau("jpsi")
+    m_mu, _ = pdg_mass_ctau("muon")
+    a = np.array([target_constants(m)[0] for m in material])
     sigma_in = np.array([inelastic_cross_section_mb(m) for m in material])
     weight = JPSI_BMUMU_SIGMA_PER_NUCLEON_MB * a / sigma_in * 0.5  # x_F > 0 only
-    parent = _p4(_prompt_kinematics(u[:, :3], mass, 5.0, 0.6), mass)
+    parent = _p4(_prompt_kinematics(u[:, :3], mass, 5.0, 0.6, p_beam), mass)
     mu1, mu2 = two_body_decay(parent, m_mu, m_mu, u[:, 3], u[:, 4])
     common = dict(weight=weight, vertex=vertex, parent_p=parent[:, 0],
                   parent_pt=np.hypot(parent[:, 1], parent[:, 2]))
@@ -446,21 +313,21 @@ def sample_source_muons(geometry, config: SourceConfig, seed: int,
     u = uniforms(seed, events, N_UNIFORMS, stream="source_decay")
     component, frac = _component_of(u_main[:, 0], config.event_fractions)
     vertex, material = _interaction_points(geometry, u_main[:, 1:7])
-    p_beam = float(geometry.beam.get("proton_momentum_gev", 400.0))
+    p_beam = geometry.beam_momentum_gev
     rows = []
     for name in COMPONENTS:
         sel = component == name
         if not sel.any():
             continue
-        args = (config, u[sel], vertex[sel], material[sel])
+        args = (config, u[sel], vertex[sel], material[sel], p_beam)
         if name in ("pion", "kaon"):
-            muons = _decay_in_flight(name, *args, p_beam)
+            muons = _decay_in_flight(name, *args)
         elif name == "charm":
             muons = _charm(*args)
         elif name == "jpsi":
             muons = _jpsi(*args)
         else:
-            muons = _light_meson(name, *args, p_beam)
+            muons = _light_meson(name, *args)
         for k, mu in enumerate(muons):
             w = mu["weight"] * config.scale(name) / frac[sel] / n_events
             rows.append(pd.DataFrame({
@@ -476,7 +343,7 @@ def sample_source_muons(geometry, config: SourceConfig, seed: int,
         return pd.DataFrame()
     df = pd.concat(rows, ignore_index=True).sort_values(["event", "muon"],
                                                         ignore_index=True)
-    m_mu, _ = _pdg("muon")
+    m_mu, _ = pdg_mass_ctau("muon")
     p = np.linalg.norm(df[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1)
     e_kin = np.sqrt(p ** 2 + m_mu ** 2) - m_mu
     keep = (e_kin >= config.muon_e_min_gev) & (df["pz_gev"] > 0) & (df["weight"] > 0)

@@ -1,8 +1,8 @@
 """Muon source density at the TAX exit plane, for backward weighting.
 
 Backward Monte Carlo needs φ_src(s), the phase-space density of the muons
-leaving the dump, at the end of each backward history (METHOD.md: weights
-ω·φ_src(s_TAX)). It is built once from the forward source model: source
+leaving the dump, at the end of each backward history (weights
+ω·φ_src(s_TAX), ``docs/method.md``). It is built once from the forward source model: source
 muons are transported with PUMAS from their creation point to the TAX exit
 plane (TAX2 back face, z = 26.32 m), and there the density is modelled, per
 charge and per bin of log kinetic energy, as the bin's yield times a 4-D
@@ -155,16 +155,31 @@ def _log_pdf(data, mean, cov) -> np.ndarray:
             - 0.5 * data.shape[1] * np.log(2 * np.pi))
 
 
+#: Lowest kinetic energy [GeV] of the density's energy bins.
+E_MIN_GEV = 2.0
+#: Number of log-spaced energy bins, from E_MIN_GEV to the beam momentum.
+N_ENERGY_BINS = 24
+
+
+def energy_edges(e_max_gev: float) -> np.ndarray:
+    """Default log10 kinetic-energy bin edges up to ``e_max_gev``."""
+    return np.linspace(np.log10(E_MIN_GEV), np.log10(e_max_gev), N_ENERGY_BINS + 1)
+
+
 def fit_density(states: pd.DataFrame, n_events: int, plane_z_m: float,
-                log_e_edges=None, components: int = 3) -> SourceDensity:
+                log_e_edges=None, components: int = 3,
+                e_max_gev: float | None = None) -> SourceDensity:
     """Fit from weighted states at the plane (columns x_m, y_m, ux, uy, uz,
     kinetic_energy_gev, charge, weight = muons per POT already divided by
     the number of events); ``components`` Gaussians per (charge, energy
-    bin), 1 for the single moment Gaussian."""
+    bin), 1 for the single moment Gaussian. Bins: ``log_e_edges``, else
+    :func:`energy_edges` up to ``e_max_gev`` (the beam momentum)."""
     if components < 1:
         raise ValueError("components must be >= 1")
     if log_e_edges is None:
-        log_e_edges = np.linspace(np.log10(2.0), np.log10(400.0), 25)
+        if e_max_gev is None:
+            raise ValueError("fit_density needs log_e_edges or e_max_gev")
+        log_e_edges = energy_edges(e_max_gev)
     tx = states["ux"] / states["uz"]
     ty = states["uy"] / states["uz"]
     data = np.column_stack([states["x_m"], states["y_m"], tx, ty])
@@ -212,18 +227,23 @@ def fit_density(states: pd.DataFrame, n_events: int, plane_z_m: float,
 def build_source_density(simulator, n_events: int, batch_size: int = 5000,
                          components: int = 3) -> SourceDensity:
     """Forward-sample the source to the TAX exit plane with a
-    :class:`backtrace.simulate.Simulator` and fit the density."""
+    :class:`backtrace.simulate.Simulator` and fit the density (its own
+    events: seed + :data:`backtrace.rng.DENSITY_EVENTS_SEED_OFFSET`)."""
+    from .rng import DENSITY_EVENTS_SEED_OFFSET
+
     parts = []
+    seed = simulator.config.seed + DENSITY_EVENTS_SEED_OFFSET
     for start in range(0, n_events, batch_size):
         events = np.arange(start, min(start + batch_size, n_events), dtype=np.int64)
-        src, _, h = simulator.to_tax_exit(simulator.config.seed + 7919, events, n_events)
+        src, _, h = simulator.to_tax_exit(seed, events, n_events)
         if src.empty:
             continue
         ok = (h["status"] == "reached_target").to_numpy()
         h = h[ok].assign(weight=h["weight"].to_numpy()[ok] * src["weight"].to_numpy()[ok])
         parts.append(h)
     states = pd.concat(parts, ignore_index=True)
-    return fit_density(states, n_events, simulator.tax_exit_z, components=components)
+    return fit_density(states, n_events, simulator.tax_exit_z, components=components,
+                       e_max_gev=simulator.geometry.beam_momentum_gev)
 
 
 def upstream_digest(geometry, z_max_m: float) -> str:
@@ -241,20 +261,23 @@ def upstream_digest(geometry, z_max_m: float) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def cached_source_density(simulator, n_events: int, components: int = 3) -> SourceDensity:
-    """:func:`build_source_density`, cached on disk (the physics cache
-    directory, ``source_density/``) by the upstream geometry, the source
-    configuration, the seed and the number of events."""
+def cached_source_density(beamline, config, n_events: int,
+                          components: int = 3) -> SourceDensity:
+    """:func:`build_source_density` for the beam line and a
+    :class:`backtrace.simulate.SimulationConfig` (its source model, seed and
+    energy loss), cached on disk (the physics cache directory,
+    ``source_density/``) by the upstream geometry, the source configuration,
+    the seed and the number of events. The simulator is built only on a
+    cache miss."""
     import hashlib
     from dataclasses import asdict
 
     from .pumas.physics import cache_dir
 
-    cfg = simulator.config
     key = hashlib.sha256(json.dumps({
-        "geometry": upstream_digest(simulator.geometry, simulator.tax_exit_z),
-        "source": asdict(cfg.source), "seed": cfg.seed,
-        "energy_loss": cfg.energy_loss, "events": n_events,
+        "geometry": upstream_digest(beamline.geometry, beamline.tax_exit_z_m),
+        "source": asdict(config.source), "seed": config.seed,
+        "energy_loss": config.energy_loss, "events": n_events,
         "components": components, "format": 2}, sort_keys=True, default=str).encode()).hexdigest()[:24]
     path = cache_dir() / "source_density" / f"{key}.json"
     if path.exists():
@@ -262,9 +285,29 @@ def cached_source_density(simulator, n_events: int, components: int = 3) -> Sour
             return SourceDensity.load(path)
         except (ValueError, KeyError, TypeError):
             pass  # rebuilt below
-    density = build_source_density(simulator, n_events, components=components)
+    from .simulate import Simulator
+
+    density = build_source_density(Simulator(config, beamline), n_events,
+                                   components=components)
     try:
         density.save(path)
     except OSError:
         pass  # an unwritable cache only costs time
     return density
+
+
+def density_for_run(config, beamline=None) -> SourceDensity:
+    """The source density at the TAX exit (cached on disk by the geometry
+    upstream of the TAX exit: magnet settings downstream reuse it), for the
+    nominal source geometry (``config.source_overrides``)."""
+    from .beamline import BeamLine
+    from .rng import DENSITY_SOURCE_SEED
+    from .simulate import SimulationConfig
+
+    overrides = tuple(config.overrides if config.source_overrides is None
+                      else config.source_overrides)
+    if beamline is None or overrides != beamline.overrides:
+        beamline = BeamLine.shared(config.geometry_file, overrides)
+    sim_cfg = SimulationConfig(geometry_file=config.geometry_file, overrides=overrides,
+                               seed=DENSITY_SOURCE_SEED)
+    return cached_source_density(beamline, sim_cfg, config.density_events)

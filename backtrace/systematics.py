@@ -1,6 +1,6 @@
 """Systematic uncertainties of the prompt estimate.
 
-Two kinds, each listed alone and combined in quadrature (METHOD.md,
+Two kinds, each listed alone and combined in quadrature (``docs/method.md``,
 Estimate):
 
 - **reweighting** (exact, no re-run): the POT normalisation ± ``POT_RELATIVE``
@@ -23,8 +23,8 @@ Re-run variations and their sizes (all estimates [est], our choice):
   group) × (1 ± ``FIELD_SCALE_RELATIVE``), ±5 %. The fields are nominal
   uniform values in idealised regions; the iron-yoke fields of the sweeping
   magnets (B3, sweeper, SCR.1) are saturation-level estimates rather than
-  measured maps (NA62_BEAMDUMP_FACTS.md: "yokes of iron magnetised
-  ~1.8 T"), and the outlines of the yokes are estimated. A ±5 % field
+  measured maps (public K12 descriptions: "yokes of iron magnetised
+  ~1.8 T", ``docs/geometry.md``), and the outlines of the yokes are estimated. A ±5 % field
   integral covers the difference between typical saturation inductions of
   magnet steels (≈1.7–1.9 T) and a uniform field filling an estimated
   yoke; it is larger than the ~1 % current/calibration uncertainty of a

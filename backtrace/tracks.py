@@ -21,7 +21,9 @@ comment line ``# pot = 1.0e12``) and can be given or overridden with
 ROOT TTrees with other branch names are read.
 
 Every row gets a status: ``ok`` or the first problem found, in this order:
-``nan`` (a required value is NaN or infinite), ``bad_charge`` (not ±1),
+``non_numeric`` (a required value, or the weight, is not a number, e.g.
+``charge = plus`` in a CSV), ``nan`` (a required value is NaN or infinite),
+``bad_charge`` (not ±1),
 ``non_positive_momentum`` (|p| = 0 or p_z <= 0: the muon must move
 downstream), ``bad_weight`` (weight <= 0 or not finite), ``outside_world``
 (position outside the geometry's world). Bad rows are counted and
@@ -42,14 +44,16 @@ import pandas as pd
 from .constants import MUON_MASS_GEV
 
 __all__ = ["REQUIRED", "OPTIONAL", "STATUSES", "TrackFileError", "Tracks",
-           "validate", "kinetic_energy_gev", "momentum_gev", "parse_column_map",
-           "write_tracks"]
+           "validate", "numeric_columns", "kinetic_energy_gev", "momentum_gev",
+           "parse_column_map", "write_tracks"]
 
 REQUIRED = ("x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge")
 OPTIONAL = ("t_ns", "weight", "event_id")
 #: Row statuses, in the order they are checked.
-STATUSES = ("ok", "nan", "bad_charge", "non_positive_momentum", "bad_weight",
-            "outside_world")
+STATUSES = ("ok", "non_numeric", "nan", "bad_charge", "non_positive_momentum",
+            "bad_weight", "outside_world")
+#: Columns read as numbers (event_id is an identifier, kept as it is).
+NUMERIC = REQUIRED + ("t_ns", "weight")
 POT_KEYS = (b"backtrace.pot", b"pot")
 
 
@@ -75,13 +79,31 @@ def parse_column_map(items) -> dict[str, str]:
 def kinetic_energy_gev(p_gev, mass_gev: float = MUON_MASS_GEV):
     """Kinetic energy [GeV] of a particle of momentum p [GeV/c]."""
     p = np.asarray(p_gev, float)
-    return np.sqrt(p * p + mass_gev * mass_gev) - mass_gev
+    with np.errstate(over="ignore"):
+        t = np.sqrt(p * p + mass_gev * mass_gev) - mass_gev
+    # p beyond ~1e154 GeV: p² overflows, the hypot form does not
+    return np.where(np.isfinite(t), t, np.hypot(p, mass_gev) - mass_gev)
 
 
 def momentum_gev(kinetic_gev, mass_gev: float = MUON_MASS_GEV):
     """Momentum [GeV/c] of a particle of kinetic energy T [GeV]: √(T(T+2m))."""
     t = np.asarray(kinetic_gev, float)
     return np.sqrt(t * (t + 2 * mass_gev))
+
+
+def numeric_columns(df: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    """``df`` with its numeric track columns as float (a value that is not a
+    number becomes NaN), and which rows held such a value."""
+    bad = np.zeros(len(df), dtype=bool)
+    out = df.copy() if any(c in df and df[c].dtype.kind not in "fiub"
+                           for c in NUMERIC) else df
+    for c in NUMERIC:
+        if c not in df or df[c].dtype.kind in "fiub":
+            continue
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad |= (values.isna() & df[c].notna()).to_numpy()
+        out[c] = values.astype(float)
+    return out, bad
 
 
 def validate(df: pd.DataFrame, world=None) -> np.ndarray:
@@ -91,18 +113,21 @@ def validate(df: pd.DataFrame, world=None) -> np.ndarray:
     """
     n = len(df)
     status = np.full(n, "ok", dtype=object)
+    df, non_numeric = numeric_columns(df)
     values = np.column_stack([df[c].to_numpy(dtype=float) for c in REQUIRED]) \
         if n else np.zeros((0, len(REQUIRED)))
 
     def mark(mask, name):
         status[(status == "ok") & mask] = name
 
+    mark(non_numeric, "non_numeric")
     mark(~np.all(np.isfinite(values), axis=1), "nan")
     charge = df["charge"].to_numpy(dtype=float)
     mark(~np.isin(charge, (-1.0, 1.0)), "bad_charge")
     px, py, pz = (df[c].to_numpy(dtype=float) for c in ("px_gev", "py_gev", "pz_gev"))
     with np.errstate(invalid="ignore"):
-        mark(~(pz > 0) | ~(px * px + py * py + pz * pz > 0), "non_positive_momentum")
+        # |p| by hypot: no overflow for momenta beyond 1e154 GeV
+        mark(~(pz > 0) | ~(np.hypot(np.hypot(px, py), pz) > 0), "non_positive_momentum")
     if "weight" in df:
         w = df["weight"].to_numpy(dtype=float)
         with np.errstate(invalid="ignore"):
@@ -142,8 +167,8 @@ class Tracks:
             raise TrackFileError(f"{path}: no such file")
         if path.is_dir():
             raise TrackFileError(f"{path}: is a directory, expected a track file")
-        suffix = path.suffix.lower()
-        fmt = {".csv": "csv", ".root": "root"}.get(suffix, "parquet")
+        extension = os.path.splitext(str(path))[1].lower()
+        fmt = {".csv": "csv", ".root": "root"}.get(extension, "parquet")
         try:
             if fmt == "parquet":
                 names, n_rows, file_pot, meta = _parquet_info(path)

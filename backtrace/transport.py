@@ -14,7 +14,7 @@ the backward steps, times the survival probability) times the input track
 weight. ``track_weight`` is the prior-free per-track normalisation
 w·ω_i / Σ_j ω_j over the histories of the track that reached the target (0
 for the others), so that each observed track counts once. The source-
-weighted normalisation ω·φ_src(s_TAX) / Σ ω·φ_src (METHOD.md) needs the
+weighted normalisation ω·φ_src(s_TAX) / Σ ω·φ_src (``docs/method.md``) needs the
 source model and is applied downstream.
 
 Track status (``status_counts``): the validation status of a bad row, else
@@ -39,12 +39,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .executor import ordered_map
 from .pumas.context import EVENTS
-from .tracks import Tracks, kinetic_energy_gev, validate
+from .tracks import Tracks, kinetic_energy_gev, numeric_columns, validate
 
 __all__ = ["TraceConfig", "Tracer", "BatchResult", "trace_file",
-           "HISTORY_STATUSES", "ordered_map", "grammage_by_volume"]
+           "HISTORY_STATUSES", "grammage_by_volume"]
 
 #: History statuses (C enum bt_status, see pumas/_shim.h) for backward
 #: transport; forward transport swaps the meaning of the two z planes.
@@ -114,21 +113,21 @@ class BatchResult:
 class Tracer:
     """Physics, compiled geometry and a PUMAS context for one process."""
 
-    def __init__(self, config: TraceConfig, physics=None, geometry=None):
-        from .geometry import load_geometry
-        from .pumas import Context, Physics, TransportOptions
+    def __init__(self, config: TraceConfig, beamline=None):
+        from .beamline import BeamLine
+        from .pumas import Context, TransportOptions
 
         self.config = config
-        self.physics = physics or Physics()
-        self.geometry = geometry or load_geometry(config.geometry_file,
-                                                  config.overrides)
+        self.beamline = BeamLine.for_config(config, beamline)
+        self.physics = self.beamline.physics
+        self.geometry = self.beamline.geometry
         world = self.geometry.world
         if config.direction == "backward":
             z_lo = config.to_z_m if config.to_z_m is not None else \
                 self.geometry.target_z_m
             z_range = (z_lo, world["z_max_m"])
             limit = config.energy_limit_gev if config.energy_limit_gev is not None \
-                else float(self.geometry.beam.get("proton_momentum_gev", 400.0))
+                else self.geometry.beam_momentum_gev
         else:
             z_hi = config.to_z_m if config.to_z_m is not None else world["z_max_m"]
             z_range = (world["z_min_m"], z_hi)
@@ -138,8 +137,7 @@ class Tracer:
                 f"end plane z = {config.to_z_m} m is outside the world "
                 f"[{world['z_min_m']}, {world['z_max_m']}] m")
         self.z_range = z_range
-        self.compiled = self.geometry.compile(
-            self.physics, z_range=z_range, reference_planes_m=config.planes_m)
+        self.compiled = self.beamline.compiled(z_range, config.planes_m)
         self.context = Context(self.physics, self.compiled.navigator)
         self.options = TransportOptions(
             energy_loss=config.energy_loss, scattering=config.scattering,
@@ -171,7 +169,10 @@ class Tracer:
         rep = lambda a: np.repeat(np.asarray(a, float), n_samples)  # noqa: E731
         p = np.column_stack([df[c].to_numpy(float)
                              for c in ("px_gev", "py_gev", "pz_gev")])
-        norm = np.linalg.norm(p, axis=1)
+        with np.errstate(over="ignore"):
+            norm = np.linalg.norm(p, axis=1)
+        huge = ~np.isfinite(norm)       # |p| beyond ~1e154 GeV: p² overflows
+        norm[huge] = np.hypot(np.hypot(p[huge, 0], p[huge, 1]), p[huge, 2])
         weight = df["weight"].to_numpy(float) if "weight" in df else np.ones(len(df))
         return {
             "charge": rep(df["charge"]),
@@ -196,7 +197,7 @@ class Tracer:
         if first_sample < 0:
             raise ValueError("first_sample must be >= 0")
         status = validate(df, self.world_box)
-        good = df[status == "ok"]
+        good = numeric_columns(df[status == "ok"])[0]
         n = cfg.samples_per_track if n_samples is None else int(n_samples)
         if n < 1:
             raise ValueError("n_samples must be >= 1")
@@ -213,8 +214,12 @@ class Tracer:
         norm = pd.Series(np.where(reached, w, 0.0)).groupby(track).transform("sum").to_numpy()
         input_w = np.repeat(good["weight"].to_numpy(float) if "weight" in good
                             else np.ones(len(good)), n)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            track_weight = np.where(reached & (norm > 0), input_w * w / norm, 0.0)
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            ratio = input_w * w / norm
+            # huge input weights: w already holds them, the product overflows
+            ratio = np.where(np.isfinite(ratio) | ~np.isfinite(w), ratio,
+                             input_w * (w / norm))
+            track_weight = np.where(reached & (norm > 0), ratio, 0.0)
         histories = pd.DataFrame({
             "track_index": track, "sample_index": sample,
             "status": _labels(self._names, codes),
@@ -306,36 +311,50 @@ def grammage_by_volume(states: pd.DataFrame) -> pd.DataFrame:
             ["dgrammage"].sum().rename("grammage_kg_m2").reset_index())
 
 
-# ---------------------------------------------------------------------------
-# Parallel execution (ordered_map lives in backtrace.executor)
-# ---------------------------------------------------------------------------
-_WORKER: Tracer | None = None
+class _StatesWriter:
+    """Parquet writer of recorded states, opened on the first batch (with
+    the run's metadata in the schema), into a temporary path."""
+
+    def __init__(self, path, metadata: dict):
+        self.path = path
+        self.metadata = {k.encode(): v.encode() for k, v in metadata.items()}
+        self.writer = None
+
+    def write(self, states: pd.DataFrame) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(states, preserve_index=False)
+        if self.writer is None:
+            schema = table.schema.with_metadata(self.metadata)
+            self.writer = pq.ParquetWriter(self.path, schema)
+        self.writer.write_table(table.cast(self.writer.schema))
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
 
 
-def _init_worker(config: TraceConfig) -> None:
-    global _WORKER
-    _WORKER = Tracer(config)
+def _trace_metadata(probe: Tracer, tracks: Tracks, config_dict: dict,
+                    extra: dict | None) -> dict:
+    from . import __version__
+    from .pumas import pumas_version
+
+    metadata = {
+        "backtrace.version": __version__,
+        "backtrace.pumas_version": ".".join(map(str, pumas_version())),
+        "backtrace.config": json.dumps(config_dict, sort_keys=True),
+        "backtrace.geometry": json.dumps(probe.geometry.config()),
+        "backtrace.input": str(tracks.path),
+        "backtrace.input_sha256": tracks.digest(),
+        "backtrace.pot": repr(tracks.pot) if tracks.pot is not None else "",
+    }
+    metadata.update({f"backtrace.{k}": str(v) for k, v in (extra or {}).items()})
+    return metadata
 
 
-def _work(df: pd.DataFrame) -> BatchResult:
-    return _WORKER.trace(df)
-
-
-def _progress(total: int, label: str, enabled: bool):
-    from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                               TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
-
-    class Rate(TextColumn):
-        def render(self, task):
-            speed = task.finished_speed or task.speed
-            return f"{speed:,.0f} tracks/s" if speed else "… tracks/s"
-
-    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(),
-                    Rate(""), TimeElapsedColumn(), TextColumn("ETA"),
-                    TimeRemainingColumn(), console=Console(stderr=True),
-                    disable=not enabled, transient=False)
+_EMPTY_TRACKS = ["track_index", "x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge"]
 
 
 def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
@@ -345,12 +364,8 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     """Trace every track of a file; write the states (Parquet, atomically)
     and return the summary (input_rows, status_counts, …). ``scheduler``:
     see :func:`backtrace.executor.ordered_map` (results do not depend on it)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from . import __version__
+    from .executor import progress_bar, worker_map
     from .io import atomic_path
-    from .pumas import pumas_version
 
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -366,52 +381,26 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     config_dict = config.to_dict()
     config_dict["z_range_m"] = list(probe.z_range)
     config_dict["energy_limit_gev"] = probe.energy_limit_gev
-    metadata = {
-        "backtrace.version": __version__,
-        "backtrace.pumas_version": ".".join(map(str, pumas_version())),
-        "backtrace.config": json.dumps(config_dict, sort_keys=True),
-        "backtrace.geometry": json.dumps(probe.geometry.config()),
-        "backtrace.input": str(tracks.path),
-        "backtrace.input_sha256": tracks.digest(),
-        "backtrace.pot": repr(tracks.pot) if tracks.pot is not None else "",
-    }
-    metadata.update({f"backtrace.{k}": str(v) for k, v in (extra_metadata or {}).items()})
-    writer = None
     ctx = atomic_path(out) if out is not None else None
-    tmp = ctx.__enter__() if ctx is not None else None
+    writer = _StatesWriter(ctx.__enter__(), _trace_metadata(
+        probe, tracks, config_dict, extra_metadata)) if ctx is not None else None
     try:
-        if jobs <= 1 and scheduler is None:
-            results = (probe.trace(df) for df in tracks.iter_batches(batch_size))
-        else:
-            results = ordered_map(_work, tracks.iter_batches(batch_size),
-                                  jobs=jobs, initializer=_init_worker,
-                                  initargs=(config,), scheduler=scheduler)
-        with _progress(tracks.n_rows, "tracing", progress) as bar:
+        results = worker_map(Tracer, (config,), "trace",
+                             ((df,) for df in tracks.iter_batches(batch_size)),
+                             jobs=jobs, scheduler=scheduler, local=probe)
+        with progress_bar(tracks.n_rows, "tracing", progress) as bar:
             task = bar.add_task("trace", total=tracks.n_rows)
             for result in results:
                 rows += len(result.row_status)
                 status_counts.update(result.status_counts())
                 history_counts.update(result.history_status_counts())
-                if tmp is not None and result.states is not None:
-                    table = pa.Table.from_pandas(result.states, preserve_index=False)
-                    if writer is None:
-                        schema = table.schema.with_metadata(
-                            {k.encode(): v.encode() for k, v in metadata.items()})
-                        writer = pq.ParquetWriter(tmp, schema)
-                    writer.write_table(table.cast(writer.schema))
+                if writer is not None and result.states is not None:
+                    writer.write(result.states)
                 bar.advance(task, len(result.row_status))
-        if tmp is not None:
-            if writer is None:  # no states at all: still write a valid file
-                empty = probe.trace(pd.DataFrame(
-                    {c: [] for c in ["track_index", "x_m", "y_m", "z_m", "px_gev",
-                                     "py_gev", "pz_gev", "charge"]}))
-                table = pa.Table.from_pandas(empty.states, preserve_index=False)
-                schema = table.schema.with_metadata(
-                    {k.encode(): v.encode() for k, v in metadata.items()})
-                writer = pq.ParquetWriter(tmp, schema)
-                writer.write_table(table.cast(schema))
+        if writer is not None:
+            if writer.writer is None:  # no states at all: still write a valid file
+                writer.write(probe.trace(pd.DataFrame({c: [] for c in _EMPTY_TRACKS})).states)
             writer.close()
-            writer = None
             ctx.__exit__(None, None, None)
     except BaseException as err:
         if writer is not None:

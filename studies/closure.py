@@ -46,7 +46,7 @@ def main():
     cfg = SimulationConfig(n_events=args.events, seed=5, acceptance=args.acceptance)
     summary = simulate_tracks(cfg, out / "sample.parquet", jobs=args.jobs)
     sample = pd.read_parquet(out / "sample.parquet")
-    density = build_source_density(Simulator(cfg, physics=physics), args.density_events)
+    density = build_source_density(Simulator(cfg), args.density_events)
     density.save(out / "source_density.json")
     hist = backtrace_sample(sample, density, n_samples=args.samples, physics=physics)
 

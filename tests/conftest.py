@@ -10,9 +10,17 @@ import pytest
 
 @pytest.fixture(scope="session")
 def physics():
-    from backtrace.pumas import Physics
+    from backtrace.materials import load_physics
 
-    return Physics()
+    return load_physics()
+
+
+@pytest.fixture(scope="session")
+def beamline(physics):
+    """The shipped NA62 K12 beam line (process-wide instance)."""
+    from backtrace.beamline import BeamLine
+
+    return BeamLine.shared(physics=physics)
 
 
 @pytest.fixture

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from backtrace.cli import main
 
 
+@pytest.mark.slow
 def test_bench_quick_json_structure():
+    """Slow: compiles the C driver and runs fresh-process measurements."""
     r = CliRunner().invoke(main, ["bench", "--quick", "--json", "--scale", "150",
                                   "--run-tracks", "40", "--forced-tracks", "60"])
     assert r.exit_code == 0, r.output

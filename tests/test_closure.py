@@ -17,9 +17,8 @@ def _run(physics, tmp_path, n_events, n_density, n_samples):
     import pandas as pd
 
     sample = pd.read_parquet(out)
-    density = build_source_density(Simulator(cfg, physics=physics), n_density)
-    histories = backtrace_sample(sample, density, n_samples=n_samples, seed=9,
-                                 physics=physics)
+    density = build_source_density(Simulator(cfg), n_density)
+    histories = backtrace_sample(sample, density, n_samples=n_samples, seed=9)
     return sample, histories
 
 

@@ -114,11 +114,12 @@ def test_run_on_dask_is_identical_to_local(tmp_path, small_tracks, dask_address)
 
     config = RunConfig(samples_per_track=2)
     tracks = Tracks.open(small_tracks)
-    local = run_estimate(tracks, config, batch_size=40, progress=False)
-    remote = run_estimate(tracks, config, batch_size=40, progress=False,
-                          scheduler=dask_address)
+    local_run = run_estimate(tracks, config, batch_size=40, progress=False)
+    remote_run = run_estimate(tracks, config, batch_size=40, progress=False,
+                              scheduler=dask_address)
+    local, remote = local_run.document, remote_run.document
     assert local["interactions"] > 100
     assert json.dumps(local["regions"]) == json.dumps(remote["regions"])
     assert (local["interactions"], local["tracks"]) == \
         (remote["interactions"], remote["tracks"])
-    pd.testing.assert_frame_equal(local["_candidates"], remote["_candidates"])
+    pd.testing.assert_frame_equal(local_run.candidates, remote_run.candidates)

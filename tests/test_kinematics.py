@@ -21,7 +21,7 @@ def _parents(rng, n, mass, p):
 
 
 def test_pion_two_body_momentum():
-    # PHYSICS_REFERENCES §2: p* = 29.79 MeV for π → μν, 235.53 MeV for K → μν
+    # two-body kinematics with PDG masses: p* = 29.79 MeV for π → μν, 235.53 MeV for K → μν
     assert two_body_momentum(M_PI, M_MU, 0.0) == pytest.approx(0.02979, abs=2e-5)
     assert two_body_momentum(M_K, M_MU, 0.0) == pytest.approx(0.23553, abs=2e-5)
 

@@ -1,72 +1,18 @@
-"""Pipeline: rounds of histories (--target-rel-unc), their equality with one
-run, the Monte Carlo error, and the upper limits of empty cells."""
+"""Pipeline: rounds of histories (--target-rel-unc) equal one run, caps,
+upper limits of empty cells, argument checks (random-key budget)."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from backtrace.estimate import POISSON_ZERO_90
-from backtrace.pipeline import RunConfig, mc_error, next_round, run_estimate
+from backtrace.pipeline import RunConfig, run_estimate
 from backtrace.tracks import Tracks, write_tracks
 
 LOOSE = str(Path(__file__).resolve().parent / "data" / "regions_loose.toml")
-
-
-def test_next_round_rules():
-    assert next_round(4, 0.5, None, 100) == (0, "no target")
-    assert next_round(4, 0.1, 0.1, 100) == (0, "target")
-    assert next_round(100, 0.5, 0.1, 100) == (0, "max_samples")
-    # no candidate yet: double
-    assert next_round(4, math.inf, 0.1, 100) == (4, None)
-    # 1/sqrt(N): 1.1 * 100 * ((0.105 / 0.1)^2 - 1) = 11.3 -> 12 more
-    assert next_round(100, 0.105, 0.1, 1000) == (12, None)
-    # at most doubling, within the sample cap
-    assert next_round(4, 0.2, 0.1, 100) == (4, None)
-    assert next_round(100, 0.2, 0.1, 110) == (10, None)
-    # time cap: measured 4 s per history, 10 s left -> 2 histories
-    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=50, max_time_s=60,
-                      s_per_sample=4) == (2, None)
-    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=59, max_time_s=60,
-                      s_per_sample=4) == (0, "max_time")
-    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=61, max_time_s=60) == (0, "max_time")
-
-
-def test_mc_error_hand_computed():
-    # one track, 4 histories with raw posterior weights 1, 1, 2, 0 (pi = .25,
-    # .25, .5, 0); history 0 has candidates 0.2 + 0.3, history 2 one of 1.0.
-    # Y = 1.5; Var = (0.5 - .375)^2 + (0 - .375)^2 + (1 - .75)^2 + 0 = 0.21875
-    c = pd.DataFrame({"track_index": [7, 7, 7], "sample_index": [0, 0, 2],
-                      "weight": [0.2, 0.3, 1.0], "history_raw": [1.0, 1.0, 2.0]})
-    norm, norm2 = pd.Series({7: 4.0}), pd.Series({7: 6.0})
-    assert mc_error(c, norm, norm2) == pytest.approx(np.sqrt(0.21875), rel=1e-12)
-    # a second track adds its variance: one history of two, pi = 0.5, w = 1
-    # -> Y = 1, Var = (1 - .5)^2 + (0 - .5)^2 = 0.5
-    c2 = pd.concat([c, pd.DataFrame({"track_index": [9], "sample_index": [1],
-                                     "weight": [1.0], "history_raw": [3.0]})])
-    norm, norm2 = pd.Series({7: 4.0, 9: 6.0}), pd.Series({7: 6.0, 9: 18.0})
-    assert mc_error(c2, norm, norm2) == pytest.approx(np.sqrt(0.71875), rel=1e-12)
-
-
-def test_mc_error_includes_the_spread_of_a_historys_forced_interactions():
-    # one track whose posterior sits on one history (pi = 1): the delta
-    # method gives 0. With K = 4 forced interactions of which one made a
-    # candidate of weight 1 (c = 1, 0, 0, 0): Var = K s^2 = 4 * 1/4 = 1.
-    c = pd.DataFrame({"track_index": [7], "sample_index": [0], "interaction": [11],
-                      "weight": [1.0], "history_raw": [1.0]})
-    norm, norm2 = pd.Series({7: 1.0}), pd.Series({7: 1.0})
-    assert mc_error(c, norm, norm2) == 0.0
-    assert mc_error(c, norm, norm2, interactions_per_history=4) == pytest.approx(1.0)
-    # two interactions of 0.5 each among 4: s^2 = (2 * 0.25 - 1/4) / 3 -> Var = 1/3
-    c2 = pd.DataFrame({"track_index": [7, 7], "sample_index": [0, 0],
-                       "interaction": [11, 12], "weight": [0.5, 0.5],
-                       "history_raw": [1.0, 1.0]})
-    assert mc_error(c2, norm, norm2, interactions_per_history=4) == \
-        pytest.approx(np.sqrt(1 / 3))
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +27,7 @@ def _run(path, n, **kw):
     config = RunConfig(regions_file=LOOSE, samples_per_track=n,
                        interactions_per_history=16)
     return run_estimate(Tracks.open(path), config, systematics="none",
-                        progress=False, **kw)
+                        progress=False, **kw).document
 
 
 @pytest.fixture(scope="module")

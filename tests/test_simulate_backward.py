@@ -26,7 +26,7 @@ NEAR_Z_M, NEAR_R_M = 26.5, (0.0, 0.05)
 def near():
     cfg = SimulationConfig(n_events=4000, seed=3, pot=1.0, plane_z_m=NEAR_Z_M,
                            acceptance_r_m=NEAR_R_M)
-    density = cached_source_density(Simulator(cfg), 100_000)
+    density = cached_source_density(Simulator(cfg).beamline, cfg, 100_000)
     sim = BackwardSimulator(cfg, density, ProposalConfig(histories=2))
     df, counts = sim.run(np.arange(cfg.n_events, dtype=np.int64))
     return cfg, density, df, counts

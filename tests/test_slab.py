@@ -55,7 +55,7 @@ def test_stopping_table_rejects_non_positive_energy(physics):
 
 
 # Mean energy loss of a 50 GeV muon in 1 m of iron: 1.88 GeV (issue 3; the
-# facts sheet quotes 1.87-1.88 GeV from two independent codes).
+# two independent codes give 1.87-1.88 GeV).
 @pytest.mark.parametrize("mode", ["csda", "straggled", "mixed"])
 def test_mean_loss_50_gev_1m_iron(physics, mode):
     r = slab_transport(physics, "iron", 1.0, 50.0, 40000, mode=mode, seed=3)
@@ -116,7 +116,7 @@ def test_csda_backward_closure(physics):
     e0, weight, status = _single(physics, e1, "backward")
     assert status == 0  # reached z min
     assert e0 == pytest.approx(50.0, rel=1e-3)
-    # backward weight = Jacobian S(E_i)/S(E_f) (PUMAS_NOTES: 1.0066 here)
+    # backward weight = Jacobian S(E_i)/S(E_f) (1.0066 here, computed from the PUMAS stopping powers)
     s = physics.stopping_power("iron", [e0, e1])
     assert weight == pytest.approx(s[0] / s[1], rel=1e-3)
 

@@ -123,7 +123,7 @@ def traced(physics):
 
     def trace(overrides=()):
         return Tracer(TraceConfig(overrides=tuple(overrides), samples_per_track=2, seed=1,
-                                  record=True, to_z_m=z_end), physics=physics).trace(df)
+                                  record=True, to_z_m=z_end)).trace(df)
 
     return trace
 
@@ -136,7 +136,7 @@ def _variation(name, direction):
 def test_higher_density_more_forced_interaction_weight(traced, physics):
     from backtrace.interactions.forced import ForcedConfig, ForcedSampler
 
-    sampler = ForcedSampler(physics, ForcedConfig(z_min_m=100.0))
+    sampler = ForcedSampler(physics, ForcedConfig(z_min_m=100.0, z_max_m=183.508))
 
     def expected_interactions(result):
         inter, _ = sampler.sample(result.states, seed=1)
@@ -182,7 +182,7 @@ def full_run(tmp_path_factory):
     write_tracks(path, synthetic_tracks(8, seed=3), pot=1e9)
     return run_estimate(Tracks.open(path), RunConfig(samples_per_track=1,
                                                      interactions_per_history=1),
-                        systematics="full", progress=False)
+                        systematics="full", progress=False).document
 
 
 def test_every_rerun_is_recorded(full_run):

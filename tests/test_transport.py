@@ -47,11 +47,10 @@ def test_csda_backward_forward_closure_through_k12(physics, field_accuracy,
     tracks.insert(0, "track_index", np.arange(len(tracks)))
     common = dict(energy_loss="csda", scattering=False, decay=False,
                   overrides=overrides, record=False)
-    back = Tracer(TraceConfig(**common), physics=physics).trace(tracks).histories
+    back = Tracer(TraceConfig(**common)).trace(tracks).histories
     back = back[back["status"] == "reached_target"]
     assert len(back) > 150
-    fwd_tracer = Tracer(TraceConfig(direction="forward", to_z_m=183.52, **common),
-                        physics=physics)
+    fwd_tracer = Tracer(TraceConfig(direction="forward", to_z_m=183.52, **common))
     start = _frame(back[["x_m", "y_m", "z_m"]].to_numpy() + [0, 0, 2e-7],
                    back[["ux", "uy", "uz"]].to_numpy(),
                    back["kinetic_energy_gev"].to_numpy(), back["charge"])
@@ -78,8 +77,7 @@ def test_thin_lens_deflection_through_bend_1b_1c(physics):
     3.6 m each, centres 4.2 m apart): thin-lens optics gives a parallel
     exit displaced by θ·4.2 m, θ = 0.2998 B L / p."""
     tracer = Tracer(TraceConfig(energy_loss="csda", scattering=False, decay=False,
-                                direction="forward", to_z_m=34.6),
-                    physics=physics)
+                                direction="forward", to_z_m=34.6))
     start = _frame([[0.0, -0.087, 26.5]], [[0.0, 0.0, 1.0]], np.array([100.0]), [1.0])
     h = tracer.trace(start).histories.iloc[0]
     assert h["status"] == "reached_target"
@@ -119,7 +117,7 @@ def _closure(physics, n_forward, n_backward, seed):
                    np.column_stack([tx, ty, np.ones(n)]), e,
                    rng.choice([-1.0, 1.0], n))
     fwd = Tracer(TraceConfig(direction="forward", to_z_m=z1, record=False,
-                             seed=seed), physics=physics).trace(start).histories
+                             seed=seed)).trace(start).histories
     e_start = e
 
     box = {"x": (-0.4, 0.4), "y": (-0.43, 0.37), "t": (-0.03, 0.03),
@@ -148,7 +146,7 @@ def _closure(physics, n_forward, n_backward, seed):
                    np.column_stack([txb, tyb, np.ones(m)]), ef,
                    rng.choice([-1.0, 1.0], m))
     bwd = Tracer(TraceConfig(direction="backward", to_z_m=z0, record=False,
-                             seed=seed + 1), physics=physics).trace(final).histories
+                             seed=seed + 1)).trace(final).histories
     reached = bwd["status"].to_numpy() == "reached_target"
     ti = bwd["ux"] / bwd["uz"]
     tj = bwd["uy"] / bwd["uz"]
@@ -236,7 +234,7 @@ def test_trace_command_counts_weights_and_tax_states(tmp_path, sample_file):
 
 def test_grammage_by_volume(tmp_path, sample_file, physics):
     t = Tracks.open(sample_file)
-    tracer = Tracer(TraceConfig(seed=2), physics=physics)
+    tracer = Tracer(TraceConfig(seed=2))
     states = tracer.trace(next(t.iter_batches(20))).states
     g = grammage_by_volume(states)
     total = g.groupby(["track_index", "sample_index"])["grammage_kg_m2"].sum()
@@ -264,8 +262,8 @@ def test_determinism_batch_size_and_jobs(tmp_path, sample_file):
 def test_different_seeds_differ(tmp_path, sample_file, physics):
     t = Tracks.open(sample_file)
     batch = next(t.iter_batches(50))
-    a = Tracer(TraceConfig(seed=1), physics=physics).trace(batch).histories
-    b = Tracer(TraceConfig(seed=2), physics=physics).trace(batch).histories
+    a = Tracer(TraceConfig(seed=1)).trace(batch).histories
+    b = Tracer(TraceConfig(seed=2)).trace(batch).histories
     assert not np.allclose(a["kinetic_energy_gev"], b["kinetic_energy_gev"])
 
 
@@ -336,7 +334,7 @@ def test_track_starting_on_a_slab_face_sees_the_slab_it_enters(physics, directio
     to_z = 26.32 if direction == "backward" else 200.0
     tracer = Tracer(TraceConfig(direction=direction, to_z_m=to_z,
                                 energy_loss="csda", scattering=False,
-                                decay=False, record=False), physics=physics)
+                                decay=False, record=False))
     h = tracer.trace(_frame(pos, dirs, np.full(4, 4.0), [1, 1, -1, -1])).histories
     assert (h["status"] == "reached_target").all()
     for a, b in ((0, 1), (2, 3)):
@@ -350,7 +348,7 @@ def test_track_starting_on_a_slab_face_sees_the_slab_it_enters(physics, directio
 def test_track_status_rule(physics):
     """reached_target if any history reached it, else the most frequent
     history status, ties broken by the order of HISTORY_STATUSES."""
-    tracer = Tracer(TraceConfig(samples_per_track=3), physics=physics)
+    tracer = Tracer(TraceConfig(samples_per_track=3))
     code = {name: i for i, name in enumerate(tracer._names)}
     histories = [("left_world", "reached_target", "decayed"),
                  ("energy_limit", "left_world", "left_world"),
@@ -366,7 +364,7 @@ def test_sample_ranges_give_the_same_histories(physics):
     alone are samples 2-3 of a 4-sample trace (rounds of --target-rel-unc)."""
     df = synthetic_tracks(6, seed=4)
     df["track_index"] = np.arange(10, 16)
-    tracer = Tracer(TraceConfig(samples_per_track=4, seed=3, record=False), physics=physics)
+    tracer = Tracer(TraceConfig(samples_per_track=4, seed=3, record=False))
     full = tracer.trace(df).histories
     part = tracer.trace(df, first_sample=2, n_samples=2).histories
     assert sorted(set(part["sample_index"])) == [2, 3]

@@ -1,13 +1,21 @@
-"""Helpers shared by the CLI commands: JSON output, errors, consoles."""
+"""Options and helpers shared by the CLI commands: track and geometry
+options, parallelism, output checks, JSON output, one-line errors."""
 
 from __future__ import annotations
 
 import json
-import sys
+import os
 
 import click
 
-from ..pumas._errors import PumasError, PumasLibraryError
+__all__ = ["echo_json", "console", "UserError", "load_physics", "fail", "stderr",
+           "scheduler_option", "jobs_option", "track_options", "geometry_options",
+           "set_option", "trace_options", "open_tracks", "resolve_jobs", "load_geometry",
+           "check_output_file", "check_output_dir", "user_errors"]
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user (exit code 1)."""
 
 
 def echo_json(payload) -> None:
@@ -31,22 +39,100 @@ def console():
     return Console(stderr=False, highlight=False)
 
 
-class UserError(click.ClickException):
-    """A one-line error for the user (exit code 1)."""
+def fail(message: str) -> None:
+    raise UserError(message)
+
+
+def stderr(message: str) -> None:
+    click.echo(message, err=True)
+
+
+class user_errors:
+    """Context manager: the library's input and output errors (geometry,
+    regions, tracks, materials, outputs, bad values) become one-line
+    :class:`UserError` s."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        from ..geometry import GeometryError
+        from ..io import OutputError
+        from ..materials import MaterialError
+        from ..regions import RegionsError
+        from ..tracks import TrackFileError
+
+        if err is not None and isinstance(err, (GeometryError, RegionsError, MaterialError,
+                                                TrackFileError, OutputError, ValueError)):
+            raise UserError(str(err)) from None
+        return False
 
 
 def load_physics():
     """The cached PUMAS physics, with library problems as one-line errors."""
-    from ..pumas import Physics
+    from ..materials import MaterialError
+    from ..materials import load_physics as load
+    from ..pumas import PumasError, PumasLibraryError
 
     try:
-        return Physics()
-    except PumasLibraryError as err:
+        return load()
+    except (PumasLibraryError, MaterialError) as err:
         raise UserError(str(err)) from None
     except PumasError as err:
         raise UserError(f"PUMAS physics could not be created: {err}") from None
 
 
+def load_geometry(path, overrides):
+    """A validated geometry, or a one-line error naming what is wrong."""
+    from ..geometry import GeometryError
+    from ..geometry import load_geometry as load
+    from ..materials import MaterialError
+
+    try:
+        return load(path, overrides)
+    except (GeometryError, MaterialError) as err:
+        raise UserError(str(err)) from None
+
+
+def resolve_jobs(jobs: int) -> int:
+    """``--jobs 0`` means every core of the machine."""
+    return jobs if jobs > 0 else (os.cpu_count() or 1)
+
+
+def open_tracks(path, columns, pot, tree):
+    from ..tracks import TrackFileError, Tracks, parse_column_map
+
+    try:
+        return Tracks.open(path, columns=parse_column_map(columns), pot=pot, tree=tree)
+    except TrackFileError as err:
+        raise UserError(str(err)) from None
+
+
+def check_output_file(path) -> None:
+    """Fail before any work when ``path`` cannot be written."""
+    from ..io import OutputError, check_writable
+
+    if path is None:
+        return
+    try:
+        check_writable(path)
+    except OutputError as err:
+        raise UserError(str(err)) from None
+
+
+def check_output_dir(path) -> None:
+    """Fail before any work when files cannot be written into ``path``."""
+    from ..io import OutputError, check_writable_dir
+
+    try:
+        check_writable_dir(path)
+    except OutputError as err:
+        raise UserError(str(err)) from None
+
+
+# ---------------------------------------------------------------------------
+# Options
+# ---------------------------------------------------------------------------
 def _check_scheduler(ctx, param, value):
     from ..executor import SchedulerError, parse_scheduler
 
@@ -69,13 +155,62 @@ def scheduler_option(func):
         "Default: local processes (--jobs).")(func)
 
 
-def fail(message: str) -> None:
-    raise UserError(message)
+def jobs_option(what: str = "Worker processes"):
+    """``--jobs/-j`` (default 0: all cores; results do not depend on it)."""
+    return click.option(
+        "--jobs", "-j", type=click.IntRange(min=0), default=0, show_default=True,
+        help=f"{what} (0: all cores of this machine; results do not depend on it).")
 
 
-def stderr(message: str) -> None:
-    click.echo(message, err=True)
+def track_options(func):
+    """``--tracks``, ``--columns``, ``--tree`` and ``--pot``."""
+    func = click.option("--pot", type=float, default=None,
+                        help="Protons on target the file represents "
+                        "(overrides the file metadata).")(func)
+    func = click.option("--tree", default=None,
+                        help="TTree name in a ROOT file (default: the first).")(func)
+    func = click.option("--columns", "columns", multiple=True,
+                        metavar="NAME=BRANCH",
+                        help="Map a track column to a file column/branch, "
+                        "e.g. --columns x_m=posX (repeatable).")(func)
+    func = click.option("--tracks", "tracks_file", required=True,
+                        type=click.Path(dir_okay=False),
+                        help="Single-track file: Parquet (default), CSV or "
+                        "ROOT.")(func)
+    return func
 
 
-__all__ = ["echo_json", "console", "UserError", "load_physics", "fail",
-           "stderr", "sys", "scheduler_option"]
+set_option = click.option(
+    "--set", "overrides", multiple=True, metavar="ELEMENT.KEY=VALUE",
+    help="Override a geometry value without editing the file, e.g. "
+         "--set sweeper.scale=1.2 --set TAX1.material=iron (repeatable).")
+
+
+def geometry_options(func):
+    """``--geometry FILE`` and ``--set`` for commands that take a geometry."""
+    func = set_option(func)
+    func = click.option(
+        "--geometry", "geometry_file", type=click.Path(dir_okay=False),
+        default=None, help="Geometry file (default: the shipped NA62 K12 "
+        "2021 beam line, geometry/na62_k12_2021.toml).")(func)
+    return func
+
+
+def trace_options(func):
+    """Options of ``trace``: energy loss, histories, seed, parallelism."""
+    func = click.option("--quiet", "-q", is_flag=True,
+                        help="No progress bar.")(func)
+    func = click.option("--batch-size", type=click.IntRange(min=1),
+                        default=2000, show_default=True,
+                        help="Tracks per batch (does not change results).")(func)
+    func = jobs_option()(func)
+    func = click.option("--seed", type=int, default=1, show_default=True,
+                        help="Random seed.")(func)
+    func = click.option("--samples-per-track", "-n", type=click.IntRange(min=1),
+                        default=1, show_default=True,
+                        help="Backward histories per track.")(func)
+    func = click.option("--mode", type=click.Choice(["straggled", "mixed",
+                                                     "hybrid", "csda"]),
+                        default="straggled", show_default=True,
+                        help="PUMAS energy-loss mode (hybrid = mixed).")(func)
+    return func

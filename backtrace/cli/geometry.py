@@ -4,32 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, echo_json
-
-set_option = click.option(
-    "--set", "overrides", multiple=True, metavar="ELEMENT.KEY=VALUE",
-    help="Override a geometry value without editing the file, e.g. "
-         "--set sweeper.scale=1.2 --set TAX1.material=iron (repeatable).")
-
-
-def geometry_options(func):
-    """``--geometry FILE`` and ``--set`` for commands that take a geometry."""
-    func = set_option(func)
-    func = click.option(
-        "--geometry", "geometry_file", type=click.Path(dir_okay=False),
-        default=None, help="Geometry file (default: the shipped NA62 K12 "
-        "2021 beam line, geometry/na62_k12_2021.toml).")(func)
-    return func
-
-
-def load(path, overrides):
-    from ..geometry import GeometryError, load_geometry
-    from ..materials import MaterialError
-
-    try:
-        return load_geometry(path, overrides)
-    except (GeometryError, MaterialError) as err:
-        raise UserError(str(err)) from None
+from ._common import UserError, console, echo_json, set_option
+from ._common import load_geometry as load
 
 
 @click.group()

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, scheduler_option
-from .geometry import geometry_options
-from .trace import open_tracks, resolve_jobs
+from ._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
+                      open_tracks, resolve_jobs, scheduler_option, user_errors)
 
 
 @click.command()
@@ -23,12 +22,11 @@ from .trace import open_tracks, resolve_jobs
               help="Selection and SR/CR file (default: the estimated NA62 one).")
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
-@click.option("--interactions-per-history", "-k", type=click.IntRange(1, 127), default=4,
+@click.option("--interactions-per-history", "-k", type=click.IntRange(min=1), default=4,
               show_default=True, help="Independent forced interactions per backward "
               "history (each weighted 1/K).")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1, show_default=True,
-              help="Worker processes (0: all cores; results do not depend on it).")
+@jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
 @click.option("--prior", type=click.Choice(["energy", "full", "none"]), default="energy",
               show_default=True, help="Source prior of the per-track posterior.")
@@ -40,8 +38,9 @@ from .trace import open_tracks, resolve_jobs
 @click.option("--target-rel-unc", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Add rounds of histories until the relative MC uncertainty of the "
               "total prompt estimate is at most this (e.g. 0.1), or a cap is hit.")
-@click.option("--max-samples-per-track", type=click.IntRange(1, 1024), default=256,
-              show_default=True, help="Cap of the histories per track with --target-rel-unc.")
+@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=256,
+              show_default=True, help="Cap of the histories per track with --target-rel-unc "
+              "(at most 1024: the random-key layout, backtrace.rng).")
 @click.option("--max-time", "max_time_s", type=click.FloatRange(min=0, min_open=True),
               default=None, help="Time cap [s] of the sampling rounds with --target-rel-unc "
               "(systematic re-runs come on top).")
@@ -68,53 +67,28 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     $ backtrace run --tracks examples/sample.parquet --out result/
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.3 --max-time 600
     """
-    from ..geometry import GeometryError
-    from ..io import OutputError
     from ..pipeline import RunConfig, run_estimate
-    from ..regions import RegionsError
-    from ..report import format_value, mc_line, regions, shift_note, syst_rows, write_outputs
+    from ..report import mc_line, summary_line, terminal_tables, write_outputs
 
+    check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
                        regions_file=regions_file, pot_target=target_pot,
                        samples_per_track=samples_per_track, seed=seed, prior=prior,
                        interactions_per_history=interactions_per_history)
-    try:
-        doc = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
-                           batch_size=batch_size, progress=not quiet,
-                           systematics=systematics, target_rel_unc=target_rel_unc,
-                           max_samples_per_track=max_samples_per_track,
-                           max_time_s=max_time_s, scheduler=scheduler,
-                           log=None if quiet else lambda line: click.echo(line, err=True))
-        candidates = doc.pop("_candidates")
-        write_outputs(out, doc, candidates)
-    except (GeometryError, RegionsError, ValueError, OutputError) as err:
-        raise UserError(str(err)) from None
-    from rich.table import Table
-
-    t = Table(title=f"prompt background, {target_pot:.3g} POT (value ± stat ± syst; "
-              "< = 90% CL)")
-    for col in ("region", "mu-mu", "mu-pi", "other"):
-        t.add_column(col)
-    for region, cats in regions(doc):
-        t.add_row(region, *(format_value(cats[c]) for c in ("mu-mu", "mu-pi", "other")))
+    with user_errors():
+        result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
+                              batch_size=batch_size, progress=not quiet,
+                              systematics=systematics, target_rel_unc=target_rel_unc,
+                              max_samples_per_track=max_samples_per_track,
+                              max_time_s=max_time_s, scheduler=scheduler,
+                              log=None if quiet else lambda line: click.echo(line, err=True))
+        write_outputs(out, result.document, result.candidates)
     c = console()
-    c.print(t)
-    srows = list(syst_rows(doc))
-    if srows and doc["systematics"]["level"] != "none":
-        cols = list(srows[0][2])
-        st = Table(title="systematic uncertainties (absolute, all categories)")
-        for col in ("variation", *cols):
-            st.add_column(col, justify="left" if col == "variation" else "right")
-        st.add_column("shift ± MC")
-        for i, (name, _, vals) in enumerate(srows):
-            st.add_row(name, *(f"{vals[col]:.2g}" for col in cols), shift_note(doc, name),
-                       end_section=i == len(srows) - 2)
-        c.print(st)
-    c.print(f"MC: {mc_line(doc)}")
-    c.print(f"{sum(doc['tracks'].values())} tracks, {doc['interactions']} forced "
-            f"interactions, {doc['candidates']} selected candidates, "
-            f"{doc['elapsed_s']:.0f} s → {out}/background.json")
+    for table in terminal_tables(result.document):
+        c.print(table)
+    c.print(f"MC: {mc_line(result.document)}")
+    c.print(summary_line(result.document, out))
 
 
 @click.command()
@@ -125,7 +99,7 @@ def report(directory):
 
     try:
         paths = render(directory)
-    except (FileNotFoundError, KeyError, ValueError) as err:
+    except (OSError, KeyError, ValueError) as err:
         raise UserError(f"{directory}: cannot render ({err})") from None
     for p in paths:
         click.echo(f"wrote {p}")

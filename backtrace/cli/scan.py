@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, scheduler_option
-from .geometry import geometry_options
-from .trace import resolve_jobs
+from ._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
+                      resolve_jobs, scheduler_option)
 
 
 def point_options(func):
@@ -25,15 +24,14 @@ def point_options(func):
                      show_default=True, help="Source-model MC events per setting."),
         click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=2,
                      show_default=True, help="Backward histories per track."),
-        click.option("--interactions-per-history", "-k", type=click.IntRange(1, 127),
+        click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
                      default=2, show_default=True,
                      help="Forced interactions per backward history."),
         click.option("--rate-only", is_flag=True,
                      help="Only the single-muon rate (no prompt estimate)."),
         click.option("--seed", type=int, default=1, show_default=True,
                      help="One seed for all settings (common random numbers)."),
-        click.option("--jobs", "-j", type=click.IntRange(min=0), default=1,
-                     show_default=True, help="Settings evaluated in parallel (0: all cores)."),
+        jobs_option("Settings evaluated in parallel"),
         click.option("--out", required=True, type=click.Path(file_okay=False),
                      help="Output directory (a rerun skips finished settings)."),
         click.option("--quiet", "-q", is_flag=True, help="No progress bar."),
@@ -99,6 +97,7 @@ def scan(grid_specs, out, jobs, quiet, scheduler, **kw):
         raise UserError(str(err)) from None
     config = _config(**kw)
     _check_geometry(config, [t for t, _ in grids])
+    check_output_dir(out)
     try:
         doc = run_scan(config, grids, out, jobs=resolve_jobs(jobs), progress=not quiet,
                        scheduler=scheduler)
@@ -172,6 +171,7 @@ def optimize(vary_specs, objective, max_evaluations, out, jobs, quiet, **kw):
         bounds[target.strip()] = (lo, hi)
     config = _config(**kw)
     _check_geometry(config, list(bounds))
+    check_output_dir(out)
     try:
         doc = run_optimize(config, bounds, objective, out,
                            max_evaluations=max_evaluations, progress=not quiet)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, scheduler_option
-from .geometry import geometry_options
-from .trace import resolve_jobs
+from ._common import (UserError, check_output_file, console, geometry_options,
+                      jobs_option, resolve_jobs, scheduler_option, user_errors)
 
 
 @click.command("simulate-tracks")
@@ -22,7 +21,7 @@ from .trace import resolve_jobs
               help="forward: source → detector (recommended); backward: "
               "proposals over the detector plane, back-traced to the TAX and "
               "weighted by the fitted source density there — a cross-check, "
-              "very inefficient behind the K12 magnets (see above).")
+              "very slow to converge behind the K12 magnets (see above).")
 @click.option("--histories", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward method: back-traces per proposal.")
 @click.option("--density-events", type=click.IntRange(min=1000), default=100000,
@@ -31,15 +30,15 @@ from .trace import resolve_jobs
 @click.option("--acceptance-r", "acceptance_r", type=(float, float),
               default=(0.1, 1.0), show_default=True, metavar="RMIN RMAX",
               help="Radii [m] of the straw1 acceptance annulus.")
-@click.option("--plane-z", type=float, default=183.508, show_default=True,
-              metavar="M", help="Reference plane [m] (default STRAW1 front).")
+@click.option("--plane-z", type=float, default=None, metavar="M",
+              help="Reference plane [m] (default: the STRAW1 entry face of the "
+              "geometry).")
 @click.option("--acceptance", type=click.Choice(["straw1", "plane"]),
               default="straw1", show_default=True,
               help="straw1: keep RMIN < r < RMAX at the plane (--acceptance-r); plane: keep "
               "every crossing inside the world.")
 @click.option("--seed", type=int, default=1, show_default=True)
-@click.option("--jobs", "-j", type=click.IntRange(min=0), default=1,
-              show_default=True, help="Worker processes (0: all cores).")
+@jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=2000,
               show_default=True, help="Events per batch (does not change results).")
 @click.option("--set-source", "source_sets", multiple=True, metavar="COMPONENT=SCALE",
@@ -75,13 +74,12 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
     $ backtrace simulate-tracks --method backward --plane-z 26.5 \\
         --acceptance-r 0 0.05 --events 4000 --out near_tax.parquet
     """
-    from ..geometry import GeometryError
-    from ..io import OutputError
-    from ..simulate import SimulationConfig, simulate_tracks as run
+    from ..simulate import SimulationConfig
+    from ..simulate import simulate_tracks as run
+    from ..simulate_backward import ProposalConfig
     from ..source import COMPONENTS, SourceConfig
 
-    from ..simulate_backward import ProposalConfig
-
+    check_output_file(out)
     if not 0 <= acceptance_r[0] < acceptance_r[1]:
         raise UserError(f"--acceptance-r {acceptance_r[0]} {acceptance_r[1]}: "
                         "need 0 <= RMIN < RMAX")
@@ -100,17 +98,15 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
         plane_z_m=plane_z, n_events=n_events, seed=seed, pot=pot,
         acceptance=acceptance, acceptance_r_m=tuple(acceptance_r),
         source=SourceConfig(scales=scales))
-    try:
+    with user_errors():
         summary = run(config, out, jobs=resolve_jobs(jobs),
                       batch_size=batch_size, progress=not quiet,
                       scheduler=scheduler, method=method,
                       proposal=ProposalConfig(histories=histories),
                       density_events=density_events)
-    except (GeometryError, ValueError, OutputError) as err:
-        raise UserError(str(err)) from None
     c = console()
     what = "proposals" if method == "backward" else "events"
-    c.print(f"{summary['tracks']} muons at z = {plane_z} m from {n_events} {what} "
+    c.print(f"{summary['tracks']} muons at z = {summary['plane_z_m']} m from {n_events} {what} "
             f"({method}) in {summary['elapsed_s']:.1f} s → {out}")
     rel = summary["muons_per_pot_mc_rel_err"]
     c.print(f"  muons per POT at the plane ({acceptance}): "
@@ -122,6 +118,6 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
         c.print(f"[yellow]warning:[/] effective sample size "
                 f"{summary['effective_sample_size']:.1f}: a few weights dominate, "
                 "the rate and spectrum are not reliable"
-                + (" (the backward method is inefficient here; use --method "
+                + (" (the backward method converges badly here; use --method "
                    "forward)" if method == "backward" else " (use more --events)"))
     c.print(f"  expected in {pot:.3g} POT: {summary['muons_per_pot'] * pot:.3g} muons")

@@ -2,73 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 
-from ._common import UserError, console, scheduler_option
-from .geometry import geometry_options
-
-
-def track_options(func):
-    """``--tracks``, ``--columns``, ``--tree`` and ``--pot``."""
-    func = click.option("--pot", type=float, default=None,
-                        help="Protons on target the file represents "
-                        "(overrides the file metadata).")(func)
-    func = click.option("--tree", default=None,
-                        help="TTree name in a ROOT file (default: the first).")(func)
-    func = click.option("--columns", "columns", multiple=True,
-                        metavar="NAME=BRANCH",
-                        help="Map a track column to a file column/branch, "
-                        "e.g. --columns x_m=posX (repeatable).")(func)
-    func = click.option("--tracks", "tracks_file", required=True,
-                        type=click.Path(dir_okay=False),
-                        help="Single-track file: Parquet (default), CSV or "
-                        "ROOT.")(func)
-    return func
-
-
-def run_options(func):
-    """Options shared by trace and run: sampling, seed, parallelism."""
-    func = click.option("--quiet", "-q", is_flag=True,
-                        help="No progress bar.")(func)
-    func = click.option("--batch-size", type=click.IntRange(min=1),
-                        default=2000, show_default=True,
-                        help="Tracks per batch (does not change results).")(func)
-    func = click.option("--jobs", "-j", type=click.IntRange(min=0), default=1,
-                        show_default=True,
-                        help="Worker processes (0: all cores; does not change "
-                        "results).")(func)
-    func = click.option("--seed", type=int, default=1, show_default=True,
-                        help="Random seed.")(func)
-    func = click.option("--samples-per-track", "-n", type=click.IntRange(min=1),
-                        default=1, show_default=True,
-                        help="Backward histories per track.")(func)
-    func = click.option("--mode", type=click.Choice(["straggled", "mixed",
-                                                     "hybrid", "csda"]),
-                        default="straggled", show_default=True,
-                        help="PUMAS energy-loss mode (hybrid = mixed).")(func)
-    return func
-
-
-def open_tracks(path, columns, pot, tree):
-    from ..tracks import TrackFileError, Tracks, parse_column_map
-
-    try:
-        return Tracks.open(path, columns=parse_column_map(columns), pot=pot,
-                           tree=tree)
-    except TrackFileError as err:
-        raise UserError(str(err)) from None
-
-
-def resolve_jobs(jobs: int) -> int:
-    return jobs if jobs > 0 else (os.cpu_count() or 1)
+from ._common import (check_output_file, console, geometry_options, open_tracks,
+                      resolve_jobs, scheduler_option, trace_options, track_options,
+                      user_errors)
 
 
 @click.command()
 @track_options
 @geometry_options
-@run_options
+@trace_options
 @scheduler_option
 @click.option("--to-z", "to_z", type=float, default=None, metavar="M",
               help="End plane of the backward transport [m] (default: the "
@@ -100,10 +44,11 @@ def trace(tracks_file, columns, tree, pot, geometry_file, overrides, mode,
     $ backtrace trace --tracks examples/sample.parquet -n 4 --out traced.parquet \\
           --summary-json summary.json
     """
-    from ..io import OutputError, write_json_atomic
+    from ..io import write_json_atomic
     from ..transport import TraceConfig, trace_file
-    from ..geometry import GeometryError
 
+    check_output_file(out)
+    check_output_file(summary_json)
     tracks = open_tracks(tracks_file, columns, pot, tree)
     config = TraceConfig(
         geometry_file=geometry_file, overrides=tuple(overrides),
@@ -111,14 +56,12 @@ def trace(tracks_file, columns, tree, pot, geometry_file, overrides, mode,
         seed=seed, energy_loss="mixed" if mode == "hybrid" else mode,
         scattering=not no_scattering, energy_limit_gev=energy_limit,
         planes_m=tuple(planes))
-    try:
+    with user_errors():
         summary = trace_file(tracks, config, out, jobs=resolve_jobs(jobs),
                              batch_size=batch_size, progress=not quiet,
                              scheduler=scheduler)
         if summary_json:
             write_json_atomic(summary_json, summary)
-    except (GeometryError, ValueError, OutputError) as err:
-        raise UserError(str(err)) from None
     c = console()
     c.print(f"{summary['input_rows']} tracks, {summary['histories']} histories "
             f"in {summary['elapsed_s']:.1f} s "

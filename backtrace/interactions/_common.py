@@ -77,7 +77,7 @@ def radiative_table(physics, material: str, process: str, q_min_gev: float,
     q_grid = np.zeros((len(energies), N_Q))
     cdf = np.zeros((len(energies), N_Q))
     for i, k in enumerate(energies):
-        q_hi = dcs_range(process, comp[0][0], k)[1]
+        q_hi = dcs_range(process, comp[0][0], k, mass_gev=MUON_MASS_GEV)[1]
         if not q_hi > q_min_gev:
             q_grid[i] = np.linspace(q_min_gev, q_min_gev * 1.0001, N_Q)
             continue
@@ -85,7 +85,8 @@ def radiative_table(physics, material: str, process: str, q_min_gev: float,
         density = np.zeros(N_Q)
         for z, a, w in comp:
             # atoms per kg: w N_A / (A [g/mol] 1e-3 kg/g)
-            density += w * AVOGADRO_PER_MOL / (a * 1e-3) * dcs(process, z, a, k, q)
+            density += w * AVOGADRO_PER_MOL / (a * 1e-3) * dcs(process, z, a, k, q,
+                                                                mass_gev=MUON_MASS_GEV)
         c = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(q))])
         sigma[i] = c[-1]
         q_grid[i] = q

@@ -13,7 +13,7 @@ CERN-SL-2002-016 (AP), CLIC Note 511):
 D_n = 1.54 A^0.27, W_∞ = B Z^(−1/3) m_μ/(D_n m_e), W_M = 1/(4 D_n √e m_μ),
 E_g = (1 − 4 m_μ/E)^(1.479 + 0.00799 D_n) (W_sat^(−0.88) + E^(−0.88))^(−1/0.88),
 W_sat = W_∞/W_M, C(E) = 1 + 0.04 ln(1 + E_c/E),
-E_c = −18 + 4347/(B Z^(−1/3)) MeV (PHYSICS_REFERENCES §7; energies in GeV
+E_c = −18 + 4347/(B Z^(−1/3)) MeV (``docs/physics.md``; energies in GeV
 below, E_c converted). The conversion is forced with weight
 P_conv = 1 − exp(−n σ L) for a photon path L (``conversion_length_m``,
 default 0.5 m of material downstream of the emission point, documented

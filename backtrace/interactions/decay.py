@@ -7,17 +7,19 @@ masses from the ``particle`` package (PDG data).
 
 Absorption: survival exp(−L/λ_abs) with λ_abs = λ_I/0.77 for pions and
 λ_I/0.70 for kaons, λ_I the nuclear interaction length of the material
-(PDG: iron 132.1 g/cm², copper 137.3 g/cm²) and the π/p, K/p absorption
-cross-section ratios of Carroll et al., PLB 80 (1979) 319 [FROM MEMORY];
-for iron λ_π = 171.6 g/cm² (21.8 cm).
+(``materials/properties.toml``: PDG iron 132.1 g/cm², copper 137.3 g/cm²)
+and the π/p, K/p absorption cross-section ratios of Carroll et al., PLB 80
+(1979) 319 [from memory] (:mod:`backtrace.hadroproduction`); for iron
+λ_π = 171.6 g/cm² (21.8 cm).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from ..constants import pdg_mass_ctau
+from ..hadroproduction import BR_MU_NU, absorption_length_g_cm2
 from ..kinematics import two_body_decay
-from ..source import BR_MU_NU, MESON_ABSORPTION_RATIO, PROTON_LAMBDA_I_G_CM2, _pdg
 
 NAME = "decay"
 
@@ -27,16 +29,8 @@ __all__ = ["decay_length_m", "absorption_length_g_cm2", "survival_probability",
 
 def decay_length_m(p_gev, species: str = "pion"):
     """Mean decay length βγcτ = (p/m) cτ [m]."""
-    mass, ctau = _pdg(species)
+    mass, ctau = pdg_mass_ctau(species)
     return np.asarray(p_gev, float) / mass * ctau
-
-
-def absorption_length_g_cm2(material: str, species: str = "pion") -> float:
-    """Meson absorption length [g/cm²] in ``material``."""
-    if material not in PROTON_LAMBDA_I_G_CM2:
-        raise KeyError(f"no interaction length for {material!r} "
-                       f"(known: {', '.join(PROTON_LAMBDA_I_G_CM2)})")
-    return PROTON_LAMBDA_I_G_CM2[material] / MESON_ABSORPTION_RATIO[species]
 
 
 def survival_probability(material: str, grammage_g_cm2, species: str = "pion"):
@@ -53,6 +47,6 @@ def decay_probability(p_gev, length_m, species: str = "pion"):
 
 def decay_to_muon(p4, species: str, u1, u2):
     """Muon four-momenta from π/K → μν decays of parents ``p4`` (n, 4)."""
-    m_mu, _ = _pdg("muon")
+    m_mu, _ = pdg_mass_ctau("muon")
     mu, _ = two_body_decay(p4, m_mu, 0.0, u1, u2)
     return mu

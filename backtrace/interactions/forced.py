@@ -11,8 +11,9 @@ interaction is forced per history:
 
 - the segment is chosen with probability P_seg / P, P = Σ_seg P_seg (only
   segments with mid point between ``z_min_m`` (default 80 m) and
-  ``z_max_m`` (STRAW1): an interaction must happen upstream of the first
-  tracking plane, and products from further upstream never reach it);
+  ``z_max_m`` (the pipeline sets STRAW1's entry face from the geometry): an
+  interaction must happen upstream of the first tracking plane, and
+  products from further upstream never reach it);
 - the point is uniform in grammage along the segment, the state there
   interpolated linearly;
 - the process is chosen with probability s_p σ_p / Σ s σ;
@@ -40,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..rng import uniforms
+from ..rng import MAX_INTERACTIONS_PER_HISTORY, interaction_sample, uniforms
 from . import DEFAULT_Q_MIN_GEV, PROCESSES
 
 __all__ = ["ForcedConfig", "ForcedSampler", "segments"]
@@ -58,7 +59,8 @@ class ForcedConfig:
     #: of interactions further upstream are swept or absorbed before the
     #: detector; forcing there would waste the samples.
     z_min_m: float = 80.0
-    z_max_m: float = 183.508
+    #: Downstream end [m] (None: no limit; the estimate uses STRAW1's entry face).
+    z_max_m: float | None = None
     #: materials lighter than this [kg/m³] are not forced (the model vacuum)
     min_density_kg_m3: float = 1e-3
 
@@ -118,93 +120,92 @@ class ForcedSampler:
                     * self.config.scale(p)
         return out
 
+    def _window(self, states: pd.DataFrame) -> pd.DataFrame:
+        """Segments in dense matter with their mid point in the forcing window."""
+        cfg = self.config
+        seg = segments(states)
+        z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
+        densities = {m: self.physics.material_density(m) for m in seg["material"].unique()}
+        dense = seg["material"].map(densities) >= cfg.min_density_kg_m3
+        z_max = np.inf if cfg.z_max_m is None else cfg.z_max_m
+        return seg[(z_mid >= cfg.z_min_m) & (z_mid <= z_max)
+                   & dense.to_numpy(bool)].reset_index(drop=True)
+
     def sample(self, states: pd.DataFrame, seed: int, history_weight=None,
                repeat: int = 0):
         """One forced interaction per history with P > 0.
 
         Returns (interactions DataFrame, products DataFrame). ``history_weight``:
         Series indexed by (track_index, sample_index) (default 1). ``repeat``
-        (0…127) selects an independent random stream, to force several
-        interactions per history (each then weighted 1/K by the caller)."""
-        if not 0 <= repeat < 128:
-            raise ValueError("repeat must be in [0, 128)")
-        cfg = self.config
-        seg = segments(states)
-        z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
-        densities = {m: self.physics.material_density(m) for m in seg["material"].unique()}
-        dense = seg["material"].map(densities) >= cfg.min_density_kg_m3
-        seg = seg[(z_mid >= cfg.z_min_m) & (z_mid <= cfg.z_max_m)
-                  & dense.to_numpy(bool)].reset_index(drop=True)
+        (0 … MAX_INTERACTIONS_PER_HISTORY − 1) selects an independent random
+        stream, to force several interactions per history (each then
+        weighted 1/K by the caller)."""
+        if not 0 <= repeat < MAX_INTERACTIONS_PER_HISTORY:
+            raise ValueError(f"repeat must be in [0, {MAX_INTERACTIONS_PER_HISTORY})")
+        seg = self._window(states)
         if seg.empty:
             return _empty_interactions(), _empty_products()
         sigma = self.segment_sigma(seg)
         p_seg = sigma.sum(axis=1) * seg["dgrammage_kg_m2"].to_numpy()
         key = pd.MultiIndex.from_arrays([seg["track_index"], seg["sample_index"]])
         hist_codes, hist_keys = pd.factorize(key)
-        n_hist = len(hist_keys)
-        p_total = np.bincount(hist_codes, weights=p_seg, minlength=n_hist)
+        p_total = np.bincount(hist_codes, weights=p_seg, minlength=len(hist_keys))
         track = hist_keys.get_level_values(0).to_numpy(np.int64)
         sample = hist_keys.get_level_values(1).to_numpy(np.int64)
-        u = uniforms(seed, track, 12, stream="interaction", sample=sample * 128 + repeat)
-        # choose the segment within each history from that history's own
-        # cumulative sum (exactly the same numbers whatever else is in the batch)
-        order = np.argsort(hist_codes, kind="stable")
-        bounds = np.searchsorted(hist_codes[order], np.arange(n_hist + 1))
-        chosen = np.empty(n_hist, dtype=np.int64)
-        for h in range(n_hist):
-            rows = order[bounds[h]:bounds[h + 1]]
-            local = np.cumsum(p_seg[rows])
-            j = np.searchsorted(local, u[h, 0] * local[-1], side="left")
-            chosen[h] = rows[min(j, len(rows) - 1)]
+        u = uniforms(seed, track, 12, stream="interaction",
+                     sample=interaction_sample(sample, repeat))
+        chosen = _choose_segments(hist_codes, len(hist_keys), p_seg, u[:, 0])
         ok = p_total > 0
         chosen, track, sample, u, p_total = (chosen[ok], track[ok], sample[ok], u[ok],
                                              p_total[ok])
-        c = seg.iloc[chosen].reset_index(drop=True)
-        t = u[:, 1]
-        lerp = lambda name: ((1 - t) * c[name + "_a"].to_numpy()  # noqa: E731
-                             + t * c[name + "_b"].to_numpy())
-        xyz = np.column_stack([lerp("x_m"), lerp("y_m"), lerp("z_m")])
-        direction = np.column_stack([lerp("ux"), lerp("uy"), lerp("uz")])
-        direction /= np.linalg.norm(direction, axis=1)[:, None]
-        k = lerp("kinetic_energy_gev")
+        point = _interaction_points(seg.iloc[chosen].reset_index(drop=True), u[:, 1])
         sig = sigma[chosen]
         cdf = np.cumsum(sig, axis=1) / sig.sum(axis=1)[:, None]
-        proc_idx = np.minimum((cdf < u[:, 2:3]).sum(axis=1), len(cfg.processes) - 1)
+        proc_idx = np.minimum((cdf < u[:, 2:3]).sum(axis=1), len(self.config.processes) - 1)
         charge = _history_charge(states, track, sample)
         if history_weight is None:
             hw = np.ones(len(track))
         else:
             hw = history_weight.reindex(pd.MultiIndex.from_arrays([track, sample])).to_numpy()
-        rows, products = [], []
-        for j, name in enumerate(cfg.processes):
-            sel = np.flatnonzero(proc_idx == j)
-            if len(sel) == 0:
-                continue
-            module = PROCESSES[name]
-            fs = self._sample_by_material(name, c["material"].to_numpy()[sel], k[sel],
-                                          direction[sel], charge[sel], u[sel, 3:12])
-            extra = np.ones(len(sel)) if fs.weight is None else fs.weight
-            rows.append(pd.DataFrame({
-                "interaction": sel, "process": name, "category": module.CATEGORY,
-                "weight_extra": extra}))
-            products.append(_products(sel, fs))
-        info = pd.concat(rows).sort_values("interaction").reset_index(drop=True)
-        zone = np.where(xyz[:, 2] >= cfg.prompt_z_min_m, "prompt", "upstream_prompt")
+        info, products = self._final_states(proc_idx, point, charge, u)
+        zone = np.where(point["xyz"][:, 2] >= self.config.prompt_z_min_m, "prompt",
+                        "upstream_prompt")
+        xyz = point["xyz"]
         interactions = pd.DataFrame({
             "interaction": np.arange(len(track)), "track_index": track,
             "sample_index": sample, "repeat": repeat,
             "process": info["process"].to_numpy(),
             "category": info["category"].to_numpy(), "zone": zone,
-            "volume": c["volume"].to_numpy(), "material": c["material"].to_numpy(),
+            "volume": point["volume"], "material": point["material"],
             "x_m": xyz[:, 0], "y_m": xyz[:, 1], "z_m": xyz[:, 2],
-            "kinetic_energy_gev": k, "probability": p_total,
+            "kinetic_energy_gev": point["k"], "probability": p_total,
             "weight": p_total * info["weight_extra"].to_numpy() * hw,
         })
+        prods = products.merge(interactions[["interaction", "x_m", "y_m", "z_m"]],
+                               on="interaction", how="left")
+        return interactions, prods
+
+    def _final_states(self, proc_idx, point, charge, u):
+        """Per process: the final states of its interactions; returns the
+        (process, category, extra weight) table and the products, both in
+        interaction order."""
+        rows, products = [], []
+        for j, name in enumerate(self.config.processes):
+            sel = np.flatnonzero(proc_idx == j)
+            if len(sel) == 0:
+                continue
+            fs = self._sample_by_material(name, point["material"][sel], point["k"][sel],
+                                          point["direction"][sel], charge[sel],
+                                          u[sel, 3:12])
+            extra = np.ones(len(sel)) if fs.weight is None else fs.weight
+            rows.append(pd.DataFrame({
+                "interaction": sel, "process": name,
+                "category": PROCESSES[name].CATEGORY, "weight_extra": extra}))
+            products.append(_products(sel, fs))
+        info = pd.concat(rows).sort_values("interaction").reset_index(drop=True)
         prods = pd.concat(products).sort_values(["interaction", "particle"],
                                                 kind="stable").reset_index(drop=True)
-        prods = prods.merge(interactions[["interaction", "x_m", "y_m", "z_m"]],
-                            on="interaction", how="left")
-        return interactions, prods
+        return info, prods
 
     def _sample_by_material(self, name, materials, k, direction, charge, u):
         from ._common import FinalState
@@ -230,6 +231,33 @@ class ForcedSampler:
                 q_all[sel] = q
                 p_all[sel] = p4
         return FinalState(muon, mq, plist or [], weight)
+
+
+def _choose_segments(hist_codes, n_hist: int, p_seg, u) -> np.ndarray:
+    """Per history, a segment with probability P_seg / P: each history
+    searches its own cumulative sum (exactly the same numbers whatever else
+    is in the batch)."""
+    order = np.argsort(hist_codes, kind="stable")
+    bounds = np.searchsorted(hist_codes[order], np.arange(n_hist + 1))
+    chosen = np.empty(n_hist, dtype=np.int64)
+    for h in range(n_hist):
+        rows = order[bounds[h]:bounds[h + 1]]
+        local = np.cumsum(p_seg[rows])
+        j = np.searchsorted(local, u[h] * local[-1], side="left")
+        chosen[h] = rows[min(j, len(rows) - 1)]
+    return chosen
+
+
+def _interaction_points(c: pd.DataFrame, t) -> dict:
+    """Position, direction and kinetic energy at fraction ``t`` of each
+    chosen segment (linear interpolation), with its volume and material."""
+    def lerp(name):
+        return (1 - t) * c[name + "_a"].to_numpy() + t * c[name + "_b"].to_numpy()
+    direction = np.column_stack([lerp("ux"), lerp("uy"), lerp("uz")])
+    direction /= np.linalg.norm(direction, axis=1)[:, None]
+    return {"xyz": np.column_stack([lerp("x_m"), lerp("y_m"), lerp("z_m")]),
+            "direction": direction, "k": lerp("kinetic_energy_gev"),
+            "volume": c["volume"].to_numpy(), "material": c["material"].to_numpy()}
 
 
 def _history_charge(states, track, sample):

@@ -19,7 +19,7 @@ parametrisation (M. Bonesini, A. Marchionni, F. Pietropaolo, T. Tabarelli
 de Fatis, Eur. Phys. J. C 20 (2001) 13, hep-ph/0101163; radial-scaling
 variable x_R and p_T) evaluated for a beam of momentum ν, with the Barton et
 al. (PRD 27 (1983) 2580) A-dependence from beryllium to the material's
-mass-weighted mean A — the functions of :mod:`backtrace.source`, imported.
+mass-weighted mean A — the functions of :mod:`backtrace.hadroproduction`.
 Approximations, stated: (i) BMPT was fitted to *proton* beams at 400–450 GeV
 (p–Be); applying it to a photon/π⁰-like projectile of energy ν assumes
 radial scaling in x_R down to ν and a projectile-independent fragmentation
@@ -29,7 +29,7 @@ the pion's charge is ±1 with equal probability (a neutral projectile has
 no π⁺/π⁻ asymmetry of a proton beam); (iii) the mean number of charged
 pions per interaction divides BMPT's invariant cross section by σ_inel(A),
 a power law A^α_inel through the PDG proton σ_inel of Be and Fe
-(:data:`backtrace.source.PROTON_LAMBDA_I_G_CM2`; α_inel ≈ 0.71); (iv) the
+(λ_I of ``materials/properties.toml``; α_inel ≈ 0.71); (iv) the
 *leading* pion (largest p_z) is that of independent (Poisson) emission with
 this inclusive density on x = p_z/ν ∈ [0.02, 1], p_T < 2.5 GeV:
 P(x_lead > x) = 1 − exp(−N(>x)). Events without a charged pion above
@@ -54,6 +54,8 @@ from functools import lru_cache
 import numpy as np
 
 from ..constants import MUON_MASS_GEV, PION_MASS_GEV
+from ..hadroproduction import (BERYLLIUM, barton_alpha, bmpt_invariant,
+                               inelastic_cross_section_mb, target_constants, x_radial)
 from ._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
                       muon_after, radiative_table, sample_transfer)
 
@@ -61,6 +63,8 @@ NAME = "photonuclear"
 CATEGORY = "mu-pi"
 SECONDARIES = ("pi+", "pi-")
 N_UNIFORMS = 8
+#: Nucleon mass [GeV] of t_max = 2Mν (the proton mass, PDG, rounded to
+#: 1 keV; the rounding is far below the precision of the 1/t law).
 NUCLEON_MASS_GEV = 0.938272
 #: Lowest pion p_z/ν sampled.
 Z_MIN = 0.02
@@ -68,7 +72,6 @@ PT_MAX_GEV = 2.5
 #: Beam momenta [GeV] of the pion tables.
 NU_GRID_GEV = np.geomspace(1.0, 1000.0, 31)
 N_X, N_PT = 64, 48
-BERYLLIUM_A = 9.0122
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
@@ -85,10 +88,9 @@ def cross_section(tab: ProcessTable, kinetic_gev) -> np.ndarray:
 
 def inelastic_exponent() -> float:
     """α_inel of σ_inel ∝ A^α_inel through the PDG proton σ_inel of Be and Fe."""
-    from ..source import MASS_NUMBER, inelastic_cross_section_mb
-
     ratio = inelastic_cross_section_mb("iron") / inelastic_cross_section_mb("beryllium")
-    return float(np.log(ratio) / np.log(MASS_NUMBER["iron"] / MASS_NUMBER["beryllium"]))
+    a_fe, _ = target_constants("iron")
+    return float(np.log(ratio) / np.log(a_fe / BERYLLIUM["mass_number"]))
 
 
 def pion_density(nu_gev, x, pt, a_mean):
@@ -96,15 +98,13 @@ def pion_density(nu_gev, x, pt, a_mean):
     p_z = x ν and transverse momentum p_T [GeV], for a projectile of
     momentum ν on a nucleus of mass number A (BMPT for p–Be with the Barton
     A-scaling, divided by σ_inel(A)). Zero outside the kinematic range."""
-    from ..source import barton_alpha, bmpt_invariant, inelastic_cross_section_mb, x_radial
-
     nu, x, pt = np.broadcast_arrays(*(np.asarray(a, float) for a in (nu_gev, x, pt)))
     pz = x * nu
     p = np.hypot(pz, pt)
     e = np.sqrt(p * p + PION_MASS_GEV ** 2)
     x_r, x_f = x_radial(p, pt, PION_MASS_GEV, p_beam=nu)
     inv = bmpt_invariant("pion", x_r, pt, +1) + bmpt_invariant("pion", x_r, pt, -1)  # mb/GeV²
-    ratio = a_mean / BERYLLIUM_A
+    ratio = a_mean / BERYLLIUM["mass_number"]
     sigma_inel = inelastic_cross_section_mb("beryllium") * ratio ** inelastic_exponent()
     inv = inv * ratio ** barton_alpha(x_f, pt) / sigma_inel
     # E d³N/dp³ → d²N/dp_z dp_T = 2π p_T/E (...); dp_z = ν dx

@@ -13,8 +13,9 @@ beam hole).
   (ionisation and magnetic bending of a β ≈ 1 particle do not depend on its
   mass; radiative losses are negligible below TeV), with
   - an absorption weight exp(−Σ ΔX_i / λ_π,i) over the materials crossed
-    (λ_π = λ_I / 0.77, λ_I from PDG for iron and copper, else the PDG rule of
-    thumb λ_I ≈ 35 A^(1/3) g/cm²), and
+    (λ_π = λ_I / 0.77, :func:`backtrace.hadroproduction.absorption_length_g_cm2`
+    with λ_I from ``materials/properties.toml``: PDG for iron and copper,
+    else the PDG rule of thumb λ_I ≈ 35 A^(1/3) g/cm²), and
   - a decay split: with probability P_dec = 1 − exp(−L/βγcτ) over the flight
     length L to STRAW1 the pion has become a muon (identity ``mu_from_pi``;
     its kink is neglected, the muon keeps the pion's track), otherwise it is
@@ -25,8 +26,9 @@ beam hole).
   radiation length of every solid material used (iron: 13.84 g/cm²); they
   never reach MUV3.
 
-Random numbers: each product has its own stream keyed by its history
-(track index, sample index) and its rank in the final state.
+Random numbers: each product is transported with its own key
+(:func:`backtrace.rng.product_key`: track, sample, forced-interaction index,
+rank in the final state) and the seed ``seed + PRODUCT_SEED_OFFSET``.
 """
 
 from __future__ import annotations
@@ -34,60 +36,45 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..hadroproduction import absorption_length_g_cm2
+from ..rng import PRODUCT_SEED_OFFSET
+from ..rng import product_key as pack_key
 from ..tracks import momentum_gev
 from .decay import decay_length_m
 
-__all__ = ["ProductTransport", "detector_planes", "product_key"]
+__all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2"]
 
 ELECTRON_ABSORPTION_KG_M2 = 100.0
-#: Nuclear interaction lengths [g/cm²] of our materials (PDG; krypton,
-#: concrete, tungsten, air and vacuum via 35 A^(1/3) when not listed).
-LAMBDA_I_G_CM2 = {"iron": 132.1, "copper": 137.3}
-EFFECTIVE_A = {"tungsten": 183.84, "liquid_krypton": 83.8, "concrete": 22.0,
-               "standard_rock": 22.0, "air": 14.5, "vacuum": 1.0}
 
 
 def pion_absorption_length_kg_m2(material: str) -> float:
-    lam = LAMBDA_I_G_CM2.get(material, 35.0 * EFFECTIVE_A.get(material, 20.0) ** (1 / 3))
-    return lam / 0.77 * 10.0  # g/cm^2 -> kg/m^2
+    """Pion absorption length [kg/m²] (λ_I / 0.77)."""
+    return absorption_length_g_cm2(material, "pion") * 10.0  # g/cm^2 -> kg/m^2
 
 
 def product_key(hist, particle) -> np.ndarray:
-    """Batch-independent random key of a product: (track, sample, repeat,
-    rank in the final state)."""
+    """Batch-independent random key of products (:func:`backtrace.rng.product_key`)
+    from their interactions' rows ``hist`` (track_index, sample_index, repeat)."""
     repeat = hist["repeat"].to_numpy(np.int64) if "repeat" in hist else 0
-    return (hist["track_index"].to_numpy(np.int64) * (1 << 20)
-            + hist["sample_index"].to_numpy(np.int64) * (1 << 10)
-            + repeat * 8 + np.asarray(particle, np.int64))
-
-
-def detector_planes(geometry) -> dict:
-    """{name: z [m]} of the STRAW chambers and MUV3 entry faces."""
-    planes = {e.name: e.z_min_m for e in geometry.elements
-              if e.role == "detector" and e.name.upper().startswith("STRAW")}
-    for e in geometry.elements:
-        if e.name.upper() == "MUV3":
-            planes["MUV3"] = e.z_min_m
-    return planes
+    return pack_key(hist["track_index"].to_numpy(np.int64),
+                    hist["sample_index"].to_numpy(np.int64), repeat, particle)
 
 
 class ProductTransport:
     """Forward PUMAS transport of products with detector read-out."""
 
-    def __init__(self, physics, geometry_file=None, overrides=(), seed: int = 1):
-        from ..geometry import load_geometry
+    def __init__(self, beamline, seed: int = 1):
         from ..transport import TraceConfig, Tracer
 
-        self.geometry = load_geometry(geometry_file, overrides)
-        self.planes = detector_planes(self.geometry)
+        self.geometry = beamline.geometry
+        self.planes = beamline.detector_planes
         if "STRAW1" not in self.planes:
             raise ValueError("the geometry has no STRAW1 detector element")
-        z_end = max(e.z_max_m for e in self.geometry.elements)
-        self.tracer = Tracer(TraceConfig(geometry_file=geometry_file,
-                                         overrides=tuple(overrides),
-                                         direction="forward", to_z_m=z_end,
-                                         seed=seed, record=True),
-                             physics=physics, geometry=self.geometry)
+        self.tracer = Tracer(TraceConfig(geometry_file=beamline.geometry_file,
+                                         overrides=beamline.overrides,
+                                         direction="forward", to_z_m=beamline.end_z_m,
+                                         seed=seed + PRODUCT_SEED_OFFSET, record=True),
+                             beamline)
 
     def transport(self, products: pd.DataFrame, interactions: pd.DataFrame) -> pd.DataFrame:
         """One row per product outcome with the detector read-out:

@@ -426,7 +426,8 @@ void bt_field(const struct bt_geometry *geometry, long long n,
  * but moves along straight segments, so the position lags by ~h*theta/2 per
  * magnet for steps h: the cap is field_accuracy x the Larmor radius (a lag of
  * ~field_accuracy/2 per metre of field whatever the momentum), and at most
- * field_step (see PUMAS_NOTES: uncapped steps under-deflect by ~4 %). */
+ * field_step (measured with PUMAS 1.2.3: with scattering on and uncapped
+ * steps a 100 GeV muon under-deflects by ~4 % in 1.8 T over 1 m). */
 static double locals_cb(struct pumas_medium *medium,
     struct pumas_state *state, struct pumas_locals *locals)
 {

@@ -36,8 +36,9 @@ def _function(process: str, model: str | None):
 
 
 def dcs(process: str, z: float, a: float, kinetic_gev, q_gev, *,
-        mass_gev: float = 0.1056583755, model: str | None = None) -> np.ndarray:
-    """Atomic dσ/dq [m²/GeV] at arrays of (K, q); zero outside the range."""
+        mass_gev: float, model: str | None = None) -> np.ndarray:
+    """Atomic dσ/dq [m²/GeV] at arrays of (K, q) for a projectile of mass
+    ``mass_gev``; zero outside the range."""
     ffi, lib = load()
     k, q = np.broadcast_arrays(np.asarray(kinetic_gev, float), np.asarray(q_gev, float))
     k = np.ascontiguousarray(k.ravel())
@@ -50,9 +51,10 @@ def dcs(process: str, z: float, a: float, kinetic_gev, q_gev, *,
         np.broadcast(np.asarray(kinetic_gev), np.asarray(q_gev)).shape)
 
 
-def dcs_range(process: str, z: float, kinetic_gev: float,
-              mass_gev: float = 0.1056583755) -> tuple[float, float]:
-    """Allowed energy transfers [GeV] for a radiative process."""
+def dcs_range(process: str, z: float, kinetic_gev: float, *,
+              mass_gev: float) -> tuple[float, float]:
+    """Allowed energy transfers [GeV] for a radiative process (projectile
+    of mass ``mass_gev``)."""
     ffi, lib = load()
     lo, hi = ffi.new("double *"), ffi.new("double *")
     check(lib.bt_pumas.pumas_dcs_range(PROCESSES[process], float(z), mass_gev,

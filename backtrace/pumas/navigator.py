@@ -64,11 +64,10 @@ class FieldMap:
 class Navigator:
     """A geometry in C memory, usable by PUMAS contexts."""
 
-    def __init__(self, slabs: list[Slab], half_x: float, half_y: float,
-                 maps: list[FieldMap] = (), field_step: float = 0.25,
+    def __init__(self, slabs: list[Slab], half_x: float, half_y: float, *,
+                 mass_gev: float, maps: list[FieldMap] = (), field_step: float = 0.25,
                  z_range: tuple[float, float] | None = None,
-                 field_accuracy: float = 1e-3,
-                 mass_gev: float = 0.1056583755):
+                 field_accuracy: float = 1e-3):
         self.ffi, self.lib = ffi, lib = load()
         if not slabs:
             raise ValueError("a geometry needs at least one slab")

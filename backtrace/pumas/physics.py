@@ -23,7 +23,6 @@ from pathlib import Path
 
 import platformdirs
 
-from .. import materials as _materials
 from ._errors import PumasError
 from ._lib import check, load, pumas_version
 
@@ -69,7 +68,7 @@ def cache_dir() -> Path:
 
 def _cache_key(mdf: Path, settings: PhysicsSettings) -> str:
     h = hashlib.sha256()
-    h.update(_materials.mdf_digest(mdf).encode())
+    h.update(hashlib.sha256(Path(mdf).read_bytes()).hexdigest().encode())
     h.update(".".join(map(str, pumas_version())).encode())
     h.update(json.dumps(asdict(settings), sort_keys=True).encode())
     h.update(str(CACHE_FORMAT).encode())
@@ -79,14 +78,19 @@ def _cache_key(mdf: Path, settings: PhysicsSettings) -> str:
 class Physics:
     """PUMAS muon physics for the materials of an MDF.
 
-    >>> physics = Physics()                      # doctest: +SKIP
-    >>> physics.material_index("iron")           # doctest: +SKIP
+    ``mdf``: path of the Material Description File (the binding knows no
+    default: :func:`backtrace.materials.load_physics` resolves it).
+
+    >>> physics = Physics("materials/backtrace.xml")  # doctest: +SKIP
+    >>> physics.material_index("iron")                # doctest: +SKIP
     """
 
-    def __init__(self, mdf=None, settings: PhysicsSettings | None = None,
+    def __init__(self, mdf, settings: PhysicsSettings | None = None,
                  cache: bool = True):
         self.ffi, self.lib = load()
-        self.mdf = _materials.mdf_path(mdf)
+        self.mdf = Path(mdf).expanduser().resolve()
+        if not self.mdf.is_file():
+            raise FileNotFoundError(f"material file {self.mdf}: no such file")
         self.settings = settings or PhysicsSettings()
         self.cache_path = (cache_dir() / "physics" /
                            f"{_cache_key(self.mdf, self.settings)}.pumas")

@@ -16,12 +16,12 @@ from backtrace.transport import TraceConfig, Tracer
 @pytest.fixture(scope="module")
 def traced(physics, sample_file):
     batch = next(Tracks.open(sample_file).iter_batches(120))
-    return Tracer(TraceConfig(samples_per_track=2, seed=4), physics=physics).trace(batch)
+    return Tracer(TraceConfig(samples_per_track=2, seed=4)).trace(batch)
 
 
 @pytest.fixture(scope="module")
-def sampler(physics):
-    return ForcedSampler(physics)
+def sampler(physics, beamline):
+    return ForcedSampler(physics, ForcedConfig(z_max_m=beamline.first_tracker_z_m))
 
 
 def test_probability_is_sum_of_sigma_dx(traced, sampler):
@@ -40,10 +40,9 @@ def test_probability_is_sum_of_sigma_dx(traced, sampler):
     assert np.all(np.isfinite(inter["probability"])) and (inter["probability"] > 0).all()
 
 
-def test_chosen_volumes_follow_their_probability(traced, physics):
+def test_chosen_volumes_follow_their_probability(traced, sampler):
     """Repeating the forcing with many seeds, the frequency of each volume
     matches its share of the interaction probability (χ² test)."""
-    sampler = ForcedSampler(physics)
     seg = segments(traced.states)
     cfg = sampler.config
     z = 0.5 * (seg["z_m_a"] + seg["z_m_b"])

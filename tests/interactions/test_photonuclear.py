@@ -8,7 +8,7 @@ import pytest
 
 from backtrace.interactions import build_tables
 from backtrace.interactions import photonuclear as pn
-from backtrace.source import bmpt_invariant, x_radial
+from backtrace.hadroproduction import bmpt_invariant, x_radial
 
 M_MU = 0.1056583755
 M_PI = 0.13957039
@@ -30,7 +30,7 @@ def test_density_is_bmpt_for_beryllium():
     inv = bmpt_invariant("pion", x_r, pt, +1) + bmpt_invariant("pion", x_r, pt, -1)
     sigma_be = 9.0122 / (6.02214076e23 * 77.8) * 1e27            # mb
     expected = 2 * np.pi * pt / np.hypot(p, M_PI) * nu * inv / sigma_be
-    assert pn.pion_density(nu, x, pt, pn.BERYLLIUM_A) == pytest.approx(expected, rel=1e-12)
+    assert pn.pion_density(nu, x, pt, pn.BERYLLIUM["mass_number"]) == pytest.approx(expected, rel=1e-12)
     assert pn.inelastic_exponent() == pytest.approx(0.71, abs=0.01)
     assert pn.pion_density(nu, 1.0, 0.1, A_FE) == 0.0           # beyond x_R = 1
 

@@ -24,14 +24,15 @@ def iron_tables(physics):
 
 
 def _b_iron(process, k):
-    lo, hi = dcs_range(process, 26, k)
+    lo, hi = dcs_range(process, 26, k, mass_gev=M_MU)
     q = np.geomspace(max(lo, 1e-6), hi, 6000)
-    d = dcs(process, 26, 55.845, k, q)
+    d = dcs(process, 26, 55.845, k, q, mass_gev=M_MU)
     return NA / 55.845 * np.trapezoid(q * d, q) / (k + M_MU) * 1e4  # cm^2/g
 
 
-# b(E) in iron at 100 GeV [1e-6 cm^2/g], PHYSICS_REFERENCES §9 (computed
-# with PUMAS's default models; PDG quotes b ≈ 3-4e-6 for rock at 100 GeV)
+# b(E) in iron at 100 GeV [1e-6 cm^2/g] (docs/physics.md, "Energy loss":
+# integrals of PUMAS's default DCS models evaluated independently with a
+# PUMAS build from source; PDG quotes b ≈ 3-4e-6 for rock at 100 GeV)
 B_IRON_100 = {"bremsstrahlung": 2.25, "pair_production": 3.13, "photonuclear": 0.36}
 
 
@@ -54,8 +55,8 @@ def test_b_plus_ionisation_reproduces_pumas_stopping_power(physics):
 
 
 # Interaction probabilities per metre of iron for a secondary above 1 GeV
-# (PHYSICS_REFERENCES §5, §6, §8; computed there from PUMAS DRSS/SSR DCSs and
-# the PDG δ-ray formula).
+# (docs/physics.md; computed independently from the PUMAS DRSS/SSR DCSs of a
+# PUMAS build from source and from the PDG δ-ray formula).
 REFERENCE_PER_M = {
     "photonuclear": {10: 9.4e-4, 50: 2.3e-3, 100: 3.0e-3, 400: 4.7e-3},
     "pair_production": {10: 3.0e-4, 50: 1.3e-2, 100: 4.4e-2, 400: 0.26},
@@ -74,7 +75,8 @@ def test_rates_per_metre_of_iron(physics, process):
 
 
 def test_gamma_to_mumu_bkk_cross_section():
-    # PHYSICS_REFERENCES §7 (BKK formula, iron): 3.7, 39, 98, 136 μb
+    # BKK formula (Burkhardt, Kelner, Kokoulin, CERN-SL-2002-016) evaluated
+    # independently for iron: 3.7, 39, 98, 136 μb (docs/physics.md)
     sigma_ub = gamma_to_mumu_cross_section_m2(np.array([1.0, 10.0, 100.0, 400.0]),
                                               26, 55.845) / 1e-34
     assert sigma_ub == pytest.approx([3.7, 39, 98, 136], rel=0.03)
@@ -128,9 +130,9 @@ def test_sampled_transfers_follow_the_dcs(iron_tables, rng):
     fs = PROCESSES["pair_production"].sample(tab, k, np.tile([0, 0, 1.0], (20000, 1)),
                                              np.ones(20000), rng.random((20000, 8)))
     q_sampled = fs.particles[0][2][:, 0] + fs.particles[1][2][:, 0]
-    lo, hi = 1.0, dcs_range("pair_production", 26, 100.0)[1]
+    lo, hi = 1.0, dcs_range("pair_production", 26, 100.0, mass_gev=M_MU)[1]
     q = np.geomspace(lo, hi, 4000)
-    d = dcs("pair_production", 26, 55.845, 100.0, q)
+    d = dcs("pair_production", 26, 55.845, 100.0, q, mass_gev=M_MU)
     expected = np.trapezoid(q * d, q) / np.trapezoid(d, q)
     assert q_sampled.mean() == pytest.approx(expected, rel=0.03)
 

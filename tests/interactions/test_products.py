@@ -6,13 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtrace.interactions.products import (ProductTransport, detector_planes,
-                                             pion_absorption_length_kg_m2)
+from backtrace.interactions.products import ProductTransport, pion_absorption_length_kg_m2
 
 
 @pytest.fixture(scope="module")
-def transport(physics):
-    return ProductTransport(physics)
+def transport(beamline):
+    return ProductTransport(beamline)
 
 
 def _one(name, charge, p, z, x=0.3, y=0.0, theta_x=0.0):
@@ -26,7 +25,7 @@ def _one(name, charge, p, z, x=0.3, y=0.0, theta_x=0.0):
 
 
 def test_planes_of_the_shipped_geometry(transport):
-    planes = detector_planes(transport.geometry)
+    planes = transport.planes
     assert planes["STRAW1"] == pytest.approx(183.508)
     assert planes["STRAW4"] == pytest.approx(218.885)
     assert planes["MUV3"] == pytest.approx(246.8)

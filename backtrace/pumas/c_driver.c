@@ -2,7 +2,7 @@
  * Reference C driver for the benchmarks: transports the histories of a
  * binary job file through the same navigator (backtrace's _shim.c) with
  * PUMAS, without Python. Built on the fly by benchmarks/bench_transport.py:
- *   gcc -O3 c_driver.c ../backtrace/pumas/_shim.c -ldl -lm
+ *   gcc -O3 c_driver.c _shim.c -ldl -lm (see backtrace/pumas/driver.py)
  * Usage: c_driver LIBPUMAS PHYSICS_CACHE OFFSET JOB_FILE REPEAT
  */
 #include <stdio.h>

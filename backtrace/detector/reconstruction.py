@@ -1,4 +1,4 @@
-"""Detector response and two-track reconstruction (NA62-like).
+"""Two-track reconstruction and the tracker response (NA62-like).
 
 Small vectorised functions (arrays over events, SI-like units: m, GeV):
 
@@ -12,7 +12,9 @@ Small vectorised functions (arrays over events, SI-like units: m, GeV):
   to the axis, CDA_TAX the distance there; CDA_FV likewise with respect to
   the axis inside the fiducial volume;
 - :func:`invariant_mass`;
-- :func:`straw_acceptance` (0.1 m < r < 1.0 m in each chamber, facts sheet)
+- :func:`straw_acceptance` (0.1 m < r < 1.0 m in each chamber, NA62
+  detector paper, JINST 12 (2017) P05025: straw chambers of ~1 m radius
+  with a central beam hole)
   and :func:`smear` (Gaussian smearing of momentum and slopes; defaults:
   σ_p/p = 0.3 % ⊕ 0.005 %·p[GeV] and σ_θ = 60 μrad × (10 GeV/p) ⊕ 20 μrad,
   NA62 STRAW performance orders of magnitude [est], configurable).

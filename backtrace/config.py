@@ -1,0 +1,52 @@
+"""The configuration of a prompt-background estimate (``backtrace run``)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+__all__ = ["RunConfig"]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What one estimate does (recorded in ``background.json`` → ``config``).
+
+    Geometry (``geometry_file`` + ``overrides``) and selection
+    (``regions_file``); ``pot_target``: POT the yields are normalised to;
+    ``samples_per_track``: backward histories per track; ``seed``;
+    ``energy_loss``: PUMAS mode of the backward traces; ``prior``: source
+    prior of the per-track posterior ('energy', 'full', 'none');
+    ``density_events``: forward source events behind the cached source
+    density; ``q_min_gev``: lowest energy given to a secondary;
+    ``forced_z_min_m``: upstream end of the forcing window (products from
+    further upstream cannot make a vertex in the decay volume);
+    ``interactions_per_history``: independent forced interactions per
+    history, each weighted 1/K; ``prompt_z_min_m``: interactions downstream
+    of it are 'prompt', upstream 'upstream_prompt'; ``smearing``: smear the
+    measured momenta; ``source_overrides``: geometry overrides of the source
+    density (None: ``overrides``; systematic re-runs vary the geometry
+    downstream of the TAX and keep the nominal prior).
+    """
+
+    geometry_file: str | None = None
+    overrides: tuple[str, ...] = ()
+    regions_file: str | None = None
+    pot_target: float = 1.4e17
+    samples_per_track: int = 4
+    seed: int = 1
+    energy_loss: str = "straggled"
+    prior: str = "energy"
+    density_events: int = 30000
+    q_min_gev: float = 1.0
+    forced_z_min_m: float = 100.0
+    interactions_per_history: int = 4
+    prompt_z_min_m: float = 105.0
+    smearing: bool = True
+    source_overrides: tuple[str, ...] | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["overrides"] = list(self.overrides)
+        if self.source_overrides is not None:
+            d["source_overrides"] = list(self.source_overrides)
+        return d

@@ -1,0 +1,185 @@
+"""The result document of an estimate (``background.json``) and its schema.
+
+:func:`build_document` turns a combined estimate (:func:`backtrace.estimate.combine_passes`),
+its systematic re-runs and the Monte Carlo summary into one JSON-ready dict:
+yields per region and category (value, stat, syst with breakdown, 90 % CL
+limits of empty cells, prompt / upstream-prompt split), the systematics
+table, the upper-limit convention, the configuration (geometry, regions,
+tracks and their digest), versions and track statuses.
+
+The document carries ``schema_version`` and is checked against the packaged
+JSON schema ``backtrace/data/background-<version>.schema.json`` when it is
+written and when ``backtrace report`` reads it (:func:`validate_document`).
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from importlib import resources
+
+import pandas as pd
+
+from .estimate import (CATEGORIES, UPPER_LIMIT_METHOD, quadrature, weight_per_entry,
+                       weighted_yield)
+
+__all__ = ["SCHEMA_VERSION", "DocumentError", "build_document", "validate_document"]
+
+SCHEMA_VERSION = 1
+
+
+class DocumentError(ValueError):
+    """Raised when a result document does not match its schema."""
+
+
+@lru_cache(maxsize=None)
+def _schema(version: int) -> dict:
+    path = resources.files("backtrace.data") / f"background-{version}.schema.json"
+    if not path.is_file():
+        raise DocumentError(f"background.json schema version {version} is unknown to "
+                            f"this backtrace (it reads version {SCHEMA_VERSION})")
+    return json.loads(path.read_text())
+
+
+def validate_document(doc: dict, source: str = "background.json") -> dict:
+    """Check ``doc`` against the schema of its ``schema_version``; raise
+    :class:`DocumentError` naming the key path at fault."""
+    import jsonschema
+
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if not isinstance(version, int):
+        raise DocumentError(f"{source}: no integer schema_version")
+    validator = jsonschema.Draft202012Validator(_schema(version))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(k) for k in err.absolute_path) or "(top level)"
+        raise DocumentError(f"{source}: {where}: {err.message}")
+    return doc
+
+
+def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float) -> dict:
+    from .systematics import deltas
+
+    sel = c[mask(c)]
+    y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
+    syst = deltas(c, runs, mask)
+    return {
+        "value": y.value, "stat": y.stat,
+        "syst": quadrature(syst.values()), "syst_breakdown": syst,
+        "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None,
+        "n_mc": y.n_mc, "n_eff": y.n_eff,
+        "prompt": float(sel.loc[sel["zone"] == "prompt", "weight"].sum()),
+        "upstream_prompt": float(sel.loc[sel["zone"] == "upstream_prompt",
+                                         "weight"].sum()),
+    }
+
+
+def _regions_block(c, runs, regions, per_entry) -> dict:
+    out = {}
+    for region in regions.names:
+        out[region] = {}
+        for cat in CATEGORIES:
+            def mask(f, region=region, cat=cat):
+                return (f["region"] == region) & (f["category"] == cat)
+            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"])
+    return out
+
+
+def _systematics_table(c, runs, regions) -> tuple[list, dict]:
+    from .systematics import deltas
+
+    columns = {r: (lambda f, r=r: f["region"] == r) for r in regions.names}
+    columns["total"] = lambda f: pd.Series(True, index=f.index)
+    by_column = {col: deltas(c, runs, m) for col, m in columns.items()}
+    names = list(next(iter(by_column.values())))
+    table = {n: {col: by_column[col][n] for col in columns} for n in names}
+    table["quadrature"] = {col: quadrature(by_column[col].values()) for col in columns}
+    return names, table
+
+
+def _variations(c, est, reruns, config) -> dict:
+    from .systematics import POT_RELATIVE, PROCESS_SCALE_UNCERTAINTY, shift_stat
+
+    total = float(c["weight"].sum()) if len(c) else 0.0
+    variations = {"pot": {"kind": "reweight",
+                          "description": f"POT normalisation x (1 ± {POT_RELATIVE:g})"}}
+    for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
+        variations[f"scale:{proc}"] = {
+            "kind": "reweight", "description": f"{proc} cross section x (1 ± {rel:g})"}
+    for name, dirs in reruns.items():
+        variations[name] = {"kind": "rerun", "runs": {}}
+        for d, (v, r) in dirs.items():
+            t = float(r["candidates"]["weight"].sum()) if len(r["candidates"]) else 0.0
+            variations[name]["description"] = v.description
+            variations[name]["runs"][d] = {
+                "description": v.description, "overrides": list(v.overrides),
+                "energy_loss": v.energy_loss or config.energy_loss,
+                "total_prompt": t, "shift": t - total,
+                "shift_stat": shift_stat(c, r["candidates"]),
+                "interaction_weight": r["interaction_weight"],
+                "interaction_weight_shift": r["interaction_weight"]
+                - est["interaction_weight"],
+                "candidates": int(len(r["candidates"]))}
+    return variations
+
+
+def _systematics_block(c, est, reruns, runs, regions, level, config) -> dict:
+    from .systematics import (DENSITY_MATERIALS, DENSITY_RELATIVE, FIELD_SCALE_RELATIVE,
+                              NOT_EVALUATED, POT_RELATIVE, PROCESS_SCALE_UNCERTAINTY)
+
+    names, table = _systematics_table(c, runs, regions)
+    not_eval = list(NOT_EVALUATED)
+    if level == "none":
+        not_eval = ["field scale per magnet group", "material density",
+                    "MC method (straggled vs mixed)"] + not_eval
+    rerun = level != "none"
+    return {
+        "level": level, "evaluated": names, "not_evaluated": not_eval,
+        "pot_relative": POT_RELATIVE,
+        "process_scale_relative": PROCESS_SCALE_UNCERTAINTY,
+        "field_scale_relative": FIELD_SCALE_RELATIVE if rerun else None,
+        "density_relative": DENSITY_RELATIVE if rerun else None,
+        "density_materials": list(DENSITY_MATERIALS) if rerun else None,
+        "method": "reweighting for POT and process scales; re-runs with common "
+                  "random numbers (same seed, tracks and histories) for field "
+                  "scales, density and MC method; 'fast': up only, taken as "
+                  "symmetric; 'full': max(|up|, |down|); combined in quadrature "
+                  "(backtrace.systematics)",
+        "variations": _variations(c, est, reruns, config),
+        "table": table,
+    }
+
+
+def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
+                   level: str, mc: dict, elapsed: float) -> dict:
+    """The ``background.json`` document (module docstring). ``reruns``:
+    {variation name: {direction: (Variation, combined estimate)}}."""
+    from . import __version__
+    from .pumas import pumas_version
+
+    c = est["candidates"]
+    per_entry = weight_per_entry(est["pairs"], CATEGORIES, est["interaction_weight"],
+                                 est["interactions"])
+    runs = {name: {d: r["candidates"] for d, (_, r) in dirs.items()}
+            for name, dirs in reruns.items()}
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "pot": config.pot_target, "pot_sample": tracks.pot,
+        "regions": _regions_block(c, runs, regions, per_entry),
+        "systematics": _systematics_block(c, est, reruns, runs, regions, level, config),
+        "upper_limit_method": UPPER_LIMIT_METHOD,
+        "upper_limit_weight_per_entry": per_entry,
+        "mc": mc,
+        "config": {**config.to_dict(), "geometry": geometry.config(),
+                   "regions": regions.config(), "tracks": str(tracks.path),
+                   "tracks_sha256": tracks.digest()},
+        "versions": {"backtrace": __version__,
+                     "pumas": ".".join(map(str, pumas_version()))},
+        "tracks": dict(sorted(est["status"].items())),
+        "tracks_without_source_support": est["no_support"],
+        "interactions": est["interactions"],
+        "interaction_weight": est["interaction_weight"],
+        "candidates": int(len(c)),
+        "elapsed_s": elapsed,
+    }

@@ -1,0 +1,192 @@
+"""Two-track candidates: the vectorised builder against a pair-by-pair
+reference loop, and the rules it applies (exactly two tracks, one track per
+pion, opposite charges, smallest CDA, muon identification)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtrace.detector import pointing, smear, two_track_vertex
+from backtrace.detector.candidates import (MUON_IDENTITIES, Reconstruction, _pair_indices,
+                                           build_candidates, category)
+from backtrace.regions import load_regions
+from backtrace.rng import normals, product_key, uniforms
+from backtrace.detector.reconstruction import Smearing
+
+STRAWS = ("STRAW1", "STRAW2", "STRAW3", "STRAW4")
+RECON = Reconstruction(STRAWS, 183.508, np.array([0.0, -0.022, 23.07]),
+                       np.array([0.0, 0.0, 1.0]), seed=3)
+
+
+def _det(rows):
+    """Detector read-out rows: (interaction, particle, identity, charge,
+    x, y, px, py, pz[, muv3, weight_factor, status])."""
+    out = []
+    for r in rows:
+        it, part, ident, q, x, y, px, py, pz = r[:9]
+        muv3 = r[9] if len(r) > 9 else ident in MUON_IDENTITIES
+        wf = r[10] if len(r) > 10 else 1.0
+        status = r[11] if len(r) > 11 else "reached_target"
+        row = {"interaction": it, "particle": part, "identity": ident, "charge": q,
+               "name": ident, "status": status, "weight_factor": wf, "muv3_hit": muv3,
+               "STRAW1_px_gev": px, "STRAW1_py_gev": py, "STRAW1_pz_gev": pz}
+        for s in STRAWS:
+            row[f"{s}_x_m"], row[f"{s}_y_m"] = x, y
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def _inter(n):
+    return pd.DataFrame({"interaction": np.arange(n), "track_index": 10 + np.arange(n),
+                         "sample_index": np.zeros(n, int), "repeat": np.zeros(n, int),
+                         "weight": 0.5 + np.arange(n), "zone": "prompt",
+                         "process": "mumu_pair"})
+
+
+def _reference(det, inter, scale, regions, recon):
+    """Pair-by-pair loop (the pre-vectorisation algorithm)."""
+    sel = regions.selection
+    ok = det["status"].isin(["reached_target", "left_world", "stopped"])
+    r = [np.hypot(det[f"{s}_x_m"], det[f"{s}_y_m"]) for s in STRAWS]
+    ok &= np.logical_and.reduce([(x > 0.1) & (x < 1.0) for x in r]) & (det["weight_factor"] > 0)
+    t = det[ok].copy()
+    h = inter.set_index("interaction").loc[t["interaction"]]
+    t["key"] = product_key(h["track_index"], h["sample_index"], h["repeat"], t["particle"])
+    t = t[t.groupby("interaction")["particle"].transform("nunique").to_numpy() == 2]
+    rows = []
+    for iid, g in t.groupby("interaction"):
+        best = None
+        items = g.to_dict("records")
+        for a in range(len(items)):
+            for b in range(a + 1, len(items)):
+                t1, t2 = items[a], items[b]
+                if t1["charge"] * t2["charge"] >= 0 or t1["particle"] == t2["particle"]:
+                    continue
+                ps = []
+                for tr in (t1, t2):
+                    u = uniforms(recon.seed, [tr["key"]], 6, stream="smearing")
+                    n = np.column_stack([normals(u[:, 0], u[:, 1]), normals(u[:, 2], u[:, 3]),
+                                         normals(u[:, 4], u[:, 5])])
+                    p = np.array([[tr["STRAW1_px_gev"], tr["STRAW1_py_gev"],
+                                   tr["STRAW1_pz_gev"]]])
+                    ps.append(smear(p, Smearing(), n))
+                pm = [float(np.linalg.norm(p, axis=1)[0]) for p in ps]
+                if not all(sel["track_p_min_gev"] <= m <= sel.get("track_p_max_gev", 1e9)
+                           for m in pm):
+                    continue
+                x1 = np.array([[t1["STRAW1_x_m"], t1["STRAW1_y_m"], recon.straw1_z_m]])
+                x2 = np.array([[t2["STRAW1_x_m"], t2["STRAW1_y_m"], recon.straw1_z_m]])
+                v, cda = two_track_vertex(x1, ps[0], x2, ps[1])
+                if not sel["fiducial_z_min_m"] <= v[0, 2] <= sel["fiducial_z_max_m"] \
+                        or cda[0] > sel["cda_max_m"]:
+                    continue
+                cat = category([t1["identity"]], [t2["identity"]])[0]
+                n_id = int(t1["identity"] in MUON_IDENTITIES and t1["muv3_hit"]) \
+                    + int(t2["identity"] in MUON_IDENTITIES and t2["muv3_hit"])
+                if sel["muon_id"] == "both" and n_id < 2 and cat == "mu-mu":
+                    continue
+                z, c = pointing(v, ps[0] + ps[1], recon.axis_point, recon.axis_direction)
+                cand = {"interaction": iid, "category": cat, "cda_m": cda[0],
+                        "z_tax_m": z[0], "cda_tax_m": c[0],
+                        "weight": inter.loc[iid, "weight"] * t1["weight_factor"]
+                        * t2["weight_factor"] * scale}
+                if best is None or cand["cda_m"] < best["cda_m"]:
+                    best = cand
+        if best is not None:
+            rows.append(best)
+    return pd.DataFrame(rows)
+
+
+def _random_det(rng, n_inter):
+    rows = []
+    ident_choices = ["mu", "pi", "e", "mu_from_pi"]
+    for it in range(n_inter):
+        for part in range(rng.integers(1, 5)):
+            ident = ident_choices[rng.integers(0, 4)]
+            q = rng.choice([-1.0, 1.0])
+            z0 = rng.uniform(110, 170)
+            x0, y0 = rng.normal(0, 0.02, 2)
+            px, py = rng.normal(0, 0.08, 2)
+            pz = rng.uniform(2, 80)
+            x = x0 + px / pz * (183.508 - z0)
+            y = y0 + py / pz * (183.508 - z0)
+            rows.append((it, part, ident, q, x, y, px, py, pz, bool(rng.random() < 0.8),
+                         rng.uniform(0.2, 1.0)))
+            if ident == "pi" and rng.random() < 0.5:   # the decayed outcome too
+                rows.append((it, part, "mu_from_pi", q, x, y, px, py, pz, True, 0.3))
+    return _det(rows)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_vectorised_builder_equals_the_pair_by_pair_reference(seed):
+    rng = np.random.default_rng(seed)
+    det = _random_det(rng, 300)
+    inter = _inter(300)
+    regions = load_regions(None)
+    cands, pairs = build_candidates(det, inter, 2.0, regions, RECON)
+    ref = _reference(det, inter.set_index("interaction", drop=False), 2.0, regions, RECON)
+    assert len(ref) > 10, "the random sample must give candidates"
+    assert list(cands["interaction"]) == list(ref["interaction"])
+    assert list(cands["category"]) == list(ref["category"])
+    for col in ("cda_m", "z_tax_m", "cda_tax_m", "weight"):
+        np.testing.assert_allclose(cands[col].to_numpy(float), ref[col].to_numpy(float),
+                                   rtol=1e-12)
+    assert len(pairs) >= len(cands)
+
+
+def test_pair_indices_enumerate_every_pair_of_a_group_once():
+    a, b = _pair_indices(np.array([4, 4, 4, 7, 9, 9]))
+    assert list(zip(a, b)) == [(0, 1), (0, 2), (1, 2), (4, 5)]
+    assert _pair_indices(np.array([1]))[0].size == 0
+
+
+def _from_vertex(x, y, pz, vertex=(0.0, 0.0, 150.0)):
+    """(x, y, px, py, pz) at STRAW1 of a straight track from ``vertex``."""
+    dz = 183.508 - vertex[2]
+    return x, y, (x - vertex[0]) / dz * pz, (y - vertex[1]) / dz * pz, pz
+
+
+def _two_muons(extra=()):
+    rows = [(0, 0, "mu", 1.0, *_from_vertex(0.3, 0.05, 40.0)),
+            (0, 1, "mu", -1.0, *_from_vertex(-0.3, 0.05, 30.0)), *extra]
+    return _det(rows), _inter(1)
+
+
+def test_a_clean_two_muon_event_is_one_candidate():
+    det, inter = _two_muons()
+    cands, pairs = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    assert len(cands) == 1 and cands["category"].iloc[0] == "mu-mu"
+    assert cands["weight"].iloc[0] == pytest.approx(0.5)
+    assert cands["vertex_z_m"].iloc[0] == pytest.approx(150.0, abs=1.0)  # smearing
+    assert cands["region"].iloc[0] in ("SR", "CR", "outside")
+    assert len(pairs) == 1
+
+
+def test_a_third_track_removes_the_event_but_two_outcomes_of_a_pion_do_not():
+    third = (0, 2, "mu", 1.0, *_from_vertex(0.5, -0.2, 25.0))
+    cands, _ = build_candidates(*_two_muons([third]), 1.0, load_regions(None), RECON)
+    assert cands.empty
+    # a pion and its decay muon: one track (same product), a μ-π or μ-μ pair
+    pion = _from_vertex(-0.3, 0.05, 30.0)
+    det, inter = _det([(0, 0, "mu", 1.0, *_from_vertex(0.3, 0.05, 40.0)),
+                       (0, 1, "pi", -1.0, *pion, False, 0.6),
+                       (0, 1, "mu_from_pi", -1.0, *pion, True, 0.4)]), _inter(1)
+    cands, pairs = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    assert sorted(pairs["category"]) == ["mu-mu", "mu-pi"]
+    assert len(cands) == 1     # one candidate per interaction (smallest CDA; tie: first)
+
+
+def test_same_charge_pairs_are_not_candidates():
+    det, inter = _two_muons()
+    det.loc[1, "charge"] = 1.0
+    cands, pairs = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    assert cands.empty and pairs.empty
+
+
+def test_tracks_outside_the_straw_annulus_do_not_count():
+    det, inter = _two_muons()
+    det.loc[0, ["STRAW3_x_m", "STRAW3_y_m"]] = [0.05, 0.0]   # in the beam hole
+    cands, _ = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    assert cands.empty
