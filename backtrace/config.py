@@ -25,7 +25,10 @@ class RunConfig:
     of it are 'prompt', upstream 'upstream_prompt'; ``smearing``: smear the
     measured momenta; ``source_overrides``: geometry overrides of the source
     density (None: ``overrides``; systematic re-runs vary the geometry
-    downstream of the TAX and keep the nominal prior).
+    downstream of the TAX and keep the nominal prior); ``processes``: the
+    forced processes (None: all of :data:`backtrace.interactions.PROCESSES`;
+    estimates over disjoint subsets add up to the estimate over their union,
+    and a rare process forced alone gets all the histories).
     """
 
     geometry_file: str | None = None
@@ -43,10 +46,26 @@ class RunConfig:
     prompt_z_min_m: float = 105.0
     smearing: bool = True
     source_overrides: tuple[str, ...] | None = None
+    processes: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.processes is not None:
+            from .interactions import PROCESSES
+
+            unknown = [p for p in self.processes if p not in PROCESSES]
+            if unknown or not self.processes:
+                raise ValueError(f"processes {list(self.processes)}: expected one or more "
+                                 f"of {', '.join(PROCESSES)}")
+
+    def forced_processes(self) -> tuple[str, ...]:
+        from .interactions import PROCESSES
+
+        return tuple(PROCESSES) if self.processes is None else tuple(self.processes)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["overrides"] = list(self.overrides)
         if self.source_overrides is not None:
             d["source_overrides"] = list(self.source_overrides)
+        d["processes"] = list(self.forced_processes())
         return d

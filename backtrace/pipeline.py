@@ -10,8 +10,8 @@ stream is keyed by track and sample indices, :mod:`backtrace.rng`):
 3. ``interactions_per_history`` independent forced interactions per history
    in z ∈ [``forced_z_min_m``, STRAW1], each weighted 1/K
    (:mod:`backtrace.interactions.forced`);
-4. products above the track momentum cut transported to the STRAWs and
-   MUV3 (:mod:`backtrace.interactions.products`);
+4. every charged product that could make a track transported to the
+   STRAWs and MUV3 (:mod:`backtrace.interactions.products`);
 5. two-track candidates, selection, Z_TAX / CDA_TAX, region
    (:mod:`backtrace.detector.candidates`).
 
@@ -62,6 +62,7 @@ class Pipeline:
             energy_loss=config.energy_loss, record=True,
             to_z_m=self.beamline.tax_exit_z_m), self.beamline)
         self.sampler = ForcedSampler(self.beamline.physics, ForcedConfig(
+            processes=config.forced_processes(),
             q_min_gev=config.q_min_gev, z_min_m=config.forced_z_min_m,
             z_max_m=self.beamline.first_tracker_z_m,
             prompt_z_min_m=config.prompt_z_min_m))
@@ -82,6 +83,7 @@ class Pipeline:
         disjoint sample ranges give exactly the estimate of one pass over
         their union."""
         from .detector.candidates import build_candidates, empty_pairs
+        from .interactions.products import TRANSPORT_P_MIN_GEV
         from .posterior import posterior_weights
 
         from .tracks import numeric_columns
@@ -105,7 +107,9 @@ class Pipeline:
         inter, prods = self._interactions(result.states, hw)
         p = np.linalg.norm(prods[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
             if len(prods) else np.zeros(0)
-        prods = prods[p >= self.regions.selection["track_p_min_gev"]]
+        # every product that could make a track: the selected pair and the
+        # extra activity that vetoes it, whatever their momentum
+        prods = prods[p >= TRANSPORT_P_MIN_GEV]
         det = self.products.transport(prods, inter) if len(prods) else pd.DataFrame()
         cands, pairs = build_candidates(det, inter, track_weight_scale, self.regions,
                                         self.recon)

@@ -4,6 +4,31 @@ Default: ``backtrace/data/regions_na62_mumu.toml`` (estimated NA62 limits,
 marked as such); ``--regions FILE`` replaces it. Regions are rectangles in
 (Z_TAX, CDA_TAX), tested in order (SR before CR: the CR excludes the SR),
 with half-open limits min <= value < max.
+
+``[selection]`` keys (required unless a default is given; an unknown key is
+an error, so that a typo cannot silently drop a cut):
+
+=============================  ========  ====================================
+key                            default   meaning
+=============================  ========  ====================================
+opposite_charges               —         the two tracks have opposite charges
+muon_id                        —         "both", "one" or "none": tracks
+                                         identified as muons (MUV3 hit)
+fiducial_z_min_m, _max_m       —         vertex z range [m]
+fiducial_r_max_m               none      vertex radius from the beam axis [m]
+fiducial_cones                 none      [[z_base_m, r_base_m], …]: vertex in
+                                         the union of cones with their tip on
+                                         the beam axis at
+                                         fiducial_cone_tip_z_m
+track_p_min_gev                —         momentum of each selected track
+track_p_max_gev                1e9
+cda_max_m                      —         distance between the two tracks
+straw_chambers                 4         chambers a selected track crosses
+reconstructable_min_chambers   3         chambers that make a track count as
+                                         extra activity
+exactly_two_tracks             true      no other reconstructed product
+lav_veto                       false     not modelled yet (true is refused)
+=============================  ========  ====================================
 """
 
 from __future__ import annotations
@@ -20,7 +45,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["Region", "Regions", "RegionsError", "load_regions", "OUTSIDE"]
+__all__ = ["Region", "Regions", "RegionsError", "load_regions", "OUTSIDE",
+           "describe_selection", "SELECTION_DEFAULTS"]
 
 OUTSIDE = "outside"
 
@@ -68,11 +94,72 @@ class Regions:
         return out
 
     def config(self) -> dict:
-        return dict(self.raw, path=self.path)
+        """What outputs record: the file's content with the selection's
+        defaults filled in, its path and a one-line description of the cuts."""
+        return dict(self.raw, selection=dict(self.selection), path=self.path,
+                    description=describe_selection(self.selection))
 
 
 REQUIRED_SELECTION = ("opposite_charges", "muon_id", "fiducial_z_min_m",
                       "fiducial_z_max_m", "track_p_min_gev", "cda_max_m")
+#: Optional selection keys and their defaults (module docstring).
+SELECTION_DEFAULTS = {"track_p_max_gev": 1e9, "straw_chambers": 4,
+                      "reconstructable_min_chambers": 3, "exactly_two_tracks": True,
+                      "fiducial_r_max_m": None, "fiducial_cones": None,
+                      "fiducial_cone_tip_z_m": None, "lav_veto": False}
+
+
+def _check_selection(sel: dict, source: str) -> dict:
+    """The selection with defaults filled in; RegionsError naming the key."""
+    unknown = sorted(set(sel) - set(REQUIRED_SELECTION) - set(SELECTION_DEFAULTS))
+    if unknown:
+        raise RegionsError(f"{source}: [selection] has unknown key(s) {', '.join(unknown)} "
+                           f"(known: {', '.join(REQUIRED_SELECTION + tuple(SELECTION_DEFAULTS))})")
+    missing = [k for k in REQUIRED_SELECTION if k not in sel]
+    if missing:
+        raise RegionsError(f"{source}: [selection] misses {', '.join(missing)}")
+    sel = {**SELECTION_DEFAULTS, **sel}
+    if sel["muon_id"] not in ("both", "one", "none"):
+        raise RegionsError(f"{source}: selection.muon_id {sel['muon_id']!r} "
+                           "(expected both, one or none)")
+    if sel["lav_veto"]:
+        raise RegionsError(f"{source}: selection.lav_veto = true is not available: the "
+                           "LAV and ANTI0 vetoes are not modelled yet (set it to false)")
+    if not 1 <= sel["reconstructable_min_chambers"] <= sel["straw_chambers"] <= 4:
+        raise RegionsError(f"{source}: need 1 <= reconstructable_min_chambers <= "
+                           "straw_chambers <= 4")
+    cones = sel["fiducial_cones"]
+    if cones is not None:
+        if sel["fiducial_cone_tip_z_m"] is None:
+            raise RegionsError(f"{source}: selection.fiducial_cones needs "
+                               "fiducial_cone_tip_z_m (the cones' tip on the beam axis)")
+        if not all(len(c) == 2 and c[0] > sel["fiducial_cone_tip_z_m"] and c[1] > 0
+                   for c in cones):
+            raise RegionsError(f"{source}: selection.fiducial_cones: each cone is "
+                               "[z_base_m > tip, r_base_m > 0]")
+    return sel
+
+
+def describe_selection(sel: dict) -> str:
+    """One line with every cut of a selection (printed in every output)."""
+    parts = [f"p {sel['track_p_min_gev']:g}–{sel['track_p_max_gev']:g} GeV per track",
+             f"vertex {sel['fiducial_z_min_m']:g} <= z <= {sel['fiducial_z_max_m']:g} m"]
+    if sel.get("fiducial_r_max_m") is not None:
+        parts.append(f"vertex r <= {sel['fiducial_r_max_m']:g} m")
+    if sel.get("fiducial_cones"):
+        cones = ", ".join(f"(z {z:g} m, R {r:g} m)" for z, r in sel["fiducial_cones"])
+        parts.append(f"vertex in the cones from z {sel['fiducial_cone_tip_z_m']:g} m to "
+                     + cones)
+    parts.append(f"CDA < {1e3 * sel['cda_max_m']:g} mm")
+    parts.append({"both": "both tracks muon-identified (MUV3)",
+                  "one": "at least one track muon-identified (MUV3)",
+                  "none": "no muon identification"}[sel["muon_id"]])
+    if sel.get("opposite_charges", True):
+        parts.append("opposite charges")
+    parts.append(f"{sel['straw_chambers']} STRAW chambers per track")
+    if sel.get("exactly_two_tracks", True):
+        parts.append(f"no other track (>= {sel['reconstructable_min_chambers']} chambers)")
+    return "; ".join(parts)
 
 
 def load_regions(path=None) -> Regions:
@@ -91,16 +178,7 @@ def load_regions(path=None) -> Regions:
         raise RegionsError(f"{source}: not valid TOML ({err})") from None
     if raw.get("version") != 1:
         raise RegionsError(f"{source}: version {raw.get('version')!r} unsupported (expected 1)")
-    sel = raw.get("selection", {})
-    missing = [k for k in REQUIRED_SELECTION if k not in sel]
-    if missing:
-        raise RegionsError(f"{source}: [selection] misses {', '.join(missing)}")
-    if sel["muon_id"] not in ("both", "one", "none"):
-        raise RegionsError(f"{source}: selection.muon_id {sel['muon_id']!r} "
-                           "(expected both, one or none)")
-    if sel.get("lav_veto", False):
-        raise RegionsError(f"{source}: selection.lav_veto = true is not available: the "
-                           "LAV and ANTI0 vetoes are not modelled yet (set it to false)")
+    sel = _check_selection(raw.get("selection", {}), source)
     regions = []
     for i, r in enumerate(raw.get("region", [])):
         try:

@@ -19,7 +19,8 @@ from .estimate import CATEGORIES
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
-           "shift_note", "mc_line", "terminal_tables", "summary_line", "load_document"]
+           "shift_note", "mc_line", "terminal_tables", "summary_line", "load_document",
+           "selection_line"]
 
 def format_value(entry: dict) -> str:
     if entry.get("upper_limit_90") is not None:
@@ -124,6 +125,20 @@ def terminal_tables(doc: dict) -> list:
     return tables
 
 
+def selection_line(doc: dict) -> str:
+    """The selection cuts of the run (every output prints them)."""
+    from .regions import SELECTION_DEFAULTS, describe_selection
+
+    regions = doc.get("config", {}).get("regions", {})
+    text = regions.get("description") or describe_selection(
+        {**SELECTION_DEFAULTS, **regions.get("selection", {})})
+    boxes = "; ".join(f"{r['name']}: {r['z_tax_min_m']:g} <= Z_TAX < {r['z_tax_max_m']:g} m, "
+                      f"{1e3 * r['cda_tax_min_m']:g} <= CDA_TAX < "
+                      f"{1e3 * r['cda_tax_max_m']:g} mm" for r in regions.get("region", []))
+    estimated = " [est]" if regions.get("estimated") else ""
+    return f"selection{estimated}: {text}. Regions: {boxes}."
+
+
 def summary_line(doc: dict, out_dir) -> str:
     """The closing line of ``backtrace run``: counts, time, where it went."""
     return (f"{sum(doc['tracks'].values())} tracks, {doc['interactions']} forced "
@@ -137,7 +152,8 @@ def markdown(doc: dict) -> str:
     for region, cats in regions(doc):
         lines.append(f"| {region} | " + " | ".join(format_value(cats[c]) for c in CATEGORIES)
                      + " |")
-    lines += ["", "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
+    lines += ["", f"{selection_line(doc)[0].upper()}{selection_line(doc)[1:]}", "",
+              "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
               f"({doc['upper_limit_method']}).",
               f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])}; "
               f"not evaluated: {', '.join(doc['systematics']['not_evaluated'])}.",
@@ -168,7 +184,7 @@ def latex(doc: dict) -> str:
     for region, cats in regions(doc):
         out.append(f"{_tex_text(region)} & " + " & ".join(tex(cats[c]) for c in CATEGORIES)
                    + " \\\\")
-    out += ["\\bottomrule", "\\end{tabular}"]
+    out += ["\\bottomrule", "\\end{tabular}", f"% {selection_line(doc)}"]
     srows = list(syst_rows(doc))
     if srows:
         cols = list(srows[0][2])

@@ -98,3 +98,18 @@ def test_bad_arguments(head40, kw, message):
     args = {"systematics": "none", "progress": False, **kw}
     with pytest.raises(ValueError, match=message):
         run_estimate(Tracks.open(head40), RunConfig(samples_per_track=4), **args)
+
+
+def test_forcing_a_subset_of_processes(head40):
+    """--processes: only the named processes are forced (in expectation the
+    estimates over disjoint subsets add up to the one over their union)."""
+    config = RunConfig(regions_file=LOOSE, samples_per_track=2, interactions_per_history=2,
+                       processes=("bremsstrahlung",))
+    doc = run_estimate(Tracks.open(head40), config, systematics="none",
+                       progress=False).document
+    assert doc["config"]["processes"] == ["bremsstrahlung"]
+    assert doc["interactions"] > 0
+    with pytest.raises(ValueError, match="magic"):
+        RunConfig(processes=("magic",))
+    with pytest.raises(ValueError, match="one or more"):
+        RunConfig(processes=())

@@ -11,7 +11,15 @@ from backtrace.regions import RegionsError, load_regions
 def test_default_regions_are_estimated_na62():
     r = load_regions()
     assert r.estimated and [x.name for x in r.regions] == ["SR", "CR"]
-    assert r.selection["muon_id"] == "both"
+    sel = r.selection
+    assert sel["muon_id"] == "both" and sel["track_p_min_gev"] == 10.0
+    assert (sel["straw_chambers"], sel["reconstructable_min_chambers"]) == (4, 3)
+    assert sel["exactly_two_tracks"] and sel["fiducial_cones"] is None
+    # every cut is in the one-line description the outputs print
+    text = r.config()["description"]
+    for piece in ("p 10–400 GeV", "105 <= z <= 180 m", "CDA < 50 mm",
+                  "both tracks muon-identified", "no other track (>= 3 chambers)"):
+        assert piece in text
 
 
 def test_classification_at_boundaries():
@@ -39,7 +47,36 @@ def test_classification_at_boundaries():
      "cda_tax_min_m=0\ncda_tax_max_m=1", "not modelled"),
 ])
 def test_bad_files(tmp_path, text, message):
+    """(The cases are above.)"""
     path = tmp_path / "r.toml"
     path.write_text(text)
     with pytest.raises(RegionsError, match=message):
         load_regions(path)
+
+
+_BASE = ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='both'\n"
+         "fiducial_z_min_m=1\nfiducial_z_max_m=2\ntrack_p_min_gev=1\ncda_max_m=1\n{}\n"
+         "[[region]]\nname='SR'\nz_tax_min_m=0\nz_tax_max_m=1\ncda_tax_min_m=0\n"
+         "cda_tax_max_m=1")
+
+
+@pytest.mark.parametrize("extra,message", [
+    ("track_pmin_gev=5", "unknown key.*track_pmin_gev"),
+    ("fiducial_cones=[[152.393, 0.5365]]", "needs fiducial_cone_tip_z_m"),
+    ("fiducial_cones=[[20.0, 0.5]]\nfiducial_cone_tip_z_m=23.07", "each cone"),
+    ("straw_chambers=2\nreconstructable_min_chambers=3", "reconstructable_min_chambers"),
+])
+def test_bad_selection_keys_are_named(tmp_path, extra, message):
+    path = tmp_path / "r.toml"
+    path.write_text(_BASE.format(extra))
+    with pytest.raises(RegionsError, match=message):
+        load_regions(path)
+
+
+def test_cones_option_is_read(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(_BASE.format("fiducial_cones=[[152.393, 0.5365], [180.923, 0.7675]]\n"
+                                 "fiducial_cone_tip_z_m=23.07"))
+    r = load_regions(path)
+    assert r.selection["fiducial_cones"] == [[152.393, 0.5365], [180.923, 0.7675]]
+    assert "cones from z 23.07 m" in r.config()["description"]

@@ -25,6 +25,10 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @click.option("--interactions-per-history", "-k", type=click.IntRange(min=1), default=4,
               show_default=True, help="Independent forced interactions per backward "
               "history (each weighted 1/K).")
+@click.option("--processes", "processes", multiple=True, metavar="NAME",
+              help="Force only these processes (repeatable; default all: photonuclear, "
+              "pair_production, mumu_pair, bremsstrahlung, knock_on). Estimates over "
+              "disjoint sets add up; a rare process forced alone gets every history.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
@@ -49,7 +53,8 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
-        regions_file, samples_per_track, interactions_per_history, seed, jobs, batch_size,
+        regions_file, samples_per_track, interactions_per_history, processes, seed, jobs,
+        batch_size,
         prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
         scheduler):
     """Estimate the prompt background from single tracks.
@@ -68,15 +73,16 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.3 --max-time 600
     """
     from ..pipeline import RunConfig, run_estimate
-    from ..report import mc_line, summary_line, terminal_tables, write_outputs
+    from ..report import mc_line, selection_line, summary_line, terminal_tables, write_outputs
 
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
-    config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
-                       regions_file=regions_file, pot_target=target_pot,
-                       samples_per_track=samples_per_track, seed=seed, prior=prior,
-                       interactions_per_history=interactions_per_history)
     with user_errors():
+        config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
+                           regions_file=regions_file, pot_target=target_pot,
+                           samples_per_track=samples_per_track, seed=seed, prior=prior,
+                           interactions_per_history=interactions_per_history,
+                           processes=tuple(processes) or None)
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                               batch_size=batch_size, progress=not quiet,
                               systematics=systematics, target_rel_unc=target_rel_unc,
@@ -87,6 +93,7 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     c = console()
     for table in terminal_tables(result.document):
         c.print(table)
+    c.print(selection_line(result.document), markup=False)
     c.print(f"MC: {mc_line(result.document)}")
     c.print(summary_line(result.document, out))
 

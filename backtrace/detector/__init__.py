@@ -7,11 +7,12 @@
 """
 
 from .reconstruction import (STRAW_R_MAX_M, STRAW_R_MIN_M, Smearing, closest_approach,
-                             invariant_mass, pointing, smear, straw_acceptance,
-                             two_track_vertex)
+                             in_cones, in_fiducial_volume, invariant_mass, pointing,
+                             radius_from_axis, smear, straw_acceptance, two_track_vertex)
 
 __all__ = ["closest_approach", "two_track_vertex", "pointing", "invariant_mass",
-           "straw_acceptance", "smear", "Smearing", "STRAW_R_MIN_M", "STRAW_R_MAX_M"]
+           "straw_acceptance", "smear", "Smearing", "STRAW_R_MIN_M", "STRAW_R_MAX_M",
+           "radius_from_axis", "in_cones", "in_fiducial_volume"]
 
 
 def __dir__():

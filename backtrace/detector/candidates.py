@@ -5,32 +5,48 @@ interactions (:meth:`backtrace.interactions.products.ProductTransport.transport`
 one row per outcome, sorted by interaction and product rank, with the
 position and momentum at each STRAW chamber and the MUV3 hit).
 
-1. **Spectrometer tracks**: outcomes that reached the end of the forward
-   transport (not absorbed, not going backward), inside the active annulus
-   of every STRAW chamber, with a non-zero weight factor. Each gets its
-   batch-independent random key (:func:`backtrace.rng.product_key`) and its
-   muon identification (a true muon — ``mu`` or ``mu_from_pi`` — with a
-   MUV3 hit).
-2. With ``exactly_two_tracks`` (default), interactions with exactly two
-   distinct charged products in the spectrometer (the two outcomes of one
-   pion, decayed or not, are one track).
-3. **Pairs**: every pair of tracks of an interaction (in product order),
-   with opposite charges when ``opposite_charges``, never the two outcomes
-   of one pion. All such pairs are kept (before cuts) for the upper limits
-   of empty cells (:func:`backtrace.estimate.weight_per_entry`).
+1. **Reconstructed tracks**: outcomes that reached the end of the forward
+   transport (not absorbed, not going backward) with a non-zero weight
+   factor, crossing the active annulus of at least
+   ``reconstructable_min_chambers`` STRAW chambers (regions file, default 3
+   [est]: NA62 reconstructs tracks from three or four chambers, JINST 12
+   (2017) P05025; three of the four chambers always include one on each
+   side of the MNP33 magnet, which the momentum measurement needs) —
+   whatever their momentum. Each gets its batch-independent random key
+   (:func:`backtrace.rng.product_key`) and its muon identification: a MUV3
+   hit, which a particle arriving there as a muon makes — a true muon
+   (``mu``) or a pion that decayed in flight (``mu_from_pi``).
+2. **Pairs**: every pair of reconstructed tracks of an interaction that
+   both cross ``straw_chambers`` chambers (default 4 [est]), with opposite
+   charges when ``opposite_charges``, never the two outcomes of one pion.
+3. **Exactly two tracks** (``exactly_two_tracks``, default): a pair is an
+   event in which no other product is reconstructed. The pair's weight gets
+   the probability of that, Π over the other products c of (1 − p_c), p_c
+   the summed weight factor of c's reconstructed outcomes: 0 when another
+   muon is reconstructed, the absorption probability for an extra pion.
+   Each pair is then a distinct, disjoint outcome of the interaction. All
+   pairs with a non-zero weight are kept (before cuts) for the upper
+   limits of empty cells (:func:`backtrace.estimate.weight_per_entry`).
+   Without ``exactly_two_tracks`` the pair with the smallest CDA of an
+   interaction that passes the cuts is its candidate.
 4. **Measurement**: momenta at STRAW1 smeared (:mod:`.reconstruction`, one
    set of normals per track from the ``smearing`` stream), the vertex at
    the closest approach of the two straight tracks, Z_TAX/CDA_TAX from the
-   total momentum and the geometry's beam axis.
-5. **Selection** (regions file ``[selection]``): both momenta in
-   [``track_p_min_gev``, ``track_p_max_gev``], vertex z in the fiducial
-   range, CDA below ``cda_max_m``, the muon identification; per
-   interaction the passing pair with the smallest CDA is the candidate.
-6. Category from the true identities (``mu-mu``, ``mu-pi``, ``other``),
-   region from (Z_TAX, CDA_TAX).
+   total momentum and the geometry's beam axis, the invariant mass under
+   the dimuon hypothesis (as the analysis computes it).
+5. **Selection** (regions file ``[selection]``, :mod:`backtrace.regions`):
+   both momenta in [``track_p_min_gev``, ``track_p_max_gev``], the vertex
+   in the fiducial volume, CDA below ``cda_max_m``, the muon identification
+   (``both``: both tracks identified as muons, the same for every category;
+   ``one``; ``none``).
+6. Category from the *true* identities of the two tracks, as in NA62's
+   table: ``mu-mu`` both true muons; ``mu-pi`` a true muon and a true pion
+   (identified as a muon after decaying in flight); ``other`` any other
+   pair. Region from (Z_TAX, CDA_TAX).
 
 Weight of a candidate: interaction weight × the product weight factors of
-its two tracks (pion survival/decay split) × ``scale`` (POT ratio).
+its two tracks (pion survival/decay split) × the probability that no other
+product is reconstructed × ``scale`` (POT ratio).
 """
 
 from __future__ import annotations
@@ -40,21 +56,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..constants import MUON_MASS_GEV, PION_MASS_GEV
+from ..constants import MUON_MASS_GEV
 from ..rng import normals, uniforms
-from .reconstruction import (Smearing, invariant_mass, pointing, smear, straw_acceptance,
-                             two_track_vertex)
+from .reconstruction import (Smearing, in_fiducial_volume, invariant_mass, pointing, smear,
+                             straw_acceptance, two_track_vertex)
 
 __all__ = ["Reconstruction", "build_candidates", "category", "MUON_IDENTITIES",
            "CANDIDATE_COLUMNS", "empty_pairs"]
 
-#: True identities that are muons at the detector.
+#: Outcomes that arrive at the detector as muons (MUV3 can identify them).
 MUON_IDENTITIES = frozenset({"mu", "mu_from_pi"})
+#: Outcomes that are true pions (decayed in flight or not).
+PION_IDENTITIES = frozenset({"pi", "mu_from_pi"})
 #: Forward-transport statuses of a product that can make a track.
 TRACK_STATUSES = ("reached_target", "left_world", "stopped")
 CANDIDATE_COLUMNS = ["interaction", "region", "category", "zone", "process", "weight",
-                     "track_index", "sample_index", "z_tax_m", "cda_tax_m", "vertex_z_m",
-                     "cda_m", "mass_gev", "p1_gev", "p2_gev", "muon_ids"]
+                     "track_index", "sample_index", "z_tax_m", "cda_tax_m", "vertex_x_m",
+                     "vertex_y_m", "vertex_z_m", "cda_m", "mass_gev", "p1_gev", "p2_gev",
+                     "muon_ids"]
 
 
 @dataclass(frozen=True)
@@ -78,12 +97,14 @@ class Reconstruction:
 
 
 def category(id1, id2) -> np.ndarray:
-    """'mu-mu' (two muons), 'mu-pi' (a muon and a pion) or 'other', from
-    arrays of true identities."""
+    """'mu-mu' (two true muons), 'mu-pi' (a true muon and a true pion) or
+    'other', from arrays of outcome identities (``mu``, ``mu_from_pi``,
+    ``pi``, ``e``)."""
     id1, id2 = np.asarray(id1, dtype=object), np.asarray(id2, dtype=object)
-    mu1 = np.isin(id1, list(MUON_IDENTITIES))
-    mu2 = np.isin(id2, list(MUON_IDENTITIES))
-    mupi = (mu1 & (id2 == "pi")) | (mu2 & (id1 == "pi"))
+    mu1, mu2 = id1 == "mu", id2 == "mu"
+    pi1 = np.isin(id1, list(PION_IDENTITIES))
+    pi2 = np.isin(id2, list(PION_IDENTITIES))
+    mupi = (mu1 & pi2) | (pi1 & mu2)
     return np.where(mu1 & mu2, "mu-mu", np.where(mupi, "mu-pi", "other")).astype(object)
 
 
@@ -97,16 +118,24 @@ def _empty_candidates() -> pd.DataFrame:
     return pd.DataFrame(columns=CANDIDATE_COLUMNS)
 
 
-def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, straws) -> pd.DataFrame:
-    """Outcomes seen by the spectrometer (step 1), with ``rng_key`` and
-    ``muon_id``; product order kept."""
+def chambers_crossed(det: pd.DataFrame, straws) -> np.ndarray:
+    """Number of STRAW chambers whose active annulus each outcome crosses."""
+    return sum(straw_acceptance([(det[f"{s}_x_m"], det[f"{s}_y_m"])]).astype(int)
+               for s in straws)
+
+
+def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, straws,
+                        min_chambers: int) -> pd.DataFrame:
+    """Outcomes the spectrometer reconstructs (step 1): a track status, a
+    non-zero weight factor and at least ``min_chambers`` STRAW chambers
+    crossed (``n_chambers``), with ``rng_key`` and ``muon_id``; product
+    order kept."""
     from ..interactions.products import product_key
 
-    ok = det["status"].isin(TRACK_STATUSES)
-    ok &= ~det["identity"].eq("e") | ~det["status"].eq("absorbed")
-    xy = [(det[f"{s}_x_m"], det[f"{s}_y_m"]) for s in straws]
-    ok &= straw_acceptance(xy).astype(bool) & (det["weight_factor"] > 0)
-    tracks = det[ok].copy()
+    ok = det["status"].isin(TRACK_STATUSES) & (det["weight_factor"] > 0)
+    n_chambers = chambers_crossed(det, straws)
+    tracks = det[ok & (n_chambers >= min_chambers)].copy()
+    tracks["n_chambers"] = n_chambers[(ok & (n_chambers >= min_chambers)).to_numpy()]
     h = inter.set_index("interaction").loc[tracks["interaction"]]
     tracks["rng_key"] = product_key(h, tracks["particle"])
     is_muon = tracks["identity"].isin(list(MUON_IDENTITIES))
@@ -114,9 +143,31 @@ def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, straws) -> pd.Da
     return tracks
 
 
-def _exactly_two(tracks: pd.DataFrame) -> pd.DataFrame:
-    n_tracks = tracks.groupby("interaction")["particle"].transform("nunique")
-    return tracks[n_tracks.to_numpy() == 2]
+def absence_factor(tracks: pd.DataFrame, a, b) -> np.ndarray:
+    """P(no reconstructed product of the interaction other than the two of
+    pair (a, b)): Π over the other products c of (1 − p_c), p_c the summed
+    weight factor of c's reconstructed outcomes (a muon: 1; a pion: its
+    survival probability, its two outcomes — decayed or not — being one
+    track)."""
+    key = pd.MultiIndex.from_arrays([tracks["interaction"], tracks["particle"]])
+    p_prod = pd.Series(tracks["weight_factor"].to_numpy(float), index=key) \
+        .groupby(level=[0, 1]).sum().clip(upper=1.0)
+    inter_of = p_prod.index.get_level_values(0)
+    certain = p_prod >= 1.0
+    with np.errstate(divide="ignore"):
+        log_absent = np.where(certain, 0.0, np.log1p(-p_prod.to_numpy()))
+    n_certain = pd.Series(certain.to_numpy(int), index=inter_of).groupby(level=0).sum()
+    sum_log = pd.Series(log_absent, index=inter_of).groupby(level=0).sum()
+    iid = tracks["interaction"].to_numpy()
+    part = tracks["particle"].to_numpy()
+    own = [p_prod.reindex(pd.MultiIndex.from_arrays([iid[x], part[x]])).to_numpy()
+           for x in (a, b)]
+    others_certain = n_certain.reindex(iid[a]).to_numpy() \
+        - sum((o >= 1.0).astype(int) for o in own)
+    with np.errstate(divide="ignore"):
+        own_log = sum(np.where(o >= 1.0, 0.0, np.log1p(-np.minimum(o, 1.0))) for o in own)
+    factor = np.exp(sum_log.reindex(iid[a]).to_numpy() - own_log)
+    return np.where(others_certain > 0, 0.0, factor)
 
 
 def _pair_indices(interaction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -145,11 +196,13 @@ def _measured_momenta(tracks: pd.DataFrame, recon: Reconstruction) -> np.ndarray
 
 
 def _pairs(tracks: pd.DataFrame, selection: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of step 3 as positions into ``tracks``."""
+    """Pairs of step 3 as positions into ``tracks``: distinct products,
+    opposite charges (if asked), both crossing ``straw_chambers`` chambers."""
     a, b = _pair_indices(tracks["interaction"].to_numpy())
     q = tracks["charge"].to_numpy(float)
     part = tracks["particle"].to_numpy()
-    keep = part[a] != part[b]
+    full = tracks["n_chambers"].to_numpy() >= selection["straw_chambers"]
+    keep = (part[a] != part[b]) & full[a] & full[b]
     if selection.get("opposite_charges", True):
         keep &= q[a] * q[b] < 0
     return a[keep], b[keep]
@@ -164,28 +217,26 @@ def _measure_pairs(tracks, a, b, recon: Reconstruction) -> dict:
     p1, p2 = p[a], p[b]
     vertex, cda = two_track_vertex(x[a], p1, x[b], p2)
     z_tax, cda_tax = pointing(vertex, p1 + p2, recon.axis_point, recon.axis_direction)
-    ident = tracks["identity"].to_numpy(object)
-    mass = np.where(np.isin(ident, list(MUON_IDENTITIES)), MUON_MASS_GEV, PION_MASS_GEV)
     return {"p1_gev": np.linalg.norm(p1, axis=1), "p2_gev": np.linalg.norm(p2, axis=1),
+            "vertex_x_m": vertex[:, 0], "vertex_y_m": vertex[:, 1],
             "vertex_z_m": vertex[:, 2], "cda_m": cda, "z_tax_m": z_tax,
             "cda_tax_m": cda_tax,
-            "mass_gev": invariant_mass(p1, p2, mass[a], mass[b])}
+            # the analysis' dimuon hypothesis, whatever the true identities
+            "mass_gev": invariant_mass(p1, p2, MUON_MASS_GEV, MUON_MASS_GEV)}
 
 
-def _passes(m: dict, tracks, a, b, cats, selection: dict) -> np.ndarray:
+def _passes(m: dict, tracks, a, b, selection: dict, recon: Reconstruction) -> np.ndarray:
     """Selection cuts of step 5 on measured pairs."""
     p_min, p_max = selection["track_p_min_gev"], selection.get("track_p_max_gev", 1e9)
     ok = (p_min <= m["p1_gev"]) & (m["p1_gev"] <= p_max)
     ok &= (p_min <= m["p2_gev"]) & (m["p2_gev"] <= p_max)
-    ok &= (selection["fiducial_z_min_m"] <= m["vertex_z_m"]) \
-        & (m["vertex_z_m"] <= selection["fiducial_z_max_m"])
+    vertex = np.column_stack([m["vertex_x_m"], m["vertex_y_m"], m["vertex_z_m"]])
+    ok &= in_fiducial_volume(vertex, selection, recon.axis_point, recon.axis_direction)
     ok &= ~(m["cda_m"] > selection["cda_max_m"])
     muon_id = tracks["muon_id"].to_numpy(bool)
     n_id = muon_id[a].astype(int) + muon_id[b].astype(int)
-    need = selection["muon_id"]
-    ok &= ~(((need == "both") & (n_id < 2) & (cats == "mu-mu"))
-            | ((need == "one") & (n_id < 1)))
-    return ok
+    need = {"both": 2, "one": 1, "none": 0}[selection["muon_id"]]
+    return ok & (n_id >= need)
 
 
 def _pairs_frame(interaction, cats, factor, inter, scale) -> pd.DataFrame:
@@ -204,29 +255,35 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
     if det is None or det.empty:
         return _empty_candidates(), empty_pairs()
     sel = regions.selection
-    tracks = spectrometer_tracks(det, inter, recon.straws)
-    if sel.get("exactly_two_tracks", True):
-        tracks = _exactly_two(tracks)
+    tracks = spectrometer_tracks(det, inter, recon.straws,
+                                 sel["reconstructable_min_chambers"])
     a, b = _pairs(tracks, sel)
     ident = tracks["identity"].to_numpy(object)
     cats = category(ident[a], ident[b])
     wf = tracks["weight_factor"].to_numpy(float)
     factor = wf[a] * wf[b]
+    two_only = sel.get("exactly_two_tracks", True)
+    if two_only and len(a):
+        factor = factor * absence_factor(tracks, a, b)
+        keep = factor > 0
+        a, b, cats, factor = a[keep], b[keep], cats[keep], factor[keep]
     iid = tracks["interaction"].to_numpy()[a]
     pairs = _pairs_frame(iid, cats, factor, inter, scale)
     if not len(a):
         return _empty_candidates(), pairs
     m = _measure_pairs(tracks, a, b, recon)
-    ok = _passes(m, tracks, a, b, cats, sel)
+    ok = _passes(m, tracks, a, b, sel, recon)
     if not ok.any():
         return _empty_candidates(), pairs
     muon_id = tracks["muon_id"].to_numpy(bool)
     c = pd.DataFrame({"interaction": iid, "category": cats, "factor": factor,
                       "muon_ids": muon_id[a].astype(int) + muon_id[b].astype(int),
                       **m})[ok]
-    # per interaction, the passing pair with the smallest CDA (first on ties)
-    c = c.sort_values(["interaction", "cda_m"], kind="stable") \
-        .drop_duplicates("interaction", keep="first").reset_index(drop=True)
+    if not two_only:
+        # more tracks allowed: per interaction the pair with the smallest CDA
+        c = c.sort_values(["interaction", "cda_m"], kind="stable") \
+            .drop_duplicates("interaction", keep="first")
+    c = c.reset_index(drop=True)
     i = inter.set_index("interaction").loc[c["interaction"]]
     for col in ("zone", "process", "track_index", "sample_index"):
         c[col] = i[col].to_numpy()

@@ -12,6 +12,9 @@ Small vectorised functions (arrays over events, SI-like units: m, GeV):
   to the axis, CDA_TAX the distance there; CDA_FV likewise with respect to
   the axis inside the fiducial volume;
 - :func:`invariant_mass`;
+- :func:`in_fiducial_volume`: the vertex cuts of a selection (z range,
+  optional radius from the beam axis, optional union of cones with their
+  tip on the beam axis, :func:`in_cones`);
 - :func:`straw_acceptance` (0.1 m < r < 1.0 m in each chamber, NA62
   detector paper, JINST 12 (2017) P05025: straw chambers of ~1 m radius
   with a central beam hole)
@@ -27,7 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["closest_approach", "two_track_vertex", "pointing", "invariant_mass",
-           "straw_acceptance", "smear", "Smearing", "STRAW_R_MIN_M", "STRAW_R_MAX_M"]
+           "straw_acceptance", "smear", "Smearing", "STRAW_R_MIN_M", "STRAW_R_MAX_M",
+           "radius_from_axis", "in_cones", "in_fiducial_volume"]
 
 STRAW_R_MIN_M = 0.1
 STRAW_R_MAX_M = 1.0
@@ -117,3 +121,41 @@ def smear(p_vec, smearing: Smearing, normals):
     p_new = np.abs(p + sp * normals[:, 2])
     pz = p_new / np.sqrt(1 + tx * tx + ty * ty)
     return np.column_stack([pz * tx, pz * ty, pz])
+
+
+def radius_from_axis(points, axis_point, axis_direction) -> np.ndarray:
+    """Distance [m] of points (n, 3) from the beam axis line."""
+    d = np.asarray(axis_direction, float)
+    d = d / np.linalg.norm(d)
+    rel = np.atleast_2d(np.asarray(points, float)) - np.asarray(axis_point, float)
+    along = rel @ d
+    return np.linalg.norm(rel - along[:, None] * d, axis=1)
+
+
+def in_cones(points, cones, tip_z_m: float, axis_point, axis_direction) -> np.ndarray:
+    """True inside the union of cones with a common tip on the beam axis at
+    z = ``tip_z_m`` and bases ``cones`` = [(z_base [m], r_base [m]), …]:
+    tip_z ≤ z ≤ z_base and r ≤ r_base (z − tip_z)/(z_base − tip_z)."""
+    pts = np.atleast_2d(np.asarray(points, float))
+    z = pts[:, 2]
+    r = radius_from_axis(pts, axis_point, axis_direction)
+    inside = np.zeros(len(pts), bool)
+    for z_base, r_base in cones:
+        frac = (z - tip_z_m) / (float(z_base) - tip_z_m)
+        inside |= (z >= tip_z_m) & (z <= z_base) & (r <= float(r_base) * frac)
+    return inside
+
+
+def in_fiducial_volume(vertex, selection: dict, axis_point, axis_direction) -> np.ndarray:
+    """The fiducial cuts of a regions file's ``[selection]`` on vertices
+    (n, 3): ``fiducial_z_min_m`` ≤ z ≤ ``fiducial_z_max_m``, optionally the
+    radius from the beam axis below ``fiducial_r_max_m`` and the union of
+    ``fiducial_cones`` (tip on the axis at ``fiducial_cone_tip_z_m``)."""
+    v = np.atleast_2d(np.asarray(vertex, float))
+    ok = (selection["fiducial_z_min_m"] <= v[:, 2]) & (v[:, 2] <= selection["fiducial_z_max_m"])
+    if selection.get("fiducial_r_max_m") is not None:
+        ok &= radius_from_axis(v, axis_point, axis_direction) <= selection["fiducial_r_max_m"]
+    if selection.get("fiducial_cones"):
+        ok &= in_cones(v, selection["fiducial_cones"], selection["fiducial_cone_tip_z_m"],
+                       axis_point, axis_direction)
+    return ok

@@ -70,7 +70,10 @@ class ForcedConfig:
 
 def segments(states: pd.DataFrame) -> pd.DataFrame:
     """Consecutive-state segments of each history: start/end positions,
-    directions and energies, material, volume, grammage ΔX [kg/m²]."""
+    directions and energies, material, volume, grammage ΔX [kg/m²], and
+    ``grammage_exit_kg_m2``, the path grammage at the downstream exit of the
+    segment's volume (histories run upstream: the exit is the first state
+    of the run of segments in the same volume)."""
     s = states.sort_values(["track_index", "sample_index", "state_index"],
                            kind="stable").reset_index(drop=True)
     same = ((s["track_index"].to_numpy()[1:] == s["track_index"].to_numpy()[:-1])
@@ -78,11 +81,19 @@ def segments(states: pd.DataFrame) -> pd.DataFrame:
     i = np.flatnonzero(same)
     a, b = s.iloc[i].reset_index(drop=True), s.iloc[i + 1].reset_index(drop=True)
     dx = np.abs(b["grammage_kg_m2"].to_numpy() - a["grammage_kg_m2"].to_numpy())
+    volume = a["volume"].to_numpy()
+    # a new run of one volume starts at a new history or a volume change
+    new_run = np.r_[True, (i[1:] != i[:-1] + 1) | (volume[1:] != volume[:-1])] \
+        if len(i) else np.zeros(0, bool)
+    run = np.cumsum(new_run) - 1
+    g_a = a["grammage_kg_m2"].to_numpy()
     out = pd.DataFrame({
         "track_index": a["track_index"].to_numpy(),
         "sample_index": a["sample_index"].to_numpy(),
-        "material": a["material"].to_numpy(), "volume": a["volume"].to_numpy(),
+        "material": a["material"].to_numpy(), "volume": volume,
         "dgrammage_kg_m2": dx,
+        "grammage_a_kg_m2": g_a, "grammage_b_kg_m2": b["grammage_kg_m2"].to_numpy(),
+        "grammage_exit_kg_m2": g_a[np.flatnonzero(new_run)][run] if len(i) else g_a,
     })
     for c in ("x_m", "y_m", "z_m", "ux", "uy", "uz", "kinetic_energy_gev"):
         out[c + "_a"] = a[c].to_numpy()
@@ -196,7 +207,7 @@ class ForcedSampler:
                 continue
             fs = self._sample_by_material(name, point["material"][sel], point["k"][sel],
                                           point["direction"][sel], charge[sel],
-                                          u[sel, 3:12])
+                                          u[sel, 3:12], point["grammage_left"][sel])
             extra = np.ones(len(sel)) if fs.weight is None else fs.weight
             rows.append(pd.DataFrame({
                 "interaction": sel, "process": name,
@@ -207,14 +218,18 @@ class ForcedSampler:
                                                 kind="stable").reset_index(drop=True)
         return info, prods
 
-    def _sample_by_material(self, name, materials, k, direction, charge, u):
+    def _sample_by_material(self, name, materials, k, direction, charge, u,
+                            grammage_left):
         from ._common import FinalState
 
+        module = PROCESSES[name]
         parts = {}
         for m in np.unique(materials):
             sel = np.flatnonzero(materials == m)
-            parts[m] = (sel, PROCESSES[name].sample(self.tables(m)[name], k[sel],
-                                                    direction[sel], charge[sel], u[sel]))
+            extra = {"grammage_left_kg_m2": grammage_left[sel]} \
+                if getattr(module, "USES_PATH_LEFT", False) else {}
+            parts[m] = (sel, module.sample(self.tables(m)[name], k[sel], direction[sel],
+                                           charge[sel], u[sel], **extra))
         n = len(k)
         muon = np.zeros((n, 4))
         mq = np.zeros(n)
@@ -255,9 +270,12 @@ def _interaction_points(c: pd.DataFrame, t) -> dict:
         return (1 - t) * c[name + "_a"].to_numpy() + t * c[name + "_b"].to_numpy()
     direction = np.column_stack([lerp("ux"), lerp("uy"), lerp("uz")])
     direction /= np.linalg.norm(direction, axis=1)[:, None]
+    g_point = (1 - t) * c["grammage_a_kg_m2"].to_numpy() + t * c["grammage_b_kg_m2"].to_numpy()
     return {"xyz": np.column_stack([lerp("x_m"), lerp("y_m"), lerp("z_m")]),
             "direction": direction, "k": lerp("kinetic_energy_gev"),
-            "volume": c["volume"].to_numpy(), "material": c["material"].to_numpy()}
+            "volume": c["volume"].to_numpy(), "material": c["material"].to_numpy(),
+            # matter the muon crosses from here to the volume's downstream exit
+            "grammage_left": np.maximum(g_point - c["grammage_exit_kg_m2"].to_numpy(), 0.0)}
 
 
 def _history_charge(states, track, sample):

@@ -53,7 +53,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..constants import MUON_MASS_GEV, PION_MASS_GEV
+from ..constants import MUON_MASS_GEV, PION_MASS_GEV, PROTON_MASS_GEV
 from ..hadroproduction import (BERYLLIUM, barton_alpha, bmpt_invariant,
                                inelastic_cross_section_mb, target_constants, x_radial)
 from ._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
@@ -63,9 +63,8 @@ NAME = "photonuclear"
 CATEGORY = "mu-pi"
 SECONDARIES = ("pi+", "pi-")
 N_UNIFORMS = 8
-#: Nucleon mass [GeV] of t_max = 2Mν (the proton mass, PDG, rounded to
-#: 1 keV; the rounding is far below the precision of the 1/t law).
-NUCLEON_MASS_GEV = 0.938272
+#: Nucleon mass [GeV] of t_max = 2Mν: the proton mass (PDG).
+NUCLEON_MASS_GEV = PROTON_MASS_GEV
 #: Lowest pion p_z/ν sampled.
 Z_MIN = 0.02
 PT_MAX_GEV = 2.5

@@ -42,9 +42,15 @@ from ..rng import product_key as pack_key
 from ..tracks import momentum_gev
 from .decay import decay_length_m
 
-__all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2"]
+__all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
+           "TRANSPORT_P_MIN_GEV"]
 
 ELECTRON_ABSORPTION_KG_M2 = 100.0
+#: Products below this momentum [GeV/c] are not transported: none can cross
+#: three STRAW chambers (the MNP33 kick of 0.27 GeV/c bends it by > 0.5 rad,
+#: out of the 1 m chambers 7.5 m downstream), so none is a track — measured
+#: in ``tests/interactions/test_products.py`` [est, the cut could be 1 GeV].
+TRANSPORT_P_MIN_GEV = 0.5
 
 
 def pion_absorption_length_kg_m2(material: str) -> float:

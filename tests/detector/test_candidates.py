@@ -46,23 +46,36 @@ def _inter(n):
 
 
 def _reference(det, inter, scale, regions, recon):
-    """Pair-by-pair loop (the pre-vectorisation algorithm)."""
+    """Pair-by-pair loop over the documented rules (independent of the
+    vectorised code): reconstructed tracks cross >= 3 chambers, selected
+    ones 4; a pair's weight holds P(no other product reconstructed)."""
     sel = regions.selection
-    ok = det["status"].isin(["reached_target", "left_world", "stopped"])
-    r = [np.hypot(det[f"{s}_x_m"], det[f"{s}_y_m"]) for s in STRAWS]
-    ok &= np.logical_and.reduce([(x > 0.1) & (x < 1.0) for x in r]) & (det["weight_factor"] > 0)
-    t = det[ok].copy()
+    ok = det["status"].isin(["reached_target", "left_world", "stopped"]) \
+        & (det["weight_factor"] > 0)
+    n_ch = sum(((np.hypot(det[f"{s}_x_m"], det[f"{s}_y_m"]) > 0.1)
+                & (np.hypot(det[f"{s}_x_m"], det[f"{s}_y_m"]) < 1.0)).astype(int)
+               for s in STRAWS)
+    t = det[ok & (n_ch >= sel["reconstructable_min_chambers"])].copy()
+    t["n_ch"] = n_ch[ok & (n_ch >= sel["reconstructable_min_chambers"])]
     h = inter.set_index("interaction").loc[t["interaction"]]
     t["key"] = product_key(h["track_index"], h["sample_index"], h["repeat"], t["particle"])
-    t = t[t.groupby("interaction")["particle"].transform("nunique").to_numpy() == 2]
     rows = []
     for iid, g in t.groupby("interaction"):
-        best = None
+        p_reco = {part: min(1.0, gg["weight_factor"].sum()) for part, gg in g.groupby("particle")}
         items = g.to_dict("records")
-        for a in range(len(items)):
-            for b in range(a + 1, len(items)):
-                t1, t2 = items[a], items[b]
+        for ia in range(len(items)):
+            for ib in range(ia + 1, len(items)):
+                t1, t2 = items[ia], items[ib]
                 if t1["charge"] * t2["charge"] >= 0 or t1["particle"] == t2["particle"]:
+                    continue
+                if min(t1["n_ch"], t2["n_ch"]) < sel["straw_chambers"]:
+                    continue
+                absent = 1.0
+                for part, pc in p_reco.items():
+                    if part not in (t1["particle"], t2["particle"]):
+                        absent *= 1.0 - pc
+                factor = t1["weight_factor"] * t2["weight_factor"] * absent
+                if factor == 0:
                     continue
                 ps = []
                 for tr in (t1, t2):
@@ -73,8 +86,7 @@ def _reference(det, inter, scale, regions, recon):
                                    tr["STRAW1_pz_gev"]]])
                     ps.append(smear(p, Smearing(), n))
                 pm = [float(np.linalg.norm(p, axis=1)[0]) for p in ps]
-                if not all(sel["track_p_min_gev"] <= m <= sel.get("track_p_max_gev", 1e9)
-                           for m in pm):
+                if not all(sel["track_p_min_gev"] <= m <= sel["track_p_max_gev"] for m in pm):
                     continue
                 x1 = np.array([[t1["STRAW1_x_m"], t1["STRAW1_y_m"], recon.straw1_z_m]])
                 x2 = np.array([[t2["STRAW1_x_m"], t2["STRAW1_y_m"], recon.straw1_z_m]])
@@ -82,20 +94,15 @@ def _reference(det, inter, scale, regions, recon):
                 if not sel["fiducial_z_min_m"] <= v[0, 2] <= sel["fiducial_z_max_m"] \
                         or cda[0] > sel["cda_max_m"]:
                     continue
-                cat = category([t1["identity"]], [t2["identity"]])[0]
-                n_id = int(t1["identity"] in MUON_IDENTITIES and t1["muv3_hit"]) \
-                    + int(t2["identity"] in MUON_IDENTITIES and t2["muv3_hit"])
-                if sel["muon_id"] == "both" and n_id < 2 and cat == "mu-mu":
+                identified = [tr["identity"] in MUON_IDENTITIES and tr["muv3_hit"]
+                              for tr in (t1, t2)]
+                if sel["muon_id"] == "both" and not all(identified):
                     continue
                 z, c = pointing(v, ps[0] + ps[1], recon.axis_point, recon.axis_direction)
-                cand = {"interaction": iid, "category": cat, "cda_m": cda[0],
-                        "z_tax_m": z[0], "cda_tax_m": c[0],
-                        "weight": inter.loc[iid, "weight"] * t1["weight_factor"]
-                        * t2["weight_factor"] * scale}
-                if best is None or cand["cda_m"] < best["cda_m"]:
-                    best = cand
-        if best is not None:
-            rows.append(best)
+                rows.append({"interaction": iid,
+                             "category": category([t1["identity"]], [t2["identity"]])[0],
+                             "cda_m": cda[0], "z_tax_m": z[0], "cda_tax_m": c[0],
+                             "weight": inter.loc[iid, "weight"] * factor * scale})
     return pd.DataFrame(rows)
 
 
@@ -103,13 +110,13 @@ def _random_det(rng, n_inter):
     rows = []
     ident_choices = ["mu", "pi", "e", "mu_from_pi"]
     for it in range(n_inter):
-        for part in range(rng.integers(1, 5)):
+        for part in range(rng.integers(2, 4)):
             ident = ident_choices[rng.integers(0, 4)]
             q = rng.choice([-1.0, 1.0])
             z0 = rng.uniform(110, 170)
             x0, y0 = rng.normal(0, 0.02, 2)
             px, py = rng.normal(0, 0.08, 2)
-            pz = rng.uniform(2, 80)
+            pz = rng.uniform(5, 80)
             x = x0 + px / pz * (183.508 - z0)
             y = y0 + py / pz * (183.508 - z0)
             rows.append((it, part, ident, q, x, y, px, py, pz, bool(rng.random() < 0.8),
@@ -122,8 +129,8 @@ def _random_det(rng, n_inter):
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_vectorised_builder_equals_the_pair_by_pair_reference(seed):
     rng = np.random.default_rng(seed)
-    det = _random_det(rng, 300)
-    inter = _inter(300)
+    det = _random_det(rng, 1000)
+    inter = _inter(1000)
     regions = load_regions(None)
     cands, pairs = build_candidates(det, inter, 2.0, regions, RECON)
     ref = _reference(det, inter.set_index("interaction", drop=False), 2.0, regions, RECON)
@@ -148,6 +155,14 @@ def _from_vertex(x, y, pz, vertex=(0.0, 0.0, 150.0)):
     return x, y, (x - vertex[0]) / dz * pz, (y - vertex[1]) / dz * pz, pz
 
 
+def test_categories_follow_the_true_identities():
+    """NA62's table: μ-μ two true muons, μ-π a true muon and a true pion
+    (here identified as a muon after decaying in flight), other the rest."""
+    got = category(["mu", "mu", "mu_from_pi", "mu", "pi", "e"],
+                   ["mu", "mu_from_pi", "mu", "pi", "mu_from_pi", "mu"])
+    assert list(got) == ["mu-mu", "mu-pi", "mu-pi", "mu-pi", "other", "other"]
+
+
 def _two_muons(extra=()):
     rows = [(0, 0, "mu", 1.0, *_from_vertex(0.3, 0.05, 40.0)),
             (0, 1, "mu", -1.0, *_from_vertex(-0.3, 0.05, 30.0)), *extra]
@@ -164,18 +179,50 @@ def test_a_clean_two_muon_event_is_one_candidate():
     assert len(pairs) == 1
 
 
-def test_a_third_track_removes_the_event_but_two_outcomes_of_a_pion_do_not():
-    third = (0, 2, "mu", 1.0, *_from_vertex(0.5, -0.2, 25.0))
-    cands, _ = build_candidates(*_two_muons([third]), 1.0, load_regions(None), RECON)
-    assert cands.empty
-    # a pion and its decay muon: one track (same product), a μ-π or μ-μ pair
+def test_a_third_track_removes_the_event_whatever_its_momentum():
+    """A soft third product (2 GeV, far below the 10 GeV track cut) that the
+    spectrometer reconstructs (3 chambers) vetoes the event; one that misses
+    two chambers does not."""
+    soft = (0, 2, "e", 1.0, *_from_vertex(0.45, -0.3, 2.0))
+    det, inter = _two_muons([soft])
+    det.loc[2, ["STRAW4_x_m", "STRAW4_y_m"]] = [3.0, 0.0]     # bent out after MNP33
+    cands, pairs = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    assert cands.empty and pairs.empty
+    det.loc[2, ["STRAW3_x_m", "STRAW3_y_m"]] = [3.0, 0.0]     # now 2 chambers only
+    cands, _ = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    assert len(cands) == 1
+
+
+def test_an_extra_pion_vetoes_with_its_survival_probability():
+    """A third product that is a pion reconstructed with probability 0.7
+    (its outcomes: 0.5 not decayed, 0.2 decayed): the two-muon event is kept
+    with the weight of the pion being absent, 0.3."""
+    pion = _from_vertex(0.5, 0.3, 20.0)
+    det, inter = _two_muons([(0, 2, "pi", 1.0, *pion, False, 0.5),
+                             (0, 2, "mu_from_pi", 1.0, *pion, True, 0.2)])
+    cands, _ = build_candidates(det, inter, 1.0, load_regions(None), RECON)
+    mumu = cands[cands["category"] == "mu-mu"]
+    assert len(mumu) == 1 and mumu["weight"].iloc[0] == pytest.approx(0.5 * 0.3)
+
+
+def test_both_tracks_need_the_muon_identification_in_every_category():
+    """A true muon and a pion that decayed in flight (μ-π): selected only
+    when both have a MUV3 hit; a muon and an electron (other): never."""
     pion = _from_vertex(-0.3, 0.05, 30.0)
     det, inter = _det([(0, 0, "mu", 1.0, *_from_vertex(0.3, 0.05, 40.0)),
                        (0, 1, "pi", -1.0, *pion, False, 0.6),
                        (0, 1, "mu_from_pi", -1.0, *pion, True, 0.4)]), _inter(1)
     cands, pairs = build_candidates(det, inter, 1.0, load_regions(None), RECON)
-    assert sorted(pairs["category"]) == ["mu-mu", "mu-pi"]
-    assert len(cands) == 1     # one candidate per interaction (smallest CDA; tie: first)
+    assert sorted(pairs["category"]) == ["mu-pi", "mu-pi"]
+    assert list(cands["category"]) == ["mu-pi"] and list(cands["muon_ids"]) == [2]
+    assert cands["weight"].iloc[0] == pytest.approx(0.5 * 0.4)
+    det.loc[2, "muv3_hit"] = False                 # the decay muon misses MUV3
+    assert build_candidates(det, inter, 1.0, load_regions(None), RECON)[0].empty
+    det, inter = _two_muons()
+    det.loc[1, ["identity", "muv3_hit"]] = ["e", False]
+    assert build_candidates(det, inter, 1.0, load_regions(None), RECON)[0].empty
+    det.loc[0, "muv3_hit"] = False                 # and with both unidentified
+    assert build_candidates(det, inter, 1.0, load_regions(None), RECON)[0].empty
 
 
 def test_same_charge_pairs_are_not_candidates():

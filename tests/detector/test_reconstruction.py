@@ -70,3 +70,41 @@ def test_smearing_resolution(rng):
     rel = np.linalg.norm(s, axis=1) / 50 - 1
     assert rel.std() == pytest.approx(np.hypot(0.003, 0.00005 * 50), rel=0.05)
     assert np.allclose(smear(p, Smearing(enabled=False), rng.normal(size=(n, 3))), p)
+
+
+# NA62's e+e- fiducial volume (arXiv:2312.12055): the union of two cones with
+# tips at the TAX and bases at LAV5 (z = 152.393 m, R = 536.5 mm) and LAV8
+# (z = 180.923 m, R = 767.5 mm).
+CONES = [(152.393, 0.5365), (180.923, 0.7675)]
+AXIS_P, AXIS_D = np.array([0.0, -0.022, 23.07]), np.array([0.0, 0.0, 1.0])
+
+
+def test_union_of_cones():
+    from backtrace.detector import in_cones
+
+    def r_at(z, base):
+        return base[1] * (z - 23.07) / (base[0] - 23.07)
+    z = 140.0
+    inside = [[r_at(z, CONES[0]) * 0.99, -0.022, z],            # inside the LAV5 cone
+              [0.0, -0.022 + r_at(z, CONES[1]) * 0.99, z],      # inside only the LAV8 cone
+              [r_at(170.0, CONES[1]) * 0.99, -0.022, 170.0]]    # beyond LAV5: LAV8 cone
+    outside = [[r_at(z, CONES[1]) * 1.01, -0.022, z],           # outside both
+               [0.1, -0.022, 181.0],                            # beyond both bases
+               [0.0, -0.022, 20.0]]                             # upstream of the tip
+    assert in_cones(inside, CONES, 23.07, AXIS_P, AXIS_D).all()
+    assert not in_cones(outside, CONES, 23.07, AXIS_P, AXIS_D).any()
+    # the radius is measured from the beam axis (y = -22 mm), not from z
+    assert not in_cones([[0.0, 0.5, 100.0]], CONES, 23.07, AXIS_P, AXIS_D)[0]
+
+
+def test_fiducial_volume_applies_every_given_cut():
+    from backtrace.detector import in_fiducial_volume
+
+    sel = {"fiducial_z_min_m": 105.0, "fiducial_z_max_m": 180.0}
+    v = np.array([[0.3, 0.0, 150.0], [0.3, 0.0, 100.0], [0.9, 0.0, 150.0]])
+    assert list(in_fiducial_volume(v, sel, AXIS_P, AXIS_D)) == [True, False, True]
+    sel_r = dict(sel, fiducial_r_max_m=0.5)
+    assert list(in_fiducial_volume(v, sel_r, AXIS_P, AXIS_D)) == [True, False, False]
+    sel_c = dict(sel, fiducial_cones=CONES, fiducial_cone_tip_z_m=23.07)
+    # r = 0.3 m at 150 m is inside (LAV5 cone radius there: 0.537 m)
+    assert list(in_fiducial_volume(v, sel_c, AXIS_P, AXIS_D)) == [True, False, False]

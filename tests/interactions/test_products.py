@@ -72,3 +72,32 @@ def test_backward_going_products_are_kept_with_a_status(transport):
     prods.loc[0, "pz_gev"] = -0.5
     out = transport.transport(prods, inter)
     assert out.iloc[0]["status"] == "backward_going"
+
+
+def test_products_below_the_transport_cut_cannot_make_a_track(transport):
+    """The cut TRANSPORT_P_MIN_GEV is safe: muons of 0.5 GeV/c from the decay
+    volume, aimed anywhere into the STRAW1 annulus, cross at most two
+    chambers (MNP33 bends them out); at 2 GeV/c some cross three or more."""
+    from backtrace.detector.candidates import chambers_crossed
+    from backtrace.interactions.products import TRANSPORT_P_MIN_GEV
+
+    rng = np.random.default_rng(5)
+    n = 300
+
+    def crossed(p):
+        r, phi = rng.uniform(0.15, 0.95, n), rng.uniform(0, 2 * np.pi, n)
+        z0 = 150.0
+        tx, ty = r * np.cos(phi) / (183.5 - z0), r * np.sin(phi) / (183.5 - z0)
+        pz = p / np.sqrt(1 + tx ** 2 + ty ** 2)
+        prods = pd.DataFrame({"interaction": np.arange(n), "particle": 1, "name": "mu+",
+                              "charge": rng.choice([-1.0, 1.0], n), "e_gev": p,
+                              "px_gev": pz * tx, "py_gev": pz * ty, "pz_gev": pz,
+                              "scattered": False, "x_m": 0.0, "y_m": 0.0, "z_m": z0})
+        inter = pd.DataFrame({"interaction": np.arange(n), "track_index": np.arange(n),
+                              "sample_index": 0})
+        out = transport.transport(prods, inter)
+        return chambers_crossed(out, ("STRAW1", "STRAW2", "STRAW3", "STRAW4"))
+
+    assert TRANSPORT_P_MIN_GEV == 0.5
+    assert crossed(TRANSPORT_P_MIN_GEV).max() <= 2
+    assert (crossed(2.0) >= 3).any()
