@@ -11,7 +11,8 @@ import pytest
 
 from backtrace.document import SCHEMA_VERSION, DocumentError, validate_document
 
-STUDY = Path(__file__).resolve().parent.parent / "studies" / "na62_2021" / "background.json"
+STUDY = (Path(__file__).resolve().parent.parent / "studies" / "na62_2021" / "trident"
+         / "background.json")
 
 
 @pytest.fixture(scope="module")
