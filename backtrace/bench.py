@@ -129,7 +129,7 @@ def bench_k12(beamline, exe, workdir, n):
 
 
 def bench_locate(beamline, n):
-    from .geometry import locate_reference
+    from .geometry_compile import locate_reference
 
     compiled = beamline.compiled((beamline.geometry.world["z_min_m"],
                                   beamline.geometry.world["z_max_m"]))

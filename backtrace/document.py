@@ -58,6 +58,17 @@ def validate_document(doc: dict, source: str = "background.json") -> dict:
     return doc
 
 
+#: Where the interaction happened: NA62's prompt / upstream-prompt split.
+ZONES = ("prompt", "upstream_prompt")
+
+
+def _zone(sel: pd.DataFrame, zone: str, per_entry: float) -> dict:
+    part = sel[sel["zone"] == zone]
+    y = weighted_yield(part["weight"], part["track_index"], weight_per_entry=per_entry)
+    return {"value": y.value, "stat": y.stat, "n_mc": y.n_mc,
+            "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None}
+
+
 def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float) -> dict:
     from .systematics import deltas
 
@@ -65,6 +76,7 @@ def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float) -> dict:
     y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
     syst = deltas(c, runs, mask)
     return {
+        "zones": {z: _zone(sel, z, per_entry) for z in ZONES},
         "value": y.value, "stat": y.stat,
         "syst": quadrature(syst.values()), "syst_breakdown": syst,
         "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None,
@@ -151,10 +163,28 @@ def _systematics_block(c, est, reruns, runs, regions, level, config) -> dict:
     }
 
 
+def estimated_parameters(geometry) -> list[dict]:
+    """Every geometry entry marked estimated, with its keys and source."""
+    out = []
+    for e in geometry.elements:
+        if e.estimated:
+            out.append({"element": e.name, "keys": e.estimated_keys, "source": e.source})
+        if e.detector and e.detector.get("estimated"):
+            out.append({"element": f"{e.name}.detector",
+                        "keys": e.detector.get("estimated_keys"),
+                        "source": e.detector.get("source", "")})
+    for f in geometry.fills:
+        if f.get("estimated"):
+            out.append({"element": f"fill:{f.get('name')}", "keys": f.get("estimated_keys"),
+                        "source": f.get("source", "")})
+    return out
+
+
 def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
-                   level: str, mc: dict, elapsed: float) -> dict:
+                   level: str, mc: dict, elapsed: float, response=None) -> dict:
     """The ``background.json`` document (module docstring). ``reruns``:
-    {variation name: {direction: (Variation, combined estimate)}}."""
+    {variation name: {direction: (Variation, combined estimate)}};
+    ``response``: the detector response of the run (vetoes, identification)."""
     from . import __version__
     from .pumas import pumas_version
 
@@ -168,6 +198,12 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
         "pot": config.pot_target, "pot_sample": tracks.pot,
         "regions": _regions_block(c, runs, regions, per_entry),
         "systematics": _systematics_block(c, est, reruns, runs, regions, level, config),
+        "detector": {**(response.config() if response is not None else {}),
+                     "prompt_boundary_z_m": config.prompt_boundary_m(geometry),
+                     "prompt_definition": "prompt: the interaction happened in the decay "
+                                          "volume or its walls (z >= the boundary); "
+                                          "upstream_prompt: upstream of it",
+                     "estimated_parameters": estimated_parameters(geometry)},
         "upper_limit_method": UPPER_LIMIT_METHOD,
         "upper_limit_weight_per_entry": per_entry,
         "mc": mc,

@@ -12,8 +12,7 @@ against the packaged JSON schema (``backtrace/data/geometry-1.schema.json``)
 and against physics rules (no overlapping elements, known materials,
 positive lengths), and returns a :class:`Geometry`. :meth:`Geometry.compile`
 turns it into z slabs split into transverse regions for the C navigator
-(:class:`backtrace.pumas.navigator.Navigator`). :func:`locate_reference` is
-a small pure-Python locator kept to check the C one.
+(:mod:`backtrace.geometry_compile`).
 """
 
 from __future__ import annotations
@@ -25,12 +24,14 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import materials as _materials
-from .fields import load_field_map
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .geometry_compile import CompiledGeometry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -39,8 +40,7 @@ else:  # pragma: no cover
 
 __all__ = [
     "Geometry", "Element", "Part", "Aperture", "GeometryError",
-    "load_geometry", "default_geometry_path", "parse_override",
-    "CompiledGeometry", "locate_reference", "ROLES",
+    "load_geometry", "default_geometry_path", "parse_override", "ROLES",
 ]
 
 SCHEMA_VERSION = 1
@@ -63,8 +63,10 @@ class GeometryError(ValueError):
 # ---------------------------------------------------------------------------
 @dataclass
 class Aperture:
-    """A hole through an element: shape, centre [m], half sizes [m],
-    material and uniform field [T] (before the magnet's scale)."""
+    """A transverse region inside an element, tested before the body: a hole
+    (``aperture``) or a named ``layer`` (e.g. the lead-glass ring of a LAV):
+    shape, centre [m], half sizes [m], material, uniform field [T] (before
+    the magnet's scale), density scale; ``name`` names its volume."""
 
     shape: str
     center_m: tuple[float, float]
@@ -72,6 +74,8 @@ class Aperture:
     half_y_m: float
     material: str
     field_tesla: tuple[float, float, float] | None = None
+    name: str | None = None
+    density_scale: float = 1.0
 
 
 @dataclass
@@ -106,6 +110,10 @@ class Element:
     parts: list[Part]
     field_map: dict | None = None
     source: str = ""
+    #: response of an active element (``[element.detector]``), None if passive
+    detector: dict | None = None
+    #: the ``estimated_keys`` of the file (which numbers are our estimates)
+    estimated_keys: list | None = None
 
     @property
     def is_magnet(self) -> bool:
@@ -204,6 +212,16 @@ class Geometry:
         return next(iter(planes.values()))
 
     @property
+    def decay_volume_z_m(self) -> tuple[float, float]:
+        """(entrance, end) of the decay volume [m] (``[decay_volume]``): the
+        prompt / upstream-prompt boundary is its entrance."""
+        dv = self.raw.get("decay_volume")
+        if dv is None:
+            raise GeometryError(f"{self.name}: no [decay_volume] table (its z_min_m is "
+                                "the prompt / upstream-prompt boundary)")
+        return float(dv["z_min_m"]), float(dv["z_max_m"])
+
+    @property
     def target_z_m(self) -> float:
         """Default end plane of backward transport: the dump front face."""
         return float(self.beam["target_z_m"])
@@ -218,11 +236,21 @@ class Geometry:
     def describe(self) -> list[dict]:
         return [e.describe() for e in self.elements]
 
-    def fill_material(self, z: float) -> str:
+    def fill_at(self, z: float) -> dict:
+        """The fill at ``z`` (name, material, layers); the world's material
+        where no fill is defined."""
         for f in self.fills:
             if f["z_min_m"] <= z < f["z_max_m"]:
-                return f["material"]
-        return self.world["material"]
+                return f
+        return {"name": "world", "material": self.world["material"], "layer": []}
+
+    def fill_material(self, z: float) -> str:
+        return self.fill_at(z)["material"]
+
+    def detectors(self, role: str | None = None) -> list[Element]:
+        """Active elements (with ``[element.detector]``), optionally of a role."""
+        return [e for e in self.elements if e.detector is not None
+                and (role is None or e.detector["role"] == role)]
 
     def config(self) -> dict:
         """What outputs record about the geometry."""
@@ -231,9 +259,12 @@ class Geometry:
 
     def compile(self, physics, *, z_range: tuple[float, float] | None = None,
                 reference_planes_m=()) -> "CompiledGeometry":
-        """Slabs and regions for the C navigator (needs PUMAS materials)."""
-        return _compile(self, physics, z_range=z_range,
-                        reference_planes_m=reference_planes_m)
+        """Slabs and regions for the C navigator (needs PUMAS materials;
+        :mod:`backtrace.geometry_compile`)."""
+        from .geometry_compile import compile_geometry
+
+        return compile_geometry(self, physics, z_range=z_range,
+                                reference_planes_m=reference_planes_m)
 
 
 # ---------------------------------------------------------------------------
@@ -373,10 +404,61 @@ def _aperture(node: dict, where: str) -> Aperture:
         raise GeometryError(f"{where}: an aperture cannot be 'full'")
     if hx <= 0 or hy <= 0:
         raise GeometryError(f"{where}: aperture sizes must be positive")
+    density_scale = float(node.get("density_scale", 1.0))
+    if not density_scale > 0:
+        raise GeometryError(f"{where}: density_scale must be > 0")
     return Aperture(shape=shape, center_m=_vec(node.get("center_m"), (0.0, 0.0)),
                     half_x_m=hx, half_y_m=hy,
                     material=node.get("material", "vacuum"),
-                    field_tesla=_vec(node.get("field_tesla")))
+                    field_tesla=_vec(node.get("field_tesla")),
+                    name=node.get("name"), density_scale=density_scale)
+
+
+def _regions_of(node: dict, where: str) -> list[Aperture]:
+    """The element's (or part's) apertures then its named layers."""
+    out = [_aperture(a, f"{where}: aperture {i}")
+           for i, a in enumerate(node.get("aperture", []))]
+    out += [_aperture(a, f"{where}: layer {a.get('name', i)!r}")
+            for i, a in enumerate(node.get("layer", []))]
+    names = [a.name for a in out if a.name]
+    if len(set(names)) != len(names):
+        raise GeometryError(f"{where}: layer names must be unique")
+    return out
+
+
+#: Detector roles of ``[element.detector]`` and their required keys.
+DETECTOR_ROLES = {
+    "tracker": ("active_radius_m", "hole_center_m", "hole_radius_m"),
+    "veto": ("active_layer", "inefficiency"),
+    # the energy resolution (resolution_stochastic, _noise_gev, _constant)
+    # is needed only of the calorimeter that measures E/p (the LKr)
+    "calorimeter": ("active_layer",),
+    "muon": ("active_layer", "efficiency"),
+    "hodoscope": ("active_layer",),
+}
+
+
+def _detector(node: dict | None, regions: list[Aperture], material: str, where: str):
+    """``[element.detector]`` checked: known role, its keys, an existing
+    active layer, probabilities in [0, 1]."""
+    if node is None:
+        return None
+    role = node.get("role")
+    if role not in DETECTOR_ROLES:
+        raise GeometryError(f"{where}: detector.role {role!r} unknown (known: "
+                            f"{', '.join(DETECTOR_ROLES)})")
+    missing = [k for k in DETECTOR_ROLES[role] if k not in node]
+    if missing:
+        raise GeometryError(f"{where}: detector of role {role!r} needs "
+                            f"{', '.join(missing)}")
+    layer = node.get("active_layer")
+    if layer is not None and layer != "body" and layer not in {a.name for a in regions}:
+        raise GeometryError(f"{where}: detector.active_layer {layer!r} is not a layer "
+                            "of the element (or 'body')")
+    for key in ("inefficiency", "efficiency"):
+        if key in node and not 0 <= float(node[key]) <= 1:
+            raise GeometryError(f"{where}: detector.{key} must be in [0, 1]")
+    return dict(node)
 
 
 def _element(node: dict, source: str) -> Element:
@@ -395,8 +477,7 @@ def _element(node: dict, source: str) -> Element:
     shape, hx, hy = _shape_sizes(node, where)
     if hx <= 0 or hy <= 0:
         raise GeometryError(f"{where}: sizes must be positive")
-    apertures = [_aperture(a, f"{where}: aperture {i}")
-                 for i, a in enumerate(node.get("aperture", []))]
+    apertures = _regions_of(node, where)
     material = node.get("material")
     density_scale = float(node.get("density_scale", 1.0))
     parts = []
@@ -406,9 +487,8 @@ def _element(node: dict, source: str) -> Element:
             length = float(p["length_m"])
             if not length > 0:
                 raise GeometryError(f"{where}: part {i}: negative or zero length")
-            part_apertures = [_aperture(a, f"{where}: part {i} aperture {j}")
-                              for j, a in enumerate(p["aperture"])] \
-                if "aperture" in p else apertures
+            part_apertures = _regions_of(p, f"{where}: part {i}") \
+                if ("aperture" in p or "layer" in p) else apertures
             parts.append(Part(z, z + length, p.get("material", material),
                               float(p.get("density_scale", density_scale)),
                               part_apertures))
@@ -434,7 +514,8 @@ def _element(node: dict, source: str) -> Element:
         scale=float(node.get("scale", 1.0)), density_scale=density_scale,
         group=node.get("group"), estimated=bool(node.get("estimated", False)),
         parts=parts, field_map=node.get("field_map"),
-        source=node.get("source", ""))
+        source=node.get("source", ""), estimated_keys=node.get("estimated_keys"),
+        detector=_detector(node.get("detector"), apertures, parts[0].material, where))
 
 
 def _check_physics_rules(geometry: Geometry, known_materials, source: str):
@@ -476,9 +557,10 @@ def _check_physics_rules(geometry: Geometry, known_materials, source: str):
                 f"[{a.z_min_m}, {a.z_max_m}] m and element {b.name!r} "
                 f"[{b.z_min_m}, {b.z_max_m}] m")
     for f in geometry.fills:
-        if f["material"] not in known_materials:
-            raise GeometryError(f"{source}: fill {f.get('name', '')!r}: material "
-                                f"{f['material']!r} unknown")
+        for m in [f["material"]] + [a.material for a in f["layer"]]:
+            if m not in known_materials:
+                raise GeometryError(f"{source}: fill {f.get('name', '')!r}: material "
+                                    f"{m!r} unknown")
     if world["material"] not in known_materials:
         raise GeometryError(f"{source}: world: material {world['material']!r} unknown")
 
@@ -510,198 +592,12 @@ def load_geometry(path: str | Path | None = None, overrides=(), *,
     world.setdefault("record_step_m", 0.25)
     world.setdefault("field_step_m", 0.25)
     world.setdefault("field_accuracy", 1e-3)
+    fills = [dict(f, layer=_regions_of(f, f"{source}: fill {f.get('name', i)!r}"))
+             for i, f in enumerate(raw.get("fill", []))]
     geometry = Geometry(name=raw.get("name", path.stem), path=path.resolve(),
-                        world=world, fills=list(raw.get("fill", [])),
+                        world=world, fills=fills,
                         beam=dict(raw["beam"]), elements=elements,
                         overrides=list(overrides or ()), raw=raw)
     known = set(_materials.read_mdf(mdf))
     _check_physics_rules(geometry, known, source)
     return geometry
-
-
-# ---------------------------------------------------------------------------
-# Compilation to slabs and regions
-# ---------------------------------------------------------------------------
-@dataclass
-class Volume:
-    """A named piece of the compiled geometry (what grammage is booked to)."""
-
-    name: str
-    element: str | None
-    role: str
-    material: str
-    z_min_m: float
-    z_max_m: float
-
-
-@dataclass
-class CompiledGeometry:
-    """A geometry in navigator form, with its volume table."""
-
-    geometry: Geometry
-    navigator: Any
-    volumes: list[Volume]
-    slabs: list  # list[navigator.Slab], for the Python reference locator
-    region_volume: np.ndarray  # region index -> volume index
-    material_names: dict[int, str]
-
-    def volume_names(self) -> list[str]:
-        return [v.name for v in self.volumes]
-
-
-def _cuts(geometry: Geometry, z_range, reference_planes_m) -> list[float]:
-    """z boundaries of the slabs: element parts, fills, reference planes and
-    the transport's z range, merged within Z_TOLERANCE_M."""
-    world = geometry.world
-    z_lo, z_hi = world["z_min_m"], world["z_max_m"]
-    cuts = {z_lo, z_hi}
-    for e in geometry.elements:
-        for p in e.parts:
-            cuts.update((p.z_min_m, p.z_max_m))
-    for f in geometry.fills:
-        cuts.update((max(z_lo, f["z_min_m"]), min(z_hi, f["z_max_m"])))
-    for z in tuple(reference_planes_m) + tuple(z_range or ()):
-        if z_lo < z < z_hi:
-            cuts.add(float(z))
-    cuts = sorted(c for c in cuts if z_lo <= c <= z_hi)
-    merged = [cuts[0]]
-    for c in cuts[1:]:
-        if c - merged[-1] > Z_TOLERANCE_M:
-            merged.append(c)
-    return merged
-
-
-class _Compiler:
-    """Builds the regions of each slab, the volume table and the field maps."""
-
-    #: Intermediate states are recorded only in matter denser than this [kg/m³].
-    DENSE_KG_M3 = 100.0
-
-    def __init__(self, geometry: Geometry, physics):
-        self.geometry, self.physics = geometry, physics
-        self.volumes: list[Volume] = []
-        self.volume_index: dict[tuple, int] = {}
-        self.maps: list = []
-        self.map_index: dict[str, int] = {}
-        self.record_step = float(geometry.world["record_step_m"])
-
-    def volume(self, key, name, element, role, material, z0, z1) -> int:
-        if key not in self.volume_index:
-            self.volume_index[key] = len(self.volumes)
-            self.volumes.append(Volume(name, element, role, material, z0, z1))
-        v = self.volumes[self.volume_index[key]]
-        v.z_min_m, v.z_max_m = min(v.z_min_m, z0), max(v.z_max_m, z1)
-        return self.volume_index[key]
-
-    def field_map_for(self, e: Element):
-        if e.field_map is None:
-            return -1, 1.0
-        file = e.field_map["file"]
-        if file not in self.map_index:
-            self.map_index[file] = len(self.maps)
-            self.maps.append(load_field_map(file))
-        return self.map_index[file], e.scale * float(e.field_map.get("scale", 1.0))
-
-    def region(self, material, scale, shape, cx, cy, a, b, field_vec, vol,
-               map_=(-1, 1.0), field_scale=1.0):
-        from .pumas.navigator import Region
-
-        rho = self.physics.material_density(material) * scale
-        fvec = (0.0, 0.0, 0.0) if field_vec is None else \
-            tuple(field_scale * c for c in field_vec)
-        return Region(material=self.physics.material_index(material), density=rho,
-                      shape=shape, cx=cx, cy=cy, a=a, b=b, field=fvec,
-                      map=map_[0], map_scale=map_[1],
-                      record_step=self.record_step if rho > self.DENSE_KG_M3 else 0.0,
-                      volume=vol)
-
-    def element_regions(self, e: Element, ip: int, p: Part, z0, z1) -> list:
-        """Apertures then body of part ``ip`` of element ``e`` in [z0, z1]."""
-        which = e.field_map.get("region", "aperture") if e.field_map else None
-        tail = f"/{p.material}" if len(e.parts) > 1 else ""
-        regions = []
-        for ia, a in enumerate(p.apertures):
-            vol = self.volume((e.name, ip, ia), f"{e.name}{tail}/aperture"
-                              + (f"{ia}" if len(p.apertures) > 1 else ""),
-                              e.name, e.role, a.material, z0, z1)
-            regions.append(self.region(
-                a.material, 1.0, a.shape, a.center_m[0], a.center_m[1],
-                a.half_x_m, a.half_y_m, a.field_tesla, vol,
-                self.field_map_for(e) if which == "aperture" else (-1, 1.0), e.scale))
-        vol = self.volume((e.name, ip, "body"), f"{e.name}{tail}", e.name,
-                          e.role, p.material, z0, z1)
-        full = e.shape == "full"
-        regions.append(self.region(
-            p.material, p.density_scale, "all" if full else e.shape, e.center_m[0],
-            e.center_m[1], 0.0 if full else e.half_x_m,
-            0.0 if full else e.half_y_m, e.field_tesla, vol,
-            self.field_map_for(e) if which == "body" else (-1, 1.0), e.scale))
-        return regions
-
-    def slab(self, z0: float, z1: float):
-        """The slab [z0, z1]: the element part there (last one listed wins),
-        then the fill material unless the element fills the whole plane."""
-        from .pumas.navigator import Slab
-
-        mid = 0.5 * (z0 + z1)
-        hit = None
-        for e in self.geometry.elements:
-            for ip, p in enumerate(e.parts):
-                if p.z_min_m <= mid < p.z_max_m:
-                    hit = (e, ip, p)
-        regions = [] if hit is None else self.element_regions(*hit, z0, z1)
-        if hit is None or hit[0].shape != "full":
-            material = self.geometry.fill_material(mid)
-            vol = self.volume(("fill", material), f"fill:{material}", None, "fill",
-                              material, z0, z1)
-            regions.append(self.region(material, 1.0, "all", 0, 0, 0, 0, None, vol))
-        return Slab(z0, z1, regions)
-
-
-def _compile(geometry: Geometry, physics, *, z_range=None,
-             reference_planes_m=()) -> CompiledGeometry:
-    from .pumas.navigator import Navigator
-
-    world = geometry.world
-    cuts = _cuts(geometry, z_range, reference_planes_m)
-    build = _Compiler(geometry, physics)
-    slabs = [build.slab(z0, z1) for z0, z1 in zip(cuts, cuts[1:])]
-    nav = Navigator(slabs, half_x=float(world["half_x_m"]),
-                    half_y=float(world["half_y_m"]), maps=build.maps,
-                    field_step=float(world["field_step_m"]),
-                    field_accuracy=float(world["field_accuracy"]),
-                    mass_gev=physics.particle()[0], z_range=z_range)
-    region_volume = np.array([r.volume for s in slabs for r in s.regions])
-    names = {i: n for n, i in physics.materials.items()}
-    return CompiledGeometry(geometry, nav, build.volumes, slabs, region_volume, names)
-
-
-def locate_reference(compiled: CompiledGeometry, xyz) -> np.ndarray:
-    """Pure-Python locator (region index, -1 outside), for agreement tests."""
-    nav = compiled.navigator
-    z_min, z_max = nav.z_range
-    hx = compiled.geometry.world["half_x_m"]
-    hy = compiled.geometry.world["half_y_m"]
-    out = []
-    starts = [s.z0 for s in compiled.slabs]
-    offsets = np.cumsum([0] + [len(s.regions) for s in compiled.slabs])
-    import bisect
-
-    for x, y, z in np.atleast_2d(xyz):
-        idx = -1
-        if z_min <= z < z_max and abs(x) < hx and abs(y) < hy:
-            k = bisect.bisect_right(starts, z) - 1
-            if 0 <= k < len(compiled.slabs) and z < compiled.slabs[k].z1:
-                for j, r in enumerate(compiled.slabs[k].regions):
-                    dx, dy = x - r.cx, y - r.cy
-                    if r.shape == "all":
-                        inside = True
-                    elif r.shape == "box":
-                        inside = abs(dx) < r.a and abs(dy) < r.b
-                    else:
-                        inside = (dx / r.a) ** 2 + (dy / r.b) ** 2 < 1.0
-                    if inside:
-                        idx = int(offsets[k] + j)
-                        break
-        out.append(idx)
-    return np.array(out, dtype=np.int32)

@@ -20,8 +20,13 @@ __all__ = ["draw_geometry", "MATERIAL_COLOURS"]
 MATERIAL_COLOURS = {
     "iron": "#7f8c8d", "copper": "#d35400", "tungsten": "#2c3e50",
     "concrete": "#bdc3c7", "standard_rock": "#a0522d", "air": "#eaf2f8",
-    "vacuum": "#ffffff", "liquid_krypton": "#76d7c4",
+    "vacuum": "#ffffff", "liquid_krypton": "#76d7c4", "lead_glass": "#8e44ad",
+    "aluminium": "#d5dbdb", "scintillator": "#f5b041", "mylar": "#f9e79f",
+    "glass": "#aed6f1", "lead": "#34495e", "neon": "#fdedec",
 }
+#: Edge colour of each detector role's active layer.
+ROLE_COLOURS = {"veto": "tab:red", "tracker": "tab:cyan", "calorimeter": "tab:green",
+                "muon": "tab:purple", "hodoscope": "tab:orange"}
 
 
 def _extent(center, half, axis):
@@ -44,17 +49,38 @@ def _draw_view(ax, geometry: Geometry, axis: int, label: str):
                 facecolor=MATERIAL_COLOURS.get(p.material, "#95a5a6"),
                 edgecolor="k", linewidth=0.3,
                 hatch="////" if magnetised else None))
+            active = e.detector.get("active_layer", "body") if e.detector else None
             for a in reversed(p.apertures):
                 alo, ahi = _extent(a.center_m, (a.half_x_m, a.half_y_m), axis)
                 afield = a.field_tesla is not None and any(a.field_tesla) and e.scale
+                is_active = active is not None and a.name == active
                 ax.add_patch(Rectangle(
                     (p.z_min_m, alo), p.z_max_m - p.z_min_m, ahi - alo,
                     facecolor=MATERIAL_COLOURS.get(a.material, "#ffffff"),
-                    edgecolor="tab:blue" if afield else "k", linewidth=0.3,
+                    edgecolor=ROLE_COLOURS[e.detector["role"]] if is_active
+                    else ("tab:blue" if afield else "k"),
+                    linewidth=1.0 if is_active else 0.3,
                     hatch="...." if afield else None))
+            if active == "body":
+                ax.add_patch(Rectangle((p.z_min_m, lo), p.z_max_m - p.z_min_m, hi - lo,
+                                       fill=False, linewidth=1.0,
+                                       edgecolor=ROLE_COLOURS[e.detector["role"]]))
         if e.role not in ("detector",) or e.name.startswith("STRAW1"):
             ax.text(0.5 * (e.z_min_m + e.z_max_m), hw * 0.9, e.name,
                     rotation=90, fontsize=5, ha="center", va="top")
+    for f in geometry.fills:
+        for a in reversed(f["layer"]):
+            if a.material == "vacuum":
+                continue
+            for sign in (-1, 1):       # the wall of a tank: two thin bands
+                inner = max((b.half_y_m if axis == 1 else b.half_x_m)
+                            for b in f["layer"] if b is not a and b.material == "vacuum") \
+                    if any(b.material == "vacuum" for b in f["layer"]) else 0.0
+                outer = a.half_y_m if axis == 1 else a.half_x_m
+                ax.add_patch(Rectangle((f["z_min_m"], sign * inner if sign > 0 else -outer),
+                                       f["z_max_m"] - f["z_min_m"], outer - inner,
+                                       facecolor=MATERIAL_COLOURS.get(a.material, "#95a5a6"),
+                                       edgecolor="none"))
     ax.set_xlim(world["z_min_m"], world["z_max_m"])
     ax.set_ylim(-hw, hw)
     ax.set_yscale("symlog", linthresh=0.05)
@@ -97,11 +123,16 @@ def draw_geometry(geometry: Geometry, out: str | Path, *,
             axes[0].plot(xyz[:, 2], xyz[:, 1], lw=0.4, color="tab:green", alpha=0.6)
             axes[1].plot(xyz[:, 2], xyz[:, 0], lw=0.4, color="tab:green", alpha=0.6)
     axes[1].set_xlabel("z [m]")
-    used = sorted({p.material for e in geometry.elements for p in e.parts})
+    used = sorted({p.material for e in geometry.elements for p in e.parts}
+                  | {a.material for e in geometry.elements for p in e.parts
+                     for a in p.apertures})
     handles = [Patch(facecolor=MATERIAL_COLOURS.get(m, "#95a5a6"),
                      edgecolor="k", label=m) for m in used]
     handles.append(Patch(facecolor="w", edgecolor="k", hatch="////",
                          label="magnetised"))
+    roles = sorted({e.detector["role"] for e in geometry.detectors()})
+    handles += [Patch(facecolor="w", edgecolor=ROLE_COLOURS[r], linewidth=1.5,
+                      label=f"active: {r}") for r in roles]
     axes[0].legend(handles=handles, loc="lower right", fontsize=6, ncol=4)
     overrides = ", ".join(geometry.overrides) or "none"
     fig.suptitle(f"{geometry.name} (overrides: {overrides})", fontsize=9)

@@ -31,9 +31,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from .config import RunConfig
+from .config import RunConfig, check_run
 from .estimate import CATEGORIES, combine_passes, concat, empty_candidates
-from .rng import MAX_SAMPLES_PER_TRACK, check_budget
+from .rng import MAX_SAMPLES_PER_TRACK
 from .rounds import next_round
 
 __all__ = ["RunConfig", "Pipeline", "RunResult", "run_estimate", "next_round",
@@ -46,6 +46,7 @@ class Pipeline:
     def __init__(self, config: RunConfig, beamline=None):
         from .beamline import BeamLine
         from .detector.candidates import Reconstruction
+        from .detector.response import Response
         from .interactions.forced import ForcedConfig, ForcedSampler
         from .interactions.products import ProductTransport
         from .regions import load_regions
@@ -61,14 +62,17 @@ class Pipeline:
             samples_per_track=config.samples_per_track, seed=config.seed,
             energy_loss=config.energy_loss, record=True,
             to_z_m=self.beamline.tax_exit_z_m), self.beamline)
+        self.response = Response.from_geometry(self.geometry, self.regions.selection,
+                                               config.seed)
         self.sampler = ForcedSampler(self.beamline.physics, ForcedConfig(
             processes=config.forced_processes(),
             q_min_gev=config.q_min_gev, z_min_m=config.forced_z_min_m,
             z_max_m=self.beamline.first_tracker_z_m,
-            prompt_z_min_m=config.prompt_z_min_m))
-        self.products = ProductTransport(self.beamline, seed=config.seed)
+            prompt_z_min_m=config.prompt_boundary_m(self.geometry)))
+        self.products = ProductTransport(self.beamline, seed=config.seed,
+                                         response=self.response)
         self.recon = Reconstruction.from_beamline(self.beamline, config.seed,
-                                                  config.smearing)
+                                                  config.smearing, self.response)
         self.density = density_for_run(config, self.beamline)
 
     def process(self, tracks: pd.DataFrame, track_weight_scale: float,
@@ -85,7 +89,6 @@ class Pipeline:
         from .detector.candidates import build_candidates, empty_pairs
         from .interactions.products import TRANSPORT_P_MIN_GEV
         from .posterior import posterior_weights
-
         from .tracks import numeric_columns
 
         result = self.tracer.trace(tracks, first_sample, n_samples)
@@ -137,6 +140,9 @@ class Pipeline:
             parts_p.append(p_k)
         inter = pd.concat(parts_i, ignore_index=True)
         prods = pd.concat(parts_p, ignore_index=True)
+        # the incoming muon fires the vetoes it crossed upstream of its interaction
+        inter = inter.assign(weight=inter["weight"].to_numpy()
+                             * np.exp(self.response.incoming_log_survival(states, inter)))
         inter = inter[inter["weight"] > 0]
         return inter, prods[prods["interaction"].isin(inter["interaction"])]
 
@@ -197,22 +203,6 @@ def _reruns(tracks, config, probe, systematics, n_total, **run) -> dict:
     return reruns
 
 
-def _check_run(tracks, config, systematics, target_rel_unc, max_samples_per_track):
-    from .systematics import LEVELS
-
-    if tracks.pot is None:
-        raise ValueError(f"{tracks.path}: the POT the sample represents is unknown: "
-                         "give --pot")
-    if systematics not in LEVELS:
-        raise ValueError(f"systematics={systematics!r} (expected one of {LEVELS})")
-    if target_rel_unc is not None and not target_rel_unc > 0:
-        raise ValueError(f"target relative uncertainty must be > 0 (got {target_rel_unc})")
-    if not 1 <= config.samples_per_track <= max_samples_per_track:
-        raise ValueError(f"need 1 <= samples per track ({config.samples_per_track}) <= "
-                         f"max samples per track ({max_samples_per_track})")
-    check_budget(max_samples_per_track, config.interactions_per_history, tracks.n_rows)
-
-
 def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 200,
                  progress: bool = True, systematics: str = "fast",
                  target_rel_unc: float | None = None,
@@ -230,7 +220,7 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     from .document import build_document, validate_document
     from .rounds import mc_summary, run_rounds
 
-    _check_run(tracks, config, systematics, target_rel_unc, max_samples_per_track)
+    check_run(tracks, config, systematics, target_rel_unc, max_samples_per_track)
     t0 = time.perf_counter()
     probe = Pipeline(config)
     run = dict(jobs=jobs, batch_size=batch_size, progress=progress, scheduler=scheduler)
@@ -245,5 +235,5 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     reruns = _reruns(tracks, config, probe, systematics, n_total, **run)
     final = replace(config, samples_per_track=n_total)
     doc = build_document(tracks, final, probe.geometry, probe.regions, est, reruns,
-                         systematics, mc, time.perf_counter() - t0)
+                         systematics, mc, time.perf_counter() - t0, probe.response)
     return RunResult(validate_document(doc), est["candidates"])

@@ -27,7 +27,14 @@ straw_chambers                 4         chambers a selected track crosses
 reconstructable_min_chambers   3         chambers that make a track count as
                                          extra activity
 exactly_two_tracks             true      no other reconstructed product
-lav_veto                       false     not modelled yet (true is refused)
+vetoes                         []        veto detectors of the geometry the
+                                         selection uses (names or patterns,
+                                         e.g. ["LAV*"]); an event with an
+                                         in-time charged particle crossing
+                                         one is rejected (a weight, with the
+                                         detector's inefficiency)
+muon_id_ep_max                 inf       a muon-identified track also needs
+                                         LKr E/p below this
 =============================  ========  ====================================
 """
 
@@ -106,11 +113,15 @@ REQUIRED_SELECTION = ("opposite_charges", "muon_id", "fiducial_z_min_m",
 SELECTION_DEFAULTS = {"track_p_max_gev": 1e9, "straw_chambers": 4,
                       "reconstructable_min_chambers": 3, "exactly_two_tracks": True,
                       "fiducial_r_max_m": None, "fiducial_cones": None,
-                      "fiducial_cone_tip_z_m": None, "lav_veto": False}
+                      "fiducial_cone_tip_z_m": None, "vetoes": [],
+                      "muon_id_ep_max": float("inf")}
 
 
 def _check_selection(sel: dict, source: str) -> dict:
     """The selection with defaults filled in; RegionsError naming the key."""
+    if "lav_veto" in sel:
+        raise RegionsError(f"{source}: selection.lav_veto is replaced by selection.vetoes, "
+                           'the veto detectors used, e.g. vetoes = ["LAV*"]')
     unknown = sorted(set(sel) - set(REQUIRED_SELECTION) - set(SELECTION_DEFAULTS))
     if unknown:
         raise RegionsError(f"{source}: [selection] has unknown key(s) {', '.join(unknown)} "
@@ -122,9 +133,8 @@ def _check_selection(sel: dict, source: str) -> dict:
     if sel["muon_id"] not in ("both", "one", "none"):
         raise RegionsError(f"{source}: selection.muon_id {sel['muon_id']!r} "
                            "(expected both, one or none)")
-    if sel["lav_veto"]:
-        raise RegionsError(f"{source}: selection.lav_veto = true is not available: the "
-                           "LAV and ANTI0 vetoes are not modelled yet (set it to false)")
+    if not isinstance(sel["vetoes"], list) or not all(isinstance(v, str) for v in sel["vetoes"]):
+        raise RegionsError(f"{source}: selection.vetoes must be a list of detector names")
     if not 1 <= sel["reconstructable_min_chambers"] <= sel["straw_chambers"] <= 4:
         raise RegionsError(f"{source}: need 1 <= reconstructable_min_chambers <= "
                            "straw_chambers <= 4")
@@ -156,9 +166,12 @@ def describe_selection(sel: dict) -> str:
                   "none": "no muon identification"}[sel["muon_id"]])
     if sel.get("opposite_charges", True):
         parts.append("opposite charges")
+    if np.isfinite(sel.get("muon_id_ep_max", np.inf)) and sel["muon_id"] != "none":
+        parts.append(f"muon E/p < {sel['muon_id_ep_max']:g}")
     parts.append(f"{sel['straw_chambers']} STRAW chambers per track")
     if sel.get("exactly_two_tracks", True):
         parts.append(f"no other track (>= {sel['reconstructable_min_chambers']} chambers)")
+    parts.append("vetoes: " + (", ".join(sel["vetoes"]) if sel.get("vetoes") else "none"))
     return "; ".join(parts)
 
 

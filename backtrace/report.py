@@ -25,7 +25,32 @@ __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_r
 def format_value(entry: dict) -> str:
     if entry.get("upper_limit_90") is not None:
         return f"< {entry['upper_limit_90']:.2g}"
+    if "syst" not in entry:
+        return f"{entry['value']:.3g} ± {entry['stat']:.2g}"
     return f"{entry['value']:.3g} ± {entry['stat']:.2g} ± {entry['syst']:.2g}"
+
+
+#: Row labels of the prompt / upstream-prompt split.
+ZONE_LABELS = {"prompt": "prompt", "upstream_prompt": "upstream-prompt"}
+
+
+def zone_entry(cell: dict, zone: str) -> dict:
+    """The zone part of a cell (value ± stat, or its limit); documents
+    written before the split had only the zone's value."""
+    if "zones" in cell:
+        return cell["zones"][zone]
+    return {"value": cell[zone], "stat": 0.0,
+            "upper_limit_90": cell["upper_limit_90"] if cell[zone] == 0 else None}
+
+
+def table_rows(doc: dict):
+    """(region, row label, {category: entry}) of the yields table: each
+    region's prompt and upstream-prompt rows (value ± stat), then its total
+    (± stat ± syst)."""
+    for region, cats in regions(doc):
+        for zone, label in ZONE_LABELS.items():
+            yield region, label, {c: zone_entry(cats[c], zone) for c in CATEGORIES}
+        yield region, "total", {c: cats[c] for c in CATEGORIES}
 
 
 def region_order(doc: dict) -> list[str]:
@@ -104,12 +129,15 @@ def terminal_tables(doc: dict) -> list:
     and, when re-runs were made, the systematic uncertainties."""
     from rich.table import Table
 
-    t = Table(title=f"prompt background, {doc['pot']:.3g} POT (value ± stat ± syst; "
+    t = Table(title=f"prompt background, {doc['pot']:.3g} POT (value ± stat [± syst]; "
               "< = 90% CL)")
-    for col in ("region", *CATEGORIES):
+    for col in ("region", "", *CATEGORIES):
         t.add_column(col)
-    for region, cats in regions(doc):
-        t.add_row(region, *(format_value(cats[c]) for c in CATEGORIES))
+    labels = list(table_rows(doc))
+    for i, (region, label, entries) in enumerate(labels):
+        t.add_row(region if label == "prompt" else "", label,
+                  *(format_value(entries[c]) for c in CATEGORIES),
+                  end_section=label == "total" and i < len(labels) - 1)
     tables = [t]
     srows = list(syst_rows(doc))
     if srows and doc["systematics"]["level"] != "none":
@@ -148,10 +176,10 @@ def summary_line(doc: dict, out_dir) -> str:
 
 def markdown(doc: dict) -> str:
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
-             "| region | μ-μ | μ-π | other |", "|---|---|---|---|"]
-    for region, cats in regions(doc):
-        lines.append(f"| {region} | " + " | ".join(format_value(cats[c]) for c in CATEGORIES)
-                     + " |")
+             "| region | | μ-μ | μ-π | other |", "|---|---|---|---|---|"]
+    for region, label, entries in table_rows(doc):
+        lines.append(f"| {region} | {label} | "
+                     + " | ".join(format_value(entries[c]) for c in CATEGORIES) + " |")
     lines += ["", f"{selection_line(doc)[0].upper()}{selection_line(doc)[1:]}", "",
               "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
               f"({doc['upper_limit_method']}).",
@@ -176,14 +204,18 @@ def latex(doc: dict) -> str:
     def tex(e):
         if e.get("upper_limit_90") is not None:
             return f"$< {_tex_num(e['upper_limit_90'])}$"
-        return (f"${_tex_num(e['value'], 3)} \\pm {_tex_num(e['stat'])} "
-                f"\\pm {_tex_num(e['syst'])}$")
+        syst = f" \\pm {_tex_num(e['syst'])}" if "syst" in e else ""
+        return f"${_tex_num(e['value'], 3)} \\pm {_tex_num(e['stat'])}{syst}$"
 
-    out = ["\\begin{tabular}{lccc}", "\\toprule",
-           "Region & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
-    for region, cats in regions(doc):
-        out.append(f"{_tex_text(region)} & " + " & ".join(tex(cats[c]) for c in CATEGORIES)
+    out = ["\\begin{tabular}{llccc}", "\\toprule",
+           "Region & & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
+    rows_ = list(table_rows(doc))
+    for i, (region, label, entries) in enumerate(rows_):
+        name = _tex_text(region) if label == "prompt" else ""
+        out.append(f"{name} & {label} & " + " & ".join(tex(entries[c]) for c in CATEGORIES)
                    + " \\\\")
+        if label == "total" and i < len(rows_) - 1:
+            out.append("\\midrule")
     out += ["\\bottomrule", "\\end{tabular}", f"% {selection_line(doc)}"]
     srows = list(syst_rows(doc))
     if srows:
@@ -220,10 +252,13 @@ def csv_text(doc: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["region", "category", "value", "stat", "syst", "upper_limit_90",
-                "n_mc", "n_eff", "prompt", "upstream_prompt"])
+                "n_mc", "n_eff", "prompt", "prompt_stat", "prompt_upper_limit_90",
+                "upstream_prompt", "upstream_prompt_stat", "upstream_prompt_upper_limit_90"])
     for region, cat, e in rows(doc):
+        zones = [(zone_entry(e, z)["value"], zone_entry(e, z)["stat"],
+                  zone_entry(e, z)["upper_limit_90"]) for z in ZONE_LABELS]
         w.writerow([region, cat, e["value"], e["stat"], e["syst"], e["upper_limit_90"],
-                    e["n_mc"], e["n_eff"], e["prompt"], e["upstream_prompt"]])
+                    e["n_mc"], e["n_eff"], *zones[0], *zones[1]])
     return buf.getvalue()
 
 

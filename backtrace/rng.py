@@ -37,7 +37,7 @@ __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample"
 #: Named streams (stream 0 is PUMAS transport inside C; 4 was an unused
 #: "secondary" stream and stays free so that the other ids keep their values).
 STREAMS = {"transport": 0, "source": 1, "source_decay": 2, "interaction": 3,
-           "smearing": 5, "proposal": 6}
+           "smearing": 5, "proposal": 6, "lkr": 7}
 
 #: Product-key bit budget: rank of a product in its final state, forced
 #: interaction index within a history ("repeat"), history index within a

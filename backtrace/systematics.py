@@ -37,7 +37,8 @@ Re-run variations and their sizes (all estimates [est], our choice):
   forced-interaction weight change). Pure iron is 7.874 g/cm³; yokes and
   collimators are steels (≈7.80–7.87 g/cm³) assembled from plates or
   laminations with gaps, which lowers the effective density by a few per
-  cent. The dump (TAX) is upstream of the traced region, and the source
+  cent. The thin iron layers (vacuum-tank and beam-pipe walls, 3–16 mm)
+  keep their density. The dump (TAX) is upstream of the traced region, and the source
   prior at the TAX exit is kept at its nominal geometry, so only the
   material downstream of the TAX is varied.
 - ``method`` — the energy-loss mode of the backward transport: straggled

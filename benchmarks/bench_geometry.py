@@ -13,7 +13,8 @@ import time
 
 import numpy as np
 
-from backtrace.geometry import load_geometry, locate_reference
+from backtrace.geometry import load_geometry
+from backtrace.geometry_compile import locate_reference
 from backtrace.pumas import Physics
 
 

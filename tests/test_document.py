@@ -46,3 +46,45 @@ def test_unknown_schema_version_is_named(document):
         validate_document(doc)
     with pytest.raises(DocumentError, match="schema_version"):
         validate_document({"pot": 1.0})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A real estimate on 20 synthetic tracks (one history each)."""
+    from backtrace.pipeline import RunConfig, run_estimate
+    from backtrace.tracks import Tracks, write_tracks
+
+    from .conftest import synthetic_tracks
+
+    path = write_tracks(tmp_path_factory.mktemp("doc") / "t.parquet",
+                        synthetic_tracks(20, seed=4), pot=1e9)
+    return run_estimate(Tracks.open(path), RunConfig(samples_per_track=1,
+                                                     interactions_per_history=1),
+                        systematics="none", progress=False).document
+
+
+def test_the_document_lists_the_vetoes_and_every_estimated_parameter(tiny_run):
+    det = tiny_run["detector"]
+    vetoes = {v["name"]: v for v in det["vetoes"]}
+    assert sorted(vetoes, key=lambda n: int(n[3:])) == [f"LAV{i}" for i in range(1, 13)]
+    for v in vetoes.values():
+        assert v["inefficiency"] == pytest.approx(1e-3) and v["estimated"]
+        assert v["volume"].endswith("/lead_glass") and "[est" in v["source"]
+    assert det["muon_id"]["efficiency"] == pytest.approx(0.995)
+    assert det["muon_id"]["e_over_p_max"] == pytest.approx(0.2)
+    assert det["prompt_boundary_z_m"] == pytest.approx(105.095)
+    est = {e["element"]: e for e in det["estimated_parameters"]}
+    for name in ("tank-end-cap", "ANTI0", "ANTI0.detector", "LAV3.detector",
+                 "MUV3.detector", "LKr.detector", "sweeper"):
+        assert name in est and est[name]["source"], name
+    assert all(e["source"] for e in est.values())
+
+
+def test_every_cell_splits_prompt_and_upstream_prompt(tiny_run):
+    for cats in tiny_run["regions"].values():
+        for cell in cats.values():
+            zones = cell["zones"]
+            assert set(zones) == {"prompt", "upstream_prompt"}
+            assert zones["prompt"]["value"] + zones["upstream_prompt"]["value"] == \
+                pytest.approx(cell["value"], rel=1e-12, abs=1e-300)
+            assert zones["prompt"]["n_mc"] + zones["upstream_prompt"]["n_mc"] == cell["n_mc"]

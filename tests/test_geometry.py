@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from backtrace.cli import main
 from backtrace.fields import deflection_angle_rad
 from backtrace.geometry import (GeometryError, default_geometry_path,
-                                load_geometry, locate_reference,
-                                parse_override)
+                                load_geometry, parse_override)
+from backtrace.geometry_compile import locate_reference
 from backtrace.pumas import Context, TransportOptions
 
 try:
@@ -186,7 +186,8 @@ def test_locate_known_points(compiled, physics):
     assert where(0.0, 0.3, 23.5) == ("TAX1/copper", "copper")
     assert where(0.0, 0.3, 24.3) == ("TAX1/iron", "iron")
     assert where(0.0, -0.1077, 23.5)[1] == "vacuum"  # TAX1 beam hole
-    assert where(0.0, 0.0, 150.0) == ("fill:vacuum", "vacuum")
+    assert where(0.0, 0.0, 150.0) == ("fill:vacuum tank O=1920/tank", "vacuum")
+    assert where(0.97, 0.0, 150.0) == ("fill:vacuum tank O=1920/tank_wall", "iron")
     assert where(0.0, 0.0, 60.0) == ("fill:air", "air")
     assert where(0.2, 0.0, 36.0) == ("sweeper", "iron")
     assert compiled.navigator.locate([[0.0, 0.0, 300.0]])[0] == -1
@@ -300,3 +301,85 @@ def test_show_with_traced_tracks(tmp_path, sample_file):
                                   "--max-tracks", "20", "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert out.stat().st_size > 20_000
+
+
+#: Detector positions from NA62's public geometry (NA62MC geometry-parameter
+#: classes, the NA62 detector paper JINST 12 (2017) P05025 and the e+e−
+#: analysis' fiducial cones, arXiv:2312.12055): (element, z front [m],
+#: z back [m] or None). A misplaced element fails here.
+DETECTOR_Z = [("STRAW1", 183.508, None), ("STRAW2", 194.066, None),
+              ("STRAW3", 204.459, None), ("STRAW4", 218.885, None),
+              ("LAV5", None, 152.393), ("LAV8", None, 180.923),
+              ("CHOD-V", 239.009, None), ("CHOD-H", 239.389, None),
+              ("LKr", 241.093, None), ("MUV1", 243.418, None),
+              ("MUV2", 244.435, None), ("MUV3", 246.800, None)]
+
+
+@pytest.mark.parametrize("name, front, back", DETECTOR_Z)
+def test_detector_elements_are_where_na62_puts_them(geometry, name, front, back):
+    e = geometry.element(name)
+    if front is not None:
+        assert e.z_min_m == pytest.approx(front, abs=1e-3)
+    if back is not None:
+        assert e.z_max_m == pytest.approx(back, abs=1e-3)
+    assert e.detector is not None and e.detector["role"] in (
+        "tracker", "veto", "calorimeter", "muon", "hodoscope")
+
+
+def test_detector_roles_and_the_twelve_lavs(geometry):
+    lavs = geometry.detectors("veto")
+    names = [e.name for e in lavs]
+    assert [f"LAV{i}" for i in range(1, 13)] == sorted(
+        (n for n in names if n.startswith("LAV")), key=lambda n: int(n[3:]))
+    assert "ANTI0" in names
+    assert [e.name for e in geometry.detectors("tracker")] == \
+        ["STRAW1", "STRAW2", "STRAW3", "STRAW4"]
+    assert [e.name for e in geometry.detectors("muon")] == ["MUV3"]
+    z = [geometry.element(f"LAV{i}").z_min_m for i in range(1, 13)]
+    assert z == sorted(z)                                   # stations in order
+    newchod = geometry.element("NewCHOD")
+    assert newchod.z_min_m <= 238.131 <= newchod.z_max_m
+
+
+def test_detector_active_volumes_at_known_points(compiled):
+    """The lead glass of LAV5 starts at its published inner radius 536.5 mm
+    (LAV8: 767.5 mm); MUV3 has its 103 mm beam hole; STRAW1 is a thin
+    layer at 183.508 m; ANTI0 sits at the decay-volume entrance."""
+    vol = compiled.volumes
+
+    def where(x, y, z):
+        r = compiled.navigator.locate([[x, y, z]])[0]
+        return vol[compiled.region_volume[r]].name
+
+    assert where(0.530, 0.0, 152.0) == "LAV5/inside"
+    assert where(0.545, 0.0, 152.0) == "LAV5/lead_glass"
+    assert where(0.760, 0.0, 180.5) == "LAV8/inside"
+    assert where(0.775, 0.0, 180.5) == "LAV8/lead_glass"
+    assert where(0.5, 0.5, 246.82) == "MUV3"
+    assert where(0.09, 0.0, 246.82) != "MUV3" and where(0.11, 0.0, 246.82) == "MUV3"
+    assert where(0.5, 0.0, 183.5085).startswith("STRAW1")
+    assert where(0.5, 0.0, 183.5100).startswith("fill:")
+    anti0 = compiled.geometry.element("ANTI0")
+    dv_lo, _ = compiled.geometry.decay_volume_z_m
+    assert anti0.z_max_m <= dv_lo and dv_lo - anti0.z_min_m < 0.1
+
+
+def test_show_outlines_every_active_detector_by_role(geometry):
+    """`geometry show` draws each detector's active layer with its role's
+    colour: 13 vetoes (ANTI0, LAV1-12), 4 trackers, 3 calorimeters (LKr,
+    MUV1, MUV2), 3 hodoscopes, 1 muon detector, in both views."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from backtrace.geometry_view import ROLE_COLOURS, _draw_view
+
+    fig, ax = plt.subplots()
+    _draw_view(ax, geometry, 1, "y [m]")
+    edges = [tuple(p.get_edgecolor()) for p in ax.patches]
+    plt.close(fig)
+    counts = {role: edges.count(to_rgba(colour)) for role, colour in ROLE_COLOURS.items()}
+    assert counts == {"veto": 13, "tracker": 4, "calorimeter": 3, "hodoscope": 3,
+                      "muon": 1}

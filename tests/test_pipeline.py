@@ -113,3 +113,33 @@ def test_forcing_a_subset_of_processes(head40):
         RunConfig(processes=("magic",))
     with pytest.raises(ValueError, match="one or more"):
         RunConfig(processes=())
+
+
+def test_interaction_weights_carry_the_incoming_muon_veto(head40, tmp_path):
+    """The same forced interactions with and without the LAV vetoes: their
+    weights differ exactly by Π ε over the LAVs the incoming muon crossed
+    upstream of the interaction, and some muons did cross one."""
+    import numpy as np
+
+    from backtrace.pipeline import Pipeline
+    from backtrace.regions import load_regions
+
+    text = Path(LOOSE).read_text()
+    no_veto = tmp_path / "no_veto.toml"
+    no_veto.write_text(text.replace("[selection]", "[selection]\nvetoes = []", 1))
+    with_veto = tmp_path / "lav.toml"
+    with_veto.write_text(text.replace("[selection]", '[selection]\nvetoes = ["LAV*"]', 1))
+    assert load_regions(with_veto).selection["vetoes"] == ["LAV*"]
+    batch = next(Tracks.open(head40).iter_batches(40))
+    out = {}
+    for name, regions in (("none", no_veto), ("lav", with_veto)):
+        p = Pipeline(RunConfig(regions_file=str(regions), samples_per_track=2))
+        states = p.tracer.trace(batch).states
+        hw = states.groupby(["track_index", "sample_index"]).size() * 0 + 1.0
+        out[name] = (p._interactions(states, hw)[0], p, states)
+    (a, _, _), (b, p_lav, states) = out["none"], out["lav"]
+    assert list(a["interaction"]) == list(b["interaction"])
+    expected = np.exp(p_lav.response.incoming_log_survival(states, a.reset_index(drop=True)))
+    np.testing.assert_allclose(b["weight"].to_numpy(), a["weight"].to_numpy() * expected,
+                               rtol=1e-12)
+    assert (expected < 1).any() and (expected == 1).any()

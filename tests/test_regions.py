@@ -18,8 +18,10 @@ def test_default_regions_are_estimated_na62():
     # every cut is in the one-line description the outputs print
     text = r.config()["description"]
     for piece in ("p 10–400 GeV", "105 <= z <= 180 m", "CDA < 50 mm",
-                  "both tracks muon-identified", "no other track (>= 3 chambers)"):
+                  "both tracks muon-identified", "no other track (>= 3 chambers)",
+                  "muon E/p < 0.2", "vetoes: LAV*"):
         assert piece in text
+    assert sel["vetoes"] == ["LAV*"] and sel["muon_id_ep_max"] == 0.2
 
 
 def test_classification_at_boundaries():
@@ -44,7 +46,7 @@ def test_classification_at_boundaries():
     ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='both'\n"
      "fiducial_z_min_m=1\nfiducial_z_max_m=2\ntrack_p_min_gev=1\ncda_max_m=1\n"
      "lav_veto=true\n[[region]]\nname='SR'\nz_tax_min_m=0\nz_tax_max_m=1\n"
-     "cda_tax_min_m=0\ncda_tax_max_m=1", "not modelled"),
+     "cda_tax_min_m=0\ncda_tax_max_m=1", "replaced by selection.vetoes"),
 ])
 def test_bad_files(tmp_path, text, message):
     """(The cases are above.)"""
@@ -65,6 +67,8 @@ _BASE = ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='both'\n"
     ("fiducial_cones=[[152.393, 0.5365]]", "needs fiducial_cone_tip_z_m"),
     ("fiducial_cones=[[20.0, 0.5]]\nfiducial_cone_tip_z_m=23.07", "each cone"),
     ("straw_chambers=2\nreconstructable_min_chambers=3", "reconstructable_min_chambers"),
+    ("vetoes='LAV3'", "vetoes must be a list"),
+    ("vetoes=[3]", "vetoes must be a list"),
 ])
 def test_bad_selection_keys_are_named(tmp_path, extra, message):
     path = tmp_path / "r.toml"

@@ -35,10 +35,19 @@ def real_result(tmp_path_factory):
                         systematics="none", progress=False)
 
 
-def _cell(value, stat, syst, ul=None, n_mc=0, n_eff=0.0, prompt=0.0, upstream=0.0):
+def _zone(value, stat, n_mc, ul):
+    return {"value": value, "stat": stat, "n_mc": n_mc,
+            "upper_limit_90": ul if n_mc == 0 else None}
+
+
+def _cell(value, stat, syst, ul=None, n_mc=0, n_eff=0.0, prompt=0.0, upstream=0.0,
+          zone_stat=(0.0, 0.0), zone_n=(0, 0)):
     return {"value": value, "stat": stat, "syst": syst,
             "syst_breakdown": {"pot": 0.2 * value}, "upper_limit_90": ul,
-            "n_mc": n_mc, "n_eff": n_eff, "prompt": prompt, "upstream_prompt": upstream}
+            "n_mc": n_mc, "n_eff": n_eff, "prompt": prompt, "upstream_prompt": upstream,
+            "zones": {"prompt": _zone(prompt, zone_stat[0], zone_n[0], ul or 2.0),
+                      "upstream_prompt": _zone(upstream, zone_stat[1], zone_n[1],
+                                               ul or 2.0)}}
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +56,15 @@ def doc(real_result):
     systematic variation (still valid against the schema)."""
     d = copy.deepcopy(real_result.document)
     d["regions"]["SR"]["mu-mu"] = _cell(3.21, 0.45, 0.67, n_mc=5, n_eff=4.2,
-                                        prompt=3.0, upstream=0.21)
+                                        prompt=3.0, upstream=0.21, zone_stat=(0.44, 0.09),
+                                        zone_n=(4, 1))
     d["regions"]["SR"]["mu-pi"] = _cell(0.0, 0.0, 0.0, ul=2.303)
     d["regions"]["SR"]["other"] = _cell(1234.5678, 98.76, 12.5, n_mc=40, n_eff=31.5,
-                                        prompt=1000.0, upstream=234.5678)
+                                        prompt=1000.0, upstream=234.5678,
+                                        zone_stat=(90.0, 40.0), zone_n=(30, 10))
     d["regions"]["CR"]["mu-pi"] = _cell(0.0123, 0.0045, 0.00213, n_mc=2, n_eff=1.9,
-                                        prompt=0.0123)
+                                        prompt=0.0123, zone_stat=(0.0045, 0.0),
+                                        zone_n=(2, 0))
     d["regions"]["outside"]["other"] = _cell(0.0, 0.0, 0.0, ul=17.5)
     syst = d["systematics"]
     syst["level"] = "fast"
@@ -121,12 +133,18 @@ def test_markdown_contains_the_numbers(doc):
     md = report.markdown(doc)
     assert md.startswith("# Prompt background, 1.4e+17 POT\n")
     rows = _md_rows(md, "region")
-    assert [r[0] for r in rows] == ["SR", "CR", "outside"]
-    for row, (region, cats) in zip(rows, report.regions(doc)):
-        assert row[1:] == [_expected_cell(cats[c]) for c in CATEGORIES]
-    assert rows[0] == ["SR", "3.21 ± 0.45 ± 0.67", "< 2.3", "1.23e+03 ± 99 ± 12"]
-    assert rows[1][2] == "0.0123 ± 0.0045 ± 0.0021"
-    assert rows[2][3] == "< 18"
+    # per region: prompt, upstream-prompt (value ± stat), total (± stat ± syst)
+    assert [r[:2] for r in rows] == [[reg, label] for reg in ("SR", "CR", "outside")
+                                     for label in ("prompt", "upstream-prompt", "total")]
+    totals = [r for r in rows if r[1] == "total"]
+    for row, (region, cats) in zip(totals, report.regions(doc)):
+        assert row[2:] == [_expected_cell(cats[c]) for c in CATEGORIES]
+    assert rows[0] == ["SR", "prompt", "3 ± 0.44", "< 2.3", "1e+03 ± 90"]
+    assert rows[1] == ["SR", "upstream-prompt", "0.21 ± 0.09", "< 2.3", "235 ± 40"]
+    assert rows[2] == ["SR", "total", "3.21 ± 0.45 ± 0.67", "< 2.3", "1.23e+03 ± 99 ± 12"]
+    assert rows[3][3] == "0.0123 ± 0.0045" and rows[4][3] == "< 2"
+    assert rows[5][3] == "0.0123 ± 0.0045 ± 0.0021"
+    assert rows[8][4] == "< 18"
     srows = _md_rows(md, "variation")
     names = [r[0] for r in srows]
     assert names[-1] == "quadrature" and names[-2] == "field:MNP33"
@@ -145,20 +163,24 @@ def test_latex_booktabs_and_numbers(doc):
     lines = tex.splitlines()
     assert tex.count("\\begin{tabular}") == tex.count("\\end{tabular}") == 2
     assert tex.count("\\toprule") == tex.count("\\bottomrule") == 2
-    assert tex.count("\\midrule") == 3  # header rule of each table + before quadrature
+    # header rule of each table, between the regions (2), before quadrature
+    assert tex.count("\\midrule") == 5
     for begin, end in (("\\begin{tabular}", "\\end{tabular}"), ("\\toprule", "\\bottomrule")):
         depth = 0
         for line in lines:
             depth += line.startswith(begin) - line.startswith(end)
             assert depth in (0, 1)
         assert depth == 0
-    assert lines[0] == "\\begin{tabular}{lccc}"
+    assert lines[0] == "\\begin{tabular}{llccc}"
     # exponents as powers of ten, never "e+03" (LaTeX would print "1.23e + 03")
-    assert "SR & $3.21 \\pm 0.45 \\pm 0.67$ & $< 2.3$ & " \
+    assert "SR & prompt & $3 \\pm 0.44$ & $< 2.3$ & $1 \\times 10^{3} \\pm 90$ \\\\" \
+        in lines
+    assert " & upstream-prompt & $0.21 \\pm 0.09$ & $< 2.3$ & $235 \\pm 40$ \\\\" in lines
+    assert " & total & $3.21 \\pm 0.45 \\pm 0.67$ & $< 2.3$ & " \
         "$1.23 \\times 10^{3} \\pm 99 \\pm 12$ \\\\" in lines
     assert "e+" not in tex and "e-" not in tex.replace("\\begin", "")
-    assert any(line.startswith("CR & $< ") and "$0.0123 \\pm 0.0045 \\pm 0.0021$" in line
-               for line in lines)
+    assert any(line.startswith(" & total & $< ") and "$0.0123 \\pm 0.0045 \\pm 0.0021$"
+               in line for line in lines)
     assert "\\begin{tabular}{lcccc}" in lines  # SR, CR, outside, total
     assert "field:MNP33 & $0.31$ & $0.052$ & $0$ & $0.36$ \\\\" in lines
     assert "scale:pair\\_production & $0$ & $0$ & $0$ & $0$ \\\\" in lines
@@ -168,7 +190,7 @@ def test_latex_booktabs_and_numbers(doc):
     for line in lines:
         if line.endswith("\\\\"):
             n = line.count("&") + 1
-            assert n in (4, 5)
+            assert n == 5
 
 
 def test_latex_escapes_region_names(doc):
@@ -187,8 +209,9 @@ def test_csv_one_row_per_cell_numbers_round_trip(doc):
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == 3 * len(CATEGORIES)
     assert list(table[0]) == ["region", "category", "value", "stat", "syst",
-                              "upper_limit_90", "n_mc", "n_eff", "prompt",
-                              "upstream_prompt"]
+                              "upper_limit_90", "n_mc", "n_eff", "prompt", "prompt_stat",
+                              "prompt_upper_limit_90", "upstream_prompt",
+                              "upstream_prompt_stat", "upstream_prompt_upper_limit_90"]
     assert [(r["region"], r["category"]) for r in table] == \
         [(r, c) for r in ("SR", "CR", "outside") for c in CATEGORIES]
     for row in table:
@@ -196,12 +219,27 @@ def test_csv_one_row_per_cell_numbers_round_trip(doc):
         for key in ("value", "stat", "syst", "n_eff", "prompt", "upstream_prompt"):
             assert float(row[key]) == e[key]  # exact: repr round trip
         assert int(row["n_mc"]) == e["n_mc"]
+        for zone in ("prompt", "upstream_prompt"):
+            z = e["zones"][zone]
+            assert float(row[zone]) == z["value"] and float(row[f"{zone}_stat"]) == z["stat"]
+            limit = row[f"{zone}_upper_limit_90"]
+            assert (limit == "") == (z["upper_limit_90"] is None)
         if e["upper_limit_90"] is None:
             assert row["upper_limit_90"] == ""
         else:
             assert float(row["upper_limit_90"]) == e["upper_limit_90"]
     sr = table[0]
     assert (float(sr["value"]), float(sr["n_eff"]), int(sr["n_mc"])) == (3.21, 4.2, 5)
+    assert (float(sr["prompt_stat"]), float(sr["upstream_prompt_stat"])) == (0.44, 0.09)
+
+
+def _filled(rows: list[list[str]]) -> list[list[str]]:
+    """Rows with an empty first cell given the region of the row above
+    (the terminal prints a region's name on its first row only)."""
+    out = []
+    for r in rows:
+        out.append([r[0] or out[-1][0], *r[1:]] if out else r)
+    return out
 
 
 def _rich_rows(table) -> list[list[str]]:
@@ -224,8 +262,9 @@ def test_terminal_tables_equal_markdown_rows(doc):
     assert len(tables) == 2 and all(isinstance(t, Table) for t in tables)
     md = report.markdown(doc)
     yields = _rich_rows(tables[0])
-    assert yields[0] == ["region", *CATEGORIES]
-    assert yields[1:] == _md_rows(md, "region")
+    assert yields[0] == ["region", "", *CATEGORIES]
+    assert _filled(yields[1:]) == _md_rows(md, "region")
+    assert [r[1] for r in yields[1:4]] == ["prompt", "upstream-prompt", "total"]
     syst = _rich_rows(tables[1])
     md_syst = _md_rows(md, "variation")
     assert syst[0] == ["variation", "SR", "CR", "outside", "total", "shift ± MC"]
@@ -238,10 +277,10 @@ def test_terminal_tables_equal_markdown_rows(doc):
 def test_terminal_tables_no_syst_table_at_level_none(real_result):
     tables = report.terminal_tables(real_result.document)
     assert len(tables) == 1
-    rows = _rich_rows(tables[0])[1:]
+    rows = _filled(_rich_rows(tables[0])[1:])
     assert rows == _md_rows(report.markdown(real_result.document), "region")
     ul = real_result.document["regions"]["SR"]["mu-mu"]["upper_limit_90"]
-    assert rows[0][1] == f"< {ul:.2g}"
+    assert rows[2][:3] == ["SR", "total", f"< {ul:.2g}"]
 
 
 def test_summary_and_mc_lines(real_result):

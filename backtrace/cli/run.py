@@ -29,6 +29,10 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               help="Force only these processes (repeatable; default all: photonuclear, "
               "pair_production, mumu_pair, bremsstrahlung, knock_on). Estimates over "
               "disjoint sets add up; a rare process forced alone gets every history.")
+@click.option("--prompt-z-min", "prompt_z_min_m", type=float, default=None,
+              metavar="Z_M", help="Boundary [m] between upstream-prompt (interactions "
+              "upstream of it) and prompt (at or downstream of it) in every table "
+              "(default: the geometry's decay-volume entrance, 105.095 m for NA62).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
@@ -53,20 +57,21 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
-        regions_file, samples_per_track, interactions_per_history, processes, seed, jobs,
-        batch_size,
-        prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
+        regions_file, samples_per_track, interactions_per_history, processes,
+        prompt_z_min_m, seed, jobs, batch_size, prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
         scheduler):
     """Estimate the prompt background from single tracks.
 
     Traces every track back to the dump, forces secondary interactions
     (--interactions-per-history per backward history) in the material
-    upstream of and around the decay volume,
-    transports the products to the STRAW chambers and MUV3, reconstructs
-    two-track vertices and Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other
-    yields in the SR, CR and outside, normalised to --target-pot, with
-    statistical and systematic uncertainties (reweighting, and re-runs with
-    common random numbers per --systematics).
+    upstream of and around the decay volume, transports the products
+    through the detector, applies the selection's vetoes (the LAVs for
+    μ+μ−, as weights with each detector's inefficiency) and muon
+    identification (MUV3, LKr E/p), reconstructs two-track vertices and
+    Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other yields in the SR, CR
+    and outside, prompt and upstream-prompt, normalised to --target-pot,
+    with statistical and systematic uncertainties (reweighting, and re-runs
+    with common random numbers per --systematics).
 
     \b
     $ backtrace run --tracks examples/sample.parquet --out result/
@@ -82,7 +87,8 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
                            regions_file=regions_file, pot_target=target_pot,
                            samples_per_track=samples_per_track, seed=seed, prior=prior,
                            interactions_per_history=interactions_per_history,
-                           processes=tuple(processes) or None)
+                           processes=tuple(processes) or None,
+                           prompt_z_min_m=prompt_z_min_m)
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                               batch_size=batch_size, progress=not quiet,
                               systematics=systematics, target_rel_unc=target_rel_unc,

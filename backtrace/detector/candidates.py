@@ -73,14 +73,22 @@ TRACK_STATUSES = ("reached_target", "left_world", "stopped")
 CANDIDATE_COLUMNS = ["interaction", "region", "category", "zone", "process", "weight",
                      "track_index", "sample_index", "z_tax_m", "cda_tax_m", "vertex_x_m",
                      "vertex_y_m", "vertex_z_m", "cda_m", "mass_gev", "p1_gev", "p2_gev",
-                     "muon_ids"]
+                     "muon_ids", "id_probability", "veto_survival", "volume",
+                     "interaction_z_m"]
+
+
+#: Active area of a chamber without an ``[element.detector]`` table: the
+#: annulus 0.1 m < r < 1.0 m around the axis.
+DEFAULT_CHAMBER = (1.0, 0.0, 0.0, 0.1)
 
 
 @dataclass(frozen=True)
 class Reconstruction:
     """What candidate building needs from the beam line and the run:
-    the STRAW chamber names (z order), STRAW1's z [m], the beam axis (point
-    [m], unit direction), the seed and whether momenta are smeared."""
+    the STRAW chamber names (z order) with their active areas (outer
+    radius, hole centre x, y and radius [m]), STRAW1's z [m], the beam axis
+    (point [m], unit direction), the seed, whether momenta are smeared and
+    the detector response (vetoes, identification; None: MUV3 hits only)."""
 
     straws: tuple[str, ...]
     straw1_z_m: float
@@ -88,12 +96,24 @@ class Reconstruction:
     axis_direction: np.ndarray
     seed: int
     smearing: bool = True
+    chambers: tuple = ()
+    response: object = None
 
     @classmethod
-    def from_beamline(cls, beamline, seed: int, smearing: bool = True):
+    def from_beamline(cls, beamline, seed: int, smearing: bool = True, response=None):
         point, direction = beamline.geometry.beam_axis
         straws = tuple(beamline.geometry.tracker_planes_z_m)
-        return cls(straws, beamline.first_tracker_z_m, point, direction, seed, smearing)
+        chambers = []
+        for name in straws:
+            d = beamline.geometry.element(name).detector or {}
+            chambers.append((float(d["active_radius_m"]), *map(float, d["hole_center_m"]),
+                             float(d["hole_radius_m"])) if d.get("role") == "tracker"
+                            else DEFAULT_CHAMBER)
+        return cls(straws, beamline.first_tracker_z_m, point, direction, seed, smearing,
+                   tuple(chambers), response)
+
+    def chamber(self, i: int) -> tuple:
+        return self.chambers[i] if self.chambers else DEFAULT_CHAMBER
 
 
 def category(id1, id2) -> np.ndarray:
@@ -118,29 +138,58 @@ def _empty_candidates() -> pd.DataFrame:
     return pd.DataFrame(columns=CANDIDATE_COLUMNS)
 
 
-def chambers_crossed(det: pd.DataFrame, straws) -> np.ndarray:
-    """Number of STRAW chambers whose active annulus each outcome crosses."""
-    return sum(straw_acceptance([(det[f"{s}_x_m"], det[f"{s}_y_m"])]).astype(int)
-               for s in straws)
+def in_chamber(x, y, chamber) -> np.ndarray:
+    """Inside a chamber's active area: r < outer radius and outside the
+    beam hole ((outer radius, hole x, hole y, hole radius) [m]; NaN: the
+    track did not reach the plane)."""
+    r_out, hx, hy, r_hole = chamber
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    return (np.hypot(x, y) < r_out) & (np.hypot(x - hx, y - hy) > r_hole)
 
 
-def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, straws,
+def chambers_crossed(det: pd.DataFrame, straws, recon=None) -> np.ndarray:
+    """Number of STRAW chambers whose active area each outcome crosses."""
+    if recon is None:
+        return sum(straw_acceptance([(det[f"{s}_x_m"], det[f"{s}_y_m"])]).astype(int)
+                   for s in straws)
+    return sum(in_chamber(det[f"{s}_x_m"], det[f"{s}_y_m"], recon.chamber(i)).astype(int)
+               for i, s in enumerate(straws))
+
+
+def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, recon: "Reconstruction",
                         min_chambers: int) -> pd.DataFrame:
     """Outcomes the spectrometer reconstructs (step 1): a track status, a
     non-zero weight factor and at least ``min_chambers`` STRAW chambers
-    crossed (``n_chambers``), with ``rng_key`` and ``muon_id``; product
-    order kept."""
+    crossed (``n_chambers``), with ``rng_key`` and ``muon_id`` (the
+    probability that the track is identified as a muon); product order
+    kept."""
     from ..interactions.products import product_key
 
     ok = det["status"].isin(TRACK_STATUSES) & (det["weight_factor"] > 0)
-    n_chambers = chambers_crossed(det, straws)
-    tracks = det[ok & (n_chambers >= min_chambers)].copy()
-    tracks["n_chambers"] = n_chambers[(ok & (n_chambers >= min_chambers)).to_numpy()]
+    n_chambers = chambers_crossed(det, recon.straws, recon if recon.chambers else None)
+    keep = (ok & (n_chambers >= min_chambers)).to_numpy()
+    tracks = det[keep].copy()
+    tracks["n_chambers"] = n_chambers[keep]
     h = inter.set_index("interaction").loc[tracks["interaction"]]
     tracks["rng_key"] = product_key(h, tracks["particle"])
-    is_muon = tracks["identity"].isin(list(MUON_IDENTITIES))
-    tracks["muon_id"] = is_muon & tracks["muv3_hit"].astype(bool)
+    if recon.response is None:
+        is_muon = tracks["identity"].isin(list(MUON_IDENTITIES))
+        tracks["muon_id"] = (is_muon & tracks["muv3_hit"].astype(bool)).astype(float)
+    else:
+        tracks["muon_id"] = recon.response.muon_id_probability(
+            tracks["identity"], tracks["muv3_hit"], tracks["e_over_p"],
+            tracks["punch_through"])
     return tracks
+
+
+def veto_survival(det: pd.DataFrame) -> pd.Series:
+    """Π ε over the veto crossings of all products of each interaction
+    (index: interaction): one value per product (its outcomes share its
+    trajectory)."""
+    if "veto_log_survival" not in det:
+        return pd.Series(1.0, index=pd.Index(det["interaction"].unique()))
+    per_product = det.drop_duplicates(["interaction", "particle"])
+    return np.exp(per_product.groupby("interaction")["veto_log_survival"].sum())
 
 
 def absence_factor(tracks: pd.DataFrame, a, b) -> np.ndarray:
@@ -233,10 +282,16 @@ def _passes(m: dict, tracks, a, b, selection: dict, recon: Reconstruction) -> np
     vertex = np.column_stack([m["vertex_x_m"], m["vertex_y_m"], m["vertex_z_m"]])
     ok &= in_fiducial_volume(vertex, selection, recon.axis_point, recon.axis_direction)
     ok &= ~(m["cda_m"] > selection["cda_max_m"])
-    muon_id = tracks["muon_id"].to_numpy(bool)
-    n_id = muon_id[a].astype(int) + muon_id[b].astype(int)
-    need = {"both": 2, "one": 1, "none": 0}[selection["muon_id"]]
-    return ok & (n_id >= need)
+    return ok
+
+
+def identification_probability(tracks, a, b, selection: dict) -> np.ndarray:
+    """P(the pair passes the selection's muon identification): both, at
+    least one, or no identified muon (independent tracks)."""
+    pa = tracks["muon_id"].to_numpy(float)[a]
+    pb = tracks["muon_id"].to_numpy(float)[b]
+    return {"both": pa * pb, "one": 1 - (1 - pa) * (1 - pb),
+            "none": np.ones(len(a))}[selection["muon_id"]]
 
 
 def _pairs_frame(interaction, cats, factor, inter, scale) -> pd.DataFrame:
@@ -255,38 +310,41 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
     if det is None or det.empty:
         return _empty_candidates(), empty_pairs()
     sel = regions.selection
-    tracks = spectrometer_tracks(det, inter, recon.straws,
-                                 sel["reconstructable_min_chambers"])
+    tracks = spectrometer_tracks(det, inter, recon, sel["reconstructable_min_chambers"])
     a, b = _pairs(tracks, sel)
     ident = tracks["identity"].to_numpy(object)
     cats = category(ident[a], ident[b])
     wf = tracks["weight_factor"].to_numpy(float)
-    factor = wf[a] * wf[b]
+    iid = tracks["interaction"].to_numpy()[a]
+    survival = veto_survival(det).reindex(iid).to_numpy(float) if len(a) else np.zeros(0)
+    factor = wf[a] * wf[b] * survival
     two_only = sel.get("exactly_two_tracks", True)
     if two_only and len(a):
         factor = factor * absence_factor(tracks, a, b)
-        keep = factor > 0
-        a, b, cats, factor = a[keep], b[keep], cats[keep], factor[keep]
-    iid = tracks["interaction"].to_numpy()[a]
+    keep = factor > 0
+    a, b, cats, factor, iid, survival = (a[keep], b[keep], cats[keep], factor[keep],
+                                         iid[keep], survival[keep])
     pairs = _pairs_frame(iid, cats, factor, inter, scale)
     if not len(a):
         return _empty_candidates(), pairs
     m = _measure_pairs(tracks, a, b, recon)
-    ok = _passes(m, tracks, a, b, sel, recon)
+    id_prob = identification_probability(tracks, a, b, sel)
+    ok = _passes(m, tracks, a, b, sel, recon) & (id_prob > 0)
     if not ok.any():
         return _empty_candidates(), pairs
-    muon_id = tracks["muon_id"].to_numpy(bool)
-    c = pd.DataFrame({"interaction": iid, "category": cats, "factor": factor,
-                      "muon_ids": muon_id[a].astype(int) + muon_id[b].astype(int),
-                      **m})[ok]
+    muon_id = tracks["muon_id"].to_numpy(float)
+    c = pd.DataFrame({"interaction": iid, "category": cats, "factor": factor * id_prob,
+                      "muon_ids": (muon_id[a] > 0).astype(int) + (muon_id[b] > 0).astype(int),
+                      "id_probability": id_prob, "veto_survival": survival, **m})[ok]
     if not two_only:
         # more tracks allowed: per interaction the pair with the smallest CDA
         c = c.sort_values(["interaction", "cda_m"], kind="stable") \
             .drop_duplicates("interaction", keep="first")
     c = c.reset_index(drop=True)
     i = inter.set_index("interaction").loc[c["interaction"]]
-    for col in ("zone", "process", "track_index", "sample_index"):
+    for col in ("zone", "process", "track_index", "sample_index", "volume"):
         c[col] = i[col].to_numpy()
+    c["interaction_z_m"] = i["z_m"].to_numpy()
     c["weight"] = i["weight"].to_numpy() * c["factor"] * scale
     c["region"] = regions.classify(c["z_tax_m"], c["cda_tax_m"])
     return c[CANDIDATE_COLUMNS], pairs

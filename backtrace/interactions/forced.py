@@ -29,9 +29,10 @@ expectation); no small-P condition is needed. Neglected: the change of the
 muon's state by one interaction before a later one (the back-traced path
 already includes the average effect of all energy losses).
 
-Zone: 'prompt' when the interaction is downstream of ``prompt_z_min_m``
-(default 105.0 m: the vacuum-tank end cap, the decay volume and its walls),
-'upstream_prompt' otherwise.
+Zone: 'prompt' when the interaction is at or downstream of ``prompt_z_min_m``
+(a run sets it to the geometry's decay-volume entrance, 105.095 m for NA62:
+the decay volume, its end cap and walls, the LAVs), 'upstream_prompt'
+otherwise (final collimator, TRIM5, beam pipe, ANTI0).
 """
 
 from __future__ import annotations

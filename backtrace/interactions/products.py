@@ -43,14 +43,18 @@ from ..tracks import momentum_gev
 from .decay import decay_length_m
 
 __all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
-           "TRANSPORT_P_MIN_GEV"]
+           "TRANSPORT_P_MIN_GEV", "TRACK_P_MIN_GEV"]
 
 ELECTRON_ABSORPTION_KG_M2 = 100.0
-#: Products below this momentum [GeV/c] are not transported: none can cross
-#: three STRAW chambers (the MNP33 kick of 0.27 GeV/c bends it by > 0.5 rad,
-#: out of the 1 m chambers 7.5 m downstream), so none is a track — measured
-#: in ``tests/interactions/test_products.py`` [est, the cut could be 1 GeV].
-TRANSPORT_P_MIN_GEV = 0.5
+#: No product below this momentum [GeV/c] can cross three STRAW chambers
+#: (the MNP33 kick of 0.27 GeV/c bends it by > 0.5 rad, out of the 1 m
+#: chambers 7.5 m downstream), so none is a track: measured in
+#: ``tests/interactions/test_products.py``.
+TRACK_P_MIN_GEV = 0.5
+#: Products below this momentum [GeV/c] are not transported [est]: a softer
+#: lepton of a pair still follows the muon and could fire a veto, but its
+#: share is negligible (a 10 MeV electron stops in a few mm of lead glass).
+TRANSPORT_P_MIN_GEV = 0.01
 
 
 def pion_absorption_length_kg_m2(material: str) -> float:
@@ -69,9 +73,11 @@ def product_key(hist, particle) -> np.ndarray:
 class ProductTransport:
     """Forward PUMAS transport of products with detector read-out."""
 
-    def __init__(self, beamline, seed: int = 1):
+    def __init__(self, beamline, seed: int = 1, response=None):
         from ..transport import TraceConfig, Tracer
 
+        #: the detector response (vetoes, LKr, MUV3; None: tracking only)
+        self.response = response
         self.geometry = beamline.geometry
         self.planes = beamline.detector_planes
         if "STRAW1" not in self.planes:
@@ -107,7 +113,24 @@ class ProductTransport:
         out.loc[forward, "status"] = status.reindex(key[forward]).to_numpy()
         readout = self._readout(states, key)
         out = pd.concat([out.reset_index(drop=True), readout.reset_index(drop=True)], axis=1)
+        if self.response is not None:
+            out = self._response(out, states, key)
         return self._identities(out, states, key, p)
+
+    def _response(self, out, states, key):
+        """Veto survival (Σ log ε of the product's crossings), LKr energy and
+        E/p of every product (:mod:`backtrace.detector.response`)."""
+        r = self.response
+        k = pd.Index(key)
+        log_s = r.product_log_survival(states).reindex(k).fillna(0.0).to_numpy()
+        e_lkr = r.lkr_energy_gev(states).reindex(k).fillna(0.0).to_numpy()
+        e_meas = r.smeared_energy(e_lkr, key)
+        p_ref = np.where(np.isfinite(out["STRAW1_pz_gev"]),
+                         np.sqrt(out["STRAW1_px_gev"] ** 2 + out["STRAW1_py_gev"] ** 2
+                                 + out["STRAW1_pz_gev"] ** 2), out["p_gev"])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ep = np.where(p_ref > 0, e_meas / p_ref, np.inf)
+        return out.assign(veto_log_survival=log_s, lkr_energy_gev=e_meas, e_over_p=ep)
 
     def _readout(self, states, key):
         cols = {}
@@ -125,6 +148,20 @@ class ProductTransport:
             for c, u in (("px_gev", "ux"), ("py_gev", "uy"), ("pz_gev", "uz")):
                 cols[f"{name}_{c}"] = (pmag * at[u]).reindex(idx).to_numpy()
         return pd.DataFrame(cols)
+
+    @staticmethod
+    def _optical_depth(states, z_from, z_to) -> pd.Series:
+        """Σ X/λ_π per product over the segments ending in (z_from, z_to]."""
+        if states is None or states.empty:
+            return pd.Series(dtype=float)
+        dx = states.groupby("track_index")["grammage_kg_m2"].diff().fillna(0.0)
+        z = states["z_m"]
+        dx = dx.where((z > z_from + 1e-6) & (z <= z_to + 1e-6), 0.0)
+        prev_material = states.groupby("track_index")["material"].shift(1).fillna(
+            states["material"])
+        by = dx.groupby([states["track_index"], prev_material]).sum()
+        lam = by.index.get_level_values(1).map(pion_absorption_length_kg_m2)
+        return (by / np.asarray(lam, float)).groupby(level=0).sum()
 
     def _identities(self, out, states, key, p):
         """Absorption / decay weights and identities per species. Absorption
@@ -150,21 +187,29 @@ class ProductTransport:
         with np.errstate(divide="ignore", invalid="ignore"):
             p_dec = -np.expm1(-flight / decay_length_m(np.maximum(p, 1e-9), "pion"))
         absorbed = total_x.reindex(k).fillna(0.0).to_numpy() > ELECTRON_ABSORPTION_KG_M2
+        punch = np.exp(-self._optical_depth(states, z_last, self.planes.get("MUV3", np.inf))
+                       .reindex(k).fillna(0.0).to_numpy())
         frames = []
         pi = names == "pi"
         if pi.any():
+            # a pion punching through to MUV3 (no nuclear interaction on the
+            # way) is the only way a not-decayed pion is taken for a muon
             frames.append(out[pi].assign(identity="pi",
                                          weight_factor=(w_abs * (1 - p_dec))[pi],
-                                         muv3_hit=False))
+                                         punch_through=punch[pi]))
             frames.append(out[pi].assign(identity="mu_from_pi",
-                                         weight_factor=(w_abs * p_dec)[pi]))
+                                         weight_factor=(w_abs * p_dec)[pi], punch_through=0.0))
         el = np.isin(names, ["e+", "e-"])
         if el.any():
-            e_out = out[el].assign(identity="e", weight_factor=1.0, muv3_hit=False)
+            # electrons shower in the LKr (E/p ~ 1) and never reach MUV3
+            e_out = out[el].assign(identity="e", weight_factor=1.0, muv3_hit=False,
+                                   punch_through=0.0)
+            if "e_over_p" in e_out:
+                e_out["e_over_p"] = 1.0
             e_out.loc[absorbed[el], "status"] = "absorbed"
             frames.append(e_out)
         mu = ~(pi | el)
         if mu.any():
-            frames.append(out[mu].assign(identity="mu", weight_factor=1.0))
+            frames.append(out[mu].assign(identity="mu", weight_factor=1.0, punch_through=0.0))
         return pd.concat(frames).sort_values(["interaction", "particle"],
                                              kind="stable").reset_index(drop=True)

@@ -42,7 +42,7 @@ def _inter(n):
     return pd.DataFrame({"interaction": np.arange(n), "track_index": 10 + np.arange(n),
                          "sample_index": np.zeros(n, int), "repeat": np.zeros(n, int),
                          "weight": 0.5 + np.arange(n), "zone": "prompt",
-                         "process": "mumu_pair"})
+                         "process": "mumu_pair", "volume": "TAX", "z_m": 23.0})
 
 
 def _reference(det, inter, scale, regions, recon):

@@ -117,3 +117,24 @@ def test_products_conserve_energy(traced, sampler):
 def test_unknown_process():
     with pytest.raises(KeyError, match="unknown process"):
         ForcedSampler(None, ForcedConfig(processes=("magic",)))
+
+
+def test_prompt_and_upstream_prompt_split_at_the_decay_volume_entrance(traced, physics,
+                                                                        beamline):
+    """NA62's table separates interactions inside the decay volume (its end
+    cap and walls included: prompt) from those upstream of it (final
+    collimator, TRIM5, beam pipe, ANTI0: upstream-prompt). The default
+    boundary is the geometry's decay-volume entrance, 105.095 m."""
+    from backtrace.config import RunConfig
+
+    boundary = RunConfig().prompt_boundary_m(beamline.geometry)
+    assert boundary == pytest.approx(105.095)
+    assert RunConfig(prompt_z_min_m=90.0).prompt_boundary_m(beamline.geometry) == 90.0
+    sampler = ForcedSampler(physics, ForcedConfig(z_max_m=beamline.first_tracker_z_m,
+                                                  prompt_z_min_m=boundary))
+    inter = pd.concat([sampler.sample(traced.states, seed=s)[0] for s in range(1, 6)])
+    prompt = inter["zone"] == "prompt"
+    assert list(prompt) == list(inter["z_m"] >= boundary)
+    assert prompt.any() and (~prompt).any()
+    assert "final-collimator" in set(inter.loc[~prompt, "volume"])
+    assert "tank-end-cap" in set(inter.loc[prompt, "volume"])

@@ -89,5 +89,5 @@ def test_broken_mdf_raises(tmp_path, monkeypatch):
 
 
 def test_unknown_material_lists_known(physics):
-    with pytest.raises(KeyError, match="known: air, concrete, copper"):
+    with pytest.raises(KeyError, match="known: air, aluminium, concrete, copper"):
         physics.material_index("Steell")
