@@ -29,7 +29,20 @@ class RunConfig:
     downstream of the TAX and keep the nominal prior); ``processes``: the
     forced processes (None: all of :data:`backtrace.interactions.PROCESSES`;
     estimates over disjoint subsets add up to the estimate over their union,
-    and a rare process forced alone gets all the histories).
+    and a rare process forced alone gets all the histories); ``allocation``:
+    how the forced interactions are shared among the processes
+    (:mod:`backtrace.allocation`: 'auto', 'uniform', 'natural' or
+    ((stratum, share), ...), a stratum being a process or
+    'process@z0-z1'); ``forcing_slice_m``: length [m] of the z slices that
+    split each process into strata for 'auto' and 'uniform' (None: one
+    stratum per process; a variance-only choice, any partition is unbiased);
+    ``forcing_defensive``: share of the draws that follow the natural
+    allocation whatever the allocation (bounds every forcing weight by
+    P / forcing_defensive; :data:`backtrace.allocation.NATURAL_DEFENSIVE`);
+    ``track_allocation``: how rounds after the first share their histories
+    among the tracks, 'weight' (the tracks furthest below their share of the
+    input weight double theirs, :func:`backtrace.allocation.track_passes`)
+    or 'uniform' (every track the same number).
     """
 
     geometry_file: str | None = None
@@ -48,8 +61,14 @@ class RunConfig:
     smearing: bool = True
     source_overrides: tuple[str, ...] | None = None
     processes: tuple[str, ...] | None = None
+    allocation: str | tuple = "auto"
+    forcing_slice_m: float | None = 5.0
+    forcing_defensive: float = 0.1
+    track_allocation: str = "weight"
 
     def __post_init__(self):
+        from .allocation import ALLOCATION_MODES
+
         if self.processes is not None:
             from .interactions import PROCESSES
 
@@ -57,6 +76,32 @@ class RunConfig:
             if unknown or not self.processes:
                 raise ValueError(f"processes {list(self.processes)}: expected one or more "
                                  f"of {', '.join(PROCESSES)}")
+        if self.track_allocation not in ("weight", "uniform"):
+            raise ValueError(f"track allocation {self.track_allocation!r}: expected "
+                             "'weight' or 'uniform'")
+        if isinstance(self.allocation, str):
+            if self.allocation not in ALLOCATION_MODES:
+                raise ValueError(f"allocation {self.allocation!r}: expected one of "
+                                 f"{', '.join(ALLOCATION_MODES)} or process shares")
+        else:
+            names = [p.partition("@")[0] for p, _ in self.allocation]
+            unknown = [p for p in names if p not in self.forced_processes()]
+            if unknown or not sum(s for _, s in self.allocation) > 0:
+                raise ValueError(f"allocation {list(self.allocation)[:4]}: shares of the "
+                                 f"forced processes ({', '.join(self.forced_processes())}) with a "
+                                 "positive sum")
+
+    def forced_allocation(self) -> dict | None:
+        """The sampler's allocation {stratum: share} ('uniform', and 'auto'
+        before its first Neyman round: every process the same share, the
+        slice within a process following σ ΔX; :mod:`backtrace.allocation`)
+        or None ('natural')."""
+        if self.allocation == "natural":
+            return None
+        if self.allocation in ("auto", "uniform"):
+            procs = self.forced_processes()
+            return {p: 1.0 / len(procs) for p in procs}
+        return dict(self.allocation)
 
     def forced_processes(self) -> tuple[str, ...]:
         from .interactions import PROCESSES
@@ -75,6 +120,8 @@ class RunConfig:
         if self.source_overrides is not None:
             d["source_overrides"] = list(self.source_overrides)
         d["processes"] = list(self.forced_processes())
+        if not isinstance(self.allocation, str):
+            d["allocation"] = {p: float(v) for p, v in self.allocation}
         return d
 
 

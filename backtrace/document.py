@@ -20,8 +20,8 @@ from importlib import resources
 
 import pandas as pd
 
-from .estimate import (CATEGORIES, UPPER_LIMIT_METHOD, quadrature, weight_per_entry,
-                       weighted_yield)
+from .estimate import (CATEGORIES, UPPER_LIMIT_METHOD, mc_error, quadrature,
+                       weight_per_entry, weighted_yield)
 
 __all__ = ["SCHEMA_VERSION", "DocumentError", "build_document", "validate_document"]
 
@@ -69,13 +69,15 @@ def _zone(sel: pd.DataFrame, zone: str, per_entry: float) -> dict:
             "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None}
 
 
-def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float) -> dict:
+def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc) -> dict:
     from .systematics import deltas
 
     sel = c[mask(c)]
     y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
     syst = deltas(c, runs, mask)
+    mc_err = mc(sel) if len(sel) else 0.0
     return {
+        "mc": mc_err, "mc_rel": mc_err / y.value if y.value > 0 else None,
         "zones": {z: _zone(sel, z, per_entry) for z in ZONES},
         "value": y.value, "stat": y.stat,
         "syst": quadrature(syst.values()), "syst_breakdown": syst,
@@ -87,14 +89,14 @@ def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float) -> dict:
     }
 
 
-def _regions_block(c, runs, regions, per_entry) -> dict:
+def _regions_block(c, runs, regions, per_entry, mc) -> dict:
     out = {}
     for region in regions.names:
         out[region] = {}
         for cat in CATEGORIES:
             def mask(f, region=region, cat=cat):
                 return (f["region"] == region) & (f["category"] == cat)
-            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"])
+            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"], mc)
     return out
 
 
@@ -196,7 +198,10 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
     return {
         "schema_version": SCHEMA_VERSION,
         "pot": config.pot_target, "pot_sample": tracks.pot,
-        "regions": _regions_block(c, runs, regions, per_entry),
+        "regions": _regions_block(
+            c, runs, regions, per_entry,
+            lambda sel: mc_error(sel, est["norm"], est["norm2"],
+                                 config.interactions_per_history)),
         "systematics": _systematics_block(c, est, reruns, runs, regions, level, config),
         "detector": {**(response.config() if response is not None else {}),
                      "prompt_boundary_z_m": config.prompt_boundary_m(geometry),

@@ -207,9 +207,15 @@ def track_statuses(row_status: pd.Series, history_status: pd.Series):
 
 
 def empty_candidates() -> pd.DataFrame:
-    return pd.DataFrame(columns=["region", "category", "zone", "process", "weight",
+    return pd.DataFrame(columns=["region", "category", "zone", "process", "stratum", "weight",
                                  "track_index", "sample_index", "history_raw",
                                  "z_tax_m", "cda_tax_m"])
+
+
+def _ordered(frame: pd.DataFrame, keys) -> pd.DataFrame:
+    if not len(frame):
+        return frame
+    return frame.sort_values([k for k in keys if k in frame], kind="stable")
 
 
 def combine_passes(passes: list[dict]) -> dict:
@@ -227,8 +233,13 @@ def combine_passes(passes: list[dict]) -> dict:
             f = frame.reset_index(drop=True)
             return f.assign(weight=f["weight"].to_numpy(float)
                             / norm.reindex(f["track_index"]).to_numpy())
-        c = normalised(concat([p["candidates"] for p in passes], empty_candidates()))
-        pairs = normalised(concat([p["pairs"] for p in passes], empty_pairs()))
+        # one order whatever the batching and the passes (sums are then
+        # bit-identical for any --jobs / --batch-size / track allocation)
+        c = normalised(_ordered(concat([p["candidates"] for p in passes],
+                                       empty_candidates()),
+                                ["track_index", "sample_index", "weight"]))
+        pairs = normalised(_ordered(concat([p["pairs"] for p in passes], empty_pairs()),
+                                    ["track_index", "category", "weight"]))
         iw = concat([p["interaction_weight"] for p in passes],
                     pd.Series(dtype=float)).groupby(level=0).sum()
         w_inter = float((iw / norm.reindex(iw.index)).sum()) if len(iw) else 0.0

@@ -65,7 +65,9 @@ class Pipeline:
         self.response = Response.from_geometry(self.geometry, self.regions.selection,
                                                config.seed)
         self.sampler = ForcedSampler(self.beamline.physics, ForcedConfig(
-            processes=config.forced_processes(),
+            processes=config.forced_processes(), allocation=config.forced_allocation(),
+            slice_m=config.forcing_slice_m, defensive=config.forcing_defensive
+            if config.allocation != "natural" else 0.0,
             q_min_gev=config.q_min_gev, z_min_m=config.forced_z_min_m,
             z_max_m=self.beamline.first_tracker_z_m,
             prompt_z_min_m=config.prompt_boundary_m(self.geometry)))
@@ -103,11 +105,12 @@ class Pipeline:
                "norm": hist.groupby("track_index")["posterior_raw"].sum(),
                "norm2": (hist["posterior_raw"] ** 2).groupby(hist["track_index"]).sum(),
                "candidates": pd.DataFrame(), "pairs": empty_pairs(), "interactions": 0,
+               "strata": pd.Series(dtype=np.int64),
                "interaction_weight": pd.Series(dtype=float)}
         if result.states is None or result.states.empty:
             return out
         hw = hist.set_index(["track_index", "sample_index"])["posterior_weight"]
-        inter, prods = self._interactions(result.states, hw)
+        inter, prods, drawn = self._interactions(result.states, hw)
         p = np.linalg.norm(prods[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
             if len(prods) else np.zeros(0)
         # every product that could make a track: the selected pair and the
@@ -121,12 +124,14 @@ class Pipeline:
             [cands["track_index"], cands["sample_index"]])).to_numpy(float) \
             if len(cands) else np.zeros(0)
         out.update(candidates=cands, pairs=pairs, interactions=len(inter),
+                   strata=drawn,
                    interaction_weight=inter.groupby("track_index")["weight"].sum()
                    * track_weight_scale)
         return out
 
     def _interactions(self, states, history_weight):
-        """K independent forced interactions per history, each weighted 1/K."""
+        """K independent forced interactions per history, each weighted 1/K;
+        returns (interactions, products, draws per stratum)."""
         k_rep = max(int(self.config.interactions_per_history), 1)
         parts_i, parts_p, offset = [], [], 0
         for rep in range(k_rep):
@@ -140,11 +145,12 @@ class Pipeline:
             parts_p.append(p_k)
         inter = pd.concat(parts_i, ignore_index=True)
         prods = pd.concat(parts_p, ignore_index=True)
+        drawn = inter.groupby("stratum").size()     # every draw, vetoed or not
         # the incoming muon fires the vetoes it crossed upstream of its interaction
         inter = inter.assign(weight=inter["weight"].to_numpy()
                              * np.exp(self.response.incoming_log_survival(states, inter)))
         inter = inter[inter["weight"] > 0]
-        return inter, prods[prods["interaction"].isin(inter["interaction"])]
+        return inter, prods[prods["interaction"].isin(inter["interaction"])], drawn
 
 
 @dataclass
@@ -156,21 +162,25 @@ class RunResult:
     candidates: pd.DataFrame
 
 
-def _collect(tracks, config: RunConfig, *, jobs, batch_size, progress, first_sample,
-             n_samples, label, pipeline=None, scheduler=None) -> dict:
-    """One pass over the track file with the sample indices ``first_sample``
-    … ``first_sample + n_samples − 1`` (unnormalised weights)."""
+def _collect(tracks, config: RunConfig, groups, *, jobs, batch_size, progress, label,
+             pipeline=None, scheduler=None) -> dict:
+    """One pass over the track file, in one map over the workers: per group
+    (first sample, n samples, track indices or None for all), the sample
+    indices ``first`` … ``first + n − 1`` of those tracks (unnormalised
+    weights)."""
     from .detector.candidates import empty_pairs
     from .executor import progress_bar, worker_map
 
     scale = config.pot_target / tracks.pot
-    batches = ((df, scale, first_sample, n_samples)
-               for df in tracks.iter_batches(batch_size))
+    batches = ((df, scale, first, n) for first, n, subset in groups
+               for df in _batches(tracks, batch_size, subset, jobs))
     results = worker_map(Pipeline, (config,), "process", batches, jobs=jobs,
                          scheduler=scheduler, local=pipeline)
     parts = []
-    with progress_bar(tracks.n_rows, label, progress) as bar:
-        task = bar.add_task("run", total=tracks.n_rows)
+    n_rows = sum(tracks.n_rows if subset is None else len(subset)
+                 for _, _, subset in groups)
+    with progress_bar(n_rows, label, progress) as bar:
+        task = bar.add_task("run", total=n_rows)
         for r in results:
             parts.append(r)
             bar.advance(task, len(r["row_status"]))
@@ -184,22 +194,54 @@ def _collect(tracks, config: RunConfig, *, jobs, batch_size, progress, first_sam
             "candidates": joined("candidates", empty_candidates()),
             "pairs": joined("pairs", empty_pairs()),
             "interactions": sum(r["interactions"] for r in parts),
+            "strata": joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
             "interaction_weight": joined("interaction_weight", pd.Series(dtype=float))}
 
 
-def _reruns(tracks, config, probe, systematics, n_total, **run) -> dict:
+def _batches(tracks, batch_size, subset, jobs=1):
+    """Batches of the track file, or of its rows ``subset`` (track indices)
+    regrouped into batches of at most ``batch_size``, at least 2 × ``jobs``
+    of them (a subset is a few heavy tracks with many histories each: small
+    batches keep every worker busy; results do not depend on batching)."""
+    if subset is None:
+        yield from tracks.iter_batches(batch_size)
+        return
+    keep = set(subset)
+    rows = pd.concat([df[df["track_index"].isin(keep)]
+                      for df in tracks.iter_batches(max(batch_size, 10_000))])
+    size = max(1, min(batch_size, -(-len(rows) // (2 * max(int(jobs), 1)))))
+    for start in range(0, len(rows), size):
+        yield rows.iloc[start:start + size]
+
+
+def _track_weights(tracks) -> pd.Series:
+    """The input weight of every track (Series over track_index; 1 without
+    a weight column; non-numeric or negative: 0, such rows fail validation)."""
+    parts = []
+    for df in tracks.iter_batches(10_000):
+        w = pd.to_numeric(df["weight"], errors="coerce") if "weight" in df \
+            else pd.Series(1.0, index=df.index)
+        parts.append(pd.Series(w.fillna(0.0).clip(lower=0.0).to_numpy(float),
+                               index=df["track_index"].to_numpy()))
+    return pd.concat(parts) if parts else pd.Series(dtype=float)
+
+
+def _reruns(tracks, probe, systematics, plan, **run) -> dict:
     """{variation: {direction: (Variation, combined estimate)}} of the
-    systematic re-runs with common random numbers."""
+    systematic re-runs with common random numbers: the passes of ``plan``
+    ((groups, configuration) of each round) again, varied."""
     from .systematics import rerun_variations, varied_config
 
     reruns: dict = {}
+    config = plan[0][1]
     for v in rerun_variations(probe.geometry, systematics, config.energy_loss):
-        vc = varied_config(config, v, n_total)
-        local = Pipeline(vc) if run["jobs"] <= 1 else None
-        run_v = combine_passes([_collect(tracks, vc, first_sample=0, n_samples=n_total,
-                                         pipeline=local,
-                                         label=f"syst {v.name} {v.direction}", **run)])
-        reruns.setdefault(v.name, {})[v.direction] = (v, run_v)
+        passes = []
+        for groups, cfg in plan:
+            vc = varied_config(cfg, v, cfg.samples_per_track)
+            local = Pipeline(vc) if run["jobs"] <= 1 else None
+            passes.append(_collect(tracks, vc, groups, pipeline=local,
+                                   label=f"syst {v.name} {v.direction}", **run))
+        reruns.setdefault(v.name, {})[v.direction] = (v, combine_passes(passes))
     return reruns
 
 
@@ -207,14 +249,16 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
                  progress: bool = True, systematics: str = "fast",
                  target_rel_unc: float | None = None,
                  max_samples_per_track: int = 256, max_time_s: float | None = None,
-                 log=None, scheduler: str | None = None) -> RunResult:
+                 log=None, scheduler: str | None = None,
+                 target_cell=("outside", "mu-mu")) -> RunResult:
     """Run the pipeline over a track file (a :class:`backtrace.tracks.Tracks`).
 
     ``target_rel_unc``: add rounds of histories (new sample indices: new,
-    independent random streams) until the relative MC uncertainty of the
-    total prompt estimate (all categories and regions) is at most this, or
-    ``max_samples_per_track`` / ``max_time_s`` is reached; the result equals
-    one run with ``--samples-per-track`` = the total reached.
+    independent random streams) until the relative MC uncertainty of
+    ``target_cell`` ((region, category); None: all categories and regions)
+    is at most this, or ``max_samples_per_track`` / ``max_time_s`` is
+    reached (:mod:`backtrace.rounds`; with the 'auto' allocation later
+    rounds use the Neyman allocation of :mod:`backtrace.allocation`).
     ``systematics``: 'none', 'fast' or 'full' (:mod:`backtrace.systematics`).
     ``log``: optional callable receiving one line per round."""
     from .document import build_document, validate_document
@@ -225,14 +269,18 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     probe = Pipeline(config)
     run = dict(jobs=jobs, batch_size=batch_size, progress=progress, scheduler=scheduler)
 
-    def collect(first, n, label):
-        return _collect(tracks, config, first_sample=first, n_samples=n, pipeline=probe,
-                        label=label, **run)
-    est, rounds, n_total, stopped_by = run_rounds(
-        collect, config, target_rel_unc, max_samples_per_track, max_time_s, log, t0)
+    def collect(groups, label, round_config):
+        local = probe if round_config.forced_allocation() == config.forced_allocation() \
+            else Pipeline(round_config, beamline=probe.beamline)
+        return _collect(tracks, round_config, groups, pipeline=local, label=label, **run)
+    est, rounds, n_total, stopped_by, plan = run_rounds(
+        collect, config, target_rel_unc, max_samples_per_track, max_time_s, log, t0,
+        target_cell, strata=probe.sampler.strata(),
+        track_weights=_track_weights(tracks) if config.track_allocation == "weight"
+        else None)
     mc = mc_summary(rounds, n_total, stopped_by, target_rel_unc, max_samples_per_track,
-                    max_time_s, time.perf_counter() - t0)
-    reruns = _reruns(tracks, config, probe, systematics, n_total, **run)
+                    max_time_s, time.perf_counter() - t0, target_cell)
+    reruns = _reruns(tracks, probe, systematics, plan, **run)
     final = replace(config, samples_per_track=n_total)
     doc = build_document(tracks, final, probe.geometry, probe.regions, est, reruns,
                          systematics, mc, time.perf_counter() - t0, probe.response)

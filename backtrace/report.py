@@ -102,25 +102,50 @@ def shift_note(doc: dict, name: str) -> str:
                      for d, r in sorted(runs.items()))
 
 
+def _histories(mc: dict) -> str:
+    mean = mc.get("histories_per_track_mean")
+    if mean is None or abs(mean - mc["samples_per_track"]) < 1e-9:
+        return f"{mc['samples_per_track']} histories/track"
+    return (f"{mean:.3g} histories/track on average (up to {mc['samples_per_track']}, "
+            "in proportion to the track weights)")
+
+
 def mc_line(doc: dict) -> str:
-    """One line on the Monte Carlo precision reached."""
+    """One line on the Monte Carlo precision reached: the target cell's
+    relative MC uncertainty (documents before targets: the total's), the
+    total, the histories, the rounds and the allocation."""
     mc = doc.get("mc")
     if not mc:
         return ""
     rel = mc.get("rel_unc")
-    mc_err = mc.get("total_prompt_mc")
+    cell = mc.get("target_cell", "total")
+    value = mc.get("target_value", mc["total_prompt"])
+    mc_err = mc.get("target_mc", mc.get("total_prompt_mc"))
     rel_s = f"{100 * rel:.0f} %" if rel is not None else (
-        "undefined (no candidate)" if not mc["total_prompt"] else
+        "undefined (no candidate)" if not value else
         "not estimable with one history per track")
     mc_s = "?" if mc_err is None else f"{mc_err:.2g}"
-    line = (f"total prompt {mc['total_prompt']:.3g} ± {mc_s} "
-            f"(MC; ± {mc['total_prompt_stat']:.2g} with the track sample), relative "
-            f"MC uncertainty {rel_s} with {mc['samples_per_track']} histories/track")
+    total_mc = mc.get("total_prompt_mc")
+    line = (f"{cell} {value:.3g} ± {mc_s} (MC), relative MC uncertainty {rel_s}; "
+            f"total prompt {mc['total_prompt']:.3g} ± "
+            f"{'?' if total_mc is None else f'{total_mc:.2g}'} (MC; ± "
+            f"{mc['total_prompt_stat']:.2g} with the track sample); "
+            + _histories(mc))
     if mc.get("target_rel_unc") is not None:
         reached = mc["stopped_by"] == "target"
         line += (f" after {len(mc['rounds'])} round(s), {mc['elapsed_s']:.0f} s; target "
                  f"{100 * mc['target_rel_unc']:.0f} % "
                  + ("reached" if reached else f"not reached ({mc['stopped_by']} cap)"))
+    ts = mc.get("track_sample")
+    if ts and mc.get("target_rel_unc") and ts["rel_unc"] > mc["target_rel_unc"]:
+        n = sum(doc.get("tracks", {}).values())
+        line += (f"; the track sample alone gives ±{100 * ts['rel_unc']:.0f} %: "
+                 f"~{ts['tracks_needed_factor'] * n:.2g} tracks would reach the target")
+    alloc = mc["rounds"][-1].get("allocation") if mc.get("rounds") else None
+    if alloc is not None:
+        from .allocation import describe
+
+        line += "; forcing allocation " + describe(alloc)
     return line
 
 
@@ -252,13 +277,13 @@ def csv_text(doc: dict) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["region", "category", "value", "stat", "syst", "upper_limit_90",
-                "n_mc", "n_eff", "prompt", "prompt_stat", "prompt_upper_limit_90",
+                "n_mc", "n_eff", "mc", "prompt", "prompt_stat", "prompt_upper_limit_90",
                 "upstream_prompt", "upstream_prompt_stat", "upstream_prompt_upper_limit_90"])
     for region, cat, e in rows(doc):
         zones = [(zone_entry(e, z)["value"], zone_entry(e, z)["stat"],
                   zone_entry(e, z)["upper_limit_90"]) for z in ZONE_LABELS]
         w.writerow([region, cat, e["value"], e["stat"], e["syst"], e["upper_limit_90"],
-                    e["n_mc"], e["n_eff"], *zones[0], *zones[1]])
+                    e["n_mc"], e["n_eff"], e.get("mc", ""), *zones[0], *zones[1]])
     return buf.getvalue()
 
 

@@ -2,20 +2,65 @@
 
 ``backtrace run --target-rel-unc R`` adds passes over the track file with
 new sample indices (new, independent random streams) until the relative MC
-uncertainty of the total prompt estimate reaches R or a cap stops it
+uncertainty of the target cell (``--target-cell``, default μ-μ outside
+SR/CR; ``total``: all categories and regions) reaches R or a cap stops it
 (histories per track, time). Because every history's random stream depends
-only on (seed, track, sample), the result equals one run with the total
-number of histories (:func:`backtrace.estimate.combine_passes`).
+only on (seed, track, sample), the result equals one run over the same
+sample ranges (:func:`backtrace.estimate.combine_passes`). With the
+``auto`` allocation each round after the first forces the processes with
+the Neyman allocation measured on the rounds before it
+(:mod:`backtrace.allocation`); each round's allocation is recorded.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 
-from .estimate import combine_passes, total_prompt
+import numpy as np
+import pandas as pd
 
-__all__ = ["next_round", "run_rounds", "mc_summary"]
+from .estimate import combine_passes, mc_error, total_prompt, weighted_yield
+
+__all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate"]
+
+#: The default target cell: the published headline (μ-μ outside SR/CR).
+DEFAULT_TARGET_CELL = ("outside", "mu-mu")
+
+
+def parse_target_cell(text: str | None) -> tuple[str, str] | None:
+    """'REGION/CATEGORY' → (region, category); 'total' → None."""
+    if text is None:
+        return DEFAULT_TARGET_CELL
+    if text == "total":
+        return None
+    region, sep, cat = text.partition("/")
+    if not sep or not region or cat not in ("mu-mu", "mu-pi", "other"):
+        raise ValueError(f"target cell {text!r}: expected REGION/CATEGORY (category "
+                         "mu-mu, mu-pi or other), e.g. outside/mu-mu, or 'total'")
+    return region, cat
+
+
+def _in_cell(c, cell):
+    if cell is None or not len(c):
+        return c
+    return c[(c["region"] == cell[0]) & (c["category"] == cell[1])]
+
+
+def cell_estimate(est: dict, cell, k: int | None) -> tuple[float, float, float]:
+    """(Σw, per-track Σw² error, MC error) of one cell (None: everything)."""
+    if cell is None:
+        return total_prompt(est, k)
+    c = _in_cell(est["candidates"], cell)
+    if not len(c):
+        return 0.0, 0.0, 0.0
+    y = weighted_yield(c["weight"], c["track_index"])
+    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"], k)
+
+
+def _label(cell) -> str:
+    return "total" if cell is None else f"{cell[0]}/{cell[1]}"
 
 
 def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: int,
@@ -45,50 +90,166 @@ def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: 
     return n, None
 
 
+def _next_config(config, current, plan, draws, est, cell, strata):
+    """The configuration of the next round: with the 'auto' allocation, the
+    Neyman allocation measured on the target cell's candidates of every
+    pass so far (each with the draws per stratum it made)."""
+    from .allocation import neyman
+
+    if config.allocation != "auto":
+        return current
+    c = _in_cell(est["candidates"], cell)
+    parts = []
+    for (groups, _), drawn in zip(plan, draws):
+        parts.append((_in_groups(c, groups), drawn))
+    shares = neyman(parts, strata)
+    return current if shares is None else replace(config, allocation=shares)
+
+
+def _in_groups(c, groups):
+    """The candidates of one pass: their (track, sample) in one of its
+    groups (first sample, n samples, tracks or None)."""
+    if not len(c):
+        return c
+    keep = np.zeros(len(c), bool)
+    s, t = c["sample_index"].to_numpy(), c["track_index"]
+    for first, n, subset in groups:
+        mine = (s >= first) & (s < first + n)
+        if subset is not None:
+            mine &= t.isin(subset).to_numpy()
+        keep |= mine
+    return c[keep]
+
+
+def _round_passes(n_hist, n_next, track_weights, max_samples):
+    """[(first sample, n samples, tracks or None)] of the next round: every
+    track gets ``n_next`` more histories, or, with ``track_weights``, the
+    tracks furthest below their weight share double theirs (or fill up
+    to the cap)
+    (:func:`backtrace.allocation.track_passes`, same budget)."""
+    from .allocation import track_passes, track_shares
+
+    if track_weights is None or n_hist is None:
+        first = 0 if n_hist is None else int(n_hist.max())
+        return [(first, n_next, None)]
+    groups = track_passes(n_hist, track_shares(track_weights.reindex(n_hist.index)),
+                          float(n_next * len(n_hist)), max_samples)
+    return groups
+
+
 def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_s,
-               log, t0) -> tuple[dict, list, int, str | None]:
-    """Passes ``collect(first_sample, n_samples, label)`` of new histories
+               log, t0, target_cell=DEFAULT_TARGET_CELL, strata=None,
+               track_weights=None) -> tuple:
+    """Passes ``collect(groups, label, config)`` of new histories, one per
+    round (groups: (first sample, n samples, track indices or None for all))
     until the target, a cap or no target; returns (combined estimate,
-    rounds, histories per track, what stopped it)."""
-    passes, rounds, n_total, n_next = [], [], 0, config.samples_per_track
-    while n_next:
-        passes.append(collect(n_total, n_next, "estimating" if not rounds
-                              else f"round {len(rounds) + 1}"))
-        n_total += n_next
+    rounds, the largest number of histories of a track, what stopped it,
+    the passes as (groups, configuration)).
+    ``track_weights`` (Series over track_index): rounds after the first
+    give histories in proportion to them instead of evenly."""
+    passes, rounds, plan = [], [], []
+    n_hist = None                       # histories per track so far
+    todo = [(0, config.samples_per_track, None)]
+    round_config = config
+    stopped_by = None
+    while todo:
+        label = "estimating" if not rounds else f"round {len(rounds) + 1}"
+        cfg = replace(round_config, samples_per_track=max(n for _, n, _ in todo))
+        passes.append(collect(todo, label, cfg))
+        plan.append((todo, cfg))
+        for first, n, subset in todo:
+            if n_hist is None:
+                n_hist = pd.Series(n, index=passes[-1]["row_status"].index)
+            elif subset is None:
+                n_hist += n
+            else:
+                n_hist[subset] += n
         est = combine_passes(passes)
-        total, stat, mc_err = total_prompt(est, config.interactions_per_history)
-        if n_total < 2 and total > 0:
+        k = config.interactions_per_history
+        total, stat, total_mc = total_prompt(est, k)
+        value, cell_stat, mc_err = cell_estimate(est, target_cell, k)
+        n_mean = float(n_hist.mean()) if len(n_hist) else 0.0
+        if int(n_hist.min() if len(n_hist) else 0) < 2 and value > 0:
             # one history per track: the self-normalised estimate of a track
             # is its one history's value, whose spread (forced interaction,
             # products) the delta method cannot see — not estimable
-            mc_err = math.inf
-        rel = mc_err / total if total > 0 else math.inf
+            mc_err = total_mc = math.inf
+        rel = mc_err / value if value > 0 else math.inf
         elapsed = time.perf_counter() - t0
-        rounds.append({"samples_per_track": n_total, "total_prompt": total,
-                       "stat": stat, "mc": mc_err if math.isfinite(mc_err) else None,
+        rounds.append({"samples_per_track": int(n_hist.max()) if len(n_hist) else 0,
+                       "histories": int(n_hist.sum()),
+                       "histories_per_track_mean": n_mean,
+                       "tracks_in_round": len(n_hist) if todo[0][2] is None
+                       else sum(len(s) for _, _, s in todo),
+                       "total_prompt": total,
+                       "stat": stat, "mc": total_mc if math.isfinite(total_mc) else None,
+                       "target_value": value, "target_stat": cell_stat,
+                       "target_mc": mc_err if math.isfinite(mc_err) else None,
                        "rel_unc": rel if math.isfinite(rel) else None,
+                       "allocation": _allocation_record(round_config),
                        "elapsed_s": elapsed})
-        n_next, stopped_by = next_round(n_total, rel, target_rel_unc,
+        n_max = int(n_hist.max()) if len(n_hist) else 0
+        n_next, stopped_by = next_round(max(int(round(n_mean)), 1) if track_weights is not None
+                                        else n_max, rel, target_rel_unc,
                                         max_samples_per_track, elapsed, max_time_s,
-                                        elapsed / n_total)
+                                        elapsed / max(n_mean, 1e-9))
+        todo = []
+        if n_next:
+            todo = _round_passes(n_hist, n_next, track_weights, max_samples_per_track)
+            if not todo:
+                stopped_by = "max_samples"
+            round_config = _next_config(config, round_config, plan,
+                                        [p.get("strata") for p in passes], est,
+                                        target_cell, strata)
         if log is not None and target_rel_unc is not None:
-            log(f"round {len(rounds)}: {n_total} histories/track, total prompt "
-                f"{total:.3g} ± {mc_err:.2g} (MC, rel. {rel:.2g}), {elapsed:.0f} s")
-    return est, rounds, n_total, stopped_by
+            spread = "" if track_weights is None else \
+                f" (mean {n_mean:.3g}, {int(n_hist.min())}–{n_max})"
+            log(f"round {len(rounds)}: {n_max} histories/track{spread}, "
+                f"{_label(target_cell)} {value:.3g} ± {mc_err:.2g} (MC, rel. {rel:.2g}), "
+                f"{elapsed:.0f} s")
+    return est, rounds, n_max, stopped_by, plan
+
+
+def _allocation_record(config):
+    a = config.forced_allocation()
+    if a is None or isinstance(a, str):
+        return "natural" if a is None else a
+    return {p: float(v) for p, v in a.items()}
+
+
+def track_sample_term(last: dict, target: float | None) -> dict | None:
+    """The part of the target cell's per-track error that more histories
+    cannot remove (the finite number of observed tracks): √(stat² − MC²),
+    relative, and the tracks a sample would need for ``target`` (it falls
+    as 1/√tracks)."""
+    value, stat, mc = last["target_value"], last["target_stat"], last["target_mc"]
+    if not value or mc is None:
+        return None
+    rel = math.sqrt(max(stat ** 2 - mc ** 2, 0.0)) / value
+    return {"rel_unc": rel, "tracks_needed_factor":
+            (rel / target) ** 2 if target else None}
 
 
 def mc_summary(rounds, n_total, stopped_by, target, max_samples, max_time_s,
-                elapsed) -> dict:
-    return {"target_rel_unc": target, "rel_unc": rounds[-1]["rel_unc"],
+               elapsed, target_cell=DEFAULT_TARGET_CELL) -> dict:
+    return {"target_rel_unc": target, "target_cell": _label(target_cell),
+            "target_value": rounds[-1]["target_value"],
+            "target_mc": rounds[-1]["target_mc"], "rel_unc": rounds[-1]["rel_unc"],
+            "track_sample": track_sample_term(rounds[-1], target),
             "total_prompt": rounds[-1]["total_prompt"],
             "total_prompt_stat": rounds[-1]["stat"], "total_prompt_mc": rounds[-1]["mc"],
             "samples_per_track": n_total,
+            "histories": rounds[-1]["histories"],
+            "histories_per_track_mean": rounds[-1]["histories_per_track_mean"],
             "max_samples_per_track": max_samples, "max_time_s": max_time_s,
             "stopped_by": stopped_by, "rounds": rounds, "elapsed_s": elapsed,
-            "definition": "rel_unc = MC error / total prompt (all categories and "
-                          "regions); MC error: delta-method error of the per-track "
-                          "self-normalised estimates (falls as 1/sqrt(histories)); "
-                          "total_prompt_stat: per-track sum-w2 error, which also holds "
-                          "the finite number of observed tracks",
-            "note": "rounds add new sample indices; the numbers equal one run with "
-                    f"--samples-per-track {n_total}"}
+            "definition": "rel_unc = MC error / value of the target cell (target_cell: "
+                          "REGION/CATEGORY, or total = all categories and regions); MC "
+                          "error: delta-method error of the per-track self-normalised "
+                          "estimates (falls as 1/sqrt(histories)); total_prompt_stat: "
+                          "per-track sum-w2 error, which also holds the finite number of "
+                          "observed tracks",
+            "note": "rounds add new sample indices; the numbers equal one run over the "
+                    "same sample ranges with the same allocations (rounds[].allocation); "
+                    f"samples_per_track: the most histories of one track ({n_total}), "
+                    "histories: over all tracks"}

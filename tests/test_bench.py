@@ -34,3 +34,7 @@ def test_bench_quick_json_structure():
         assert s["histories"] == 150 and s["tracks_per_s"] > 0 and s["peak_rss_mb"] > 50
     assert report["scaling"][1]["peak_rss_worker_mb"] > 50
     assert report["cpu_count"] >= 1
+    alloc = report["allocation"]
+    assert alloc["tracks"] == 40
+    for mode in ("plain", "variance-reduced"):
+        assert alloc[mode]["elapsed_s"] > 0 and alloc[mode]["figure_of_merit"] >= 0

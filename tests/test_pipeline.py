@@ -23,15 +23,17 @@ def head40(tmp_path_factory):
     return path
 
 
-def _run(path, n, **kw):
+def _run(path, n, allocation="uniform", track_allocation="uniform", **kw):
     config = RunConfig(regions_file=LOOSE, samples_per_track=n,
-                       interactions_per_history=16)
+                       interactions_per_history=16, allocation=allocation,
+                       track_allocation=track_allocation)
     return run_estimate(Tracks.open(path), config, systematics="none",
                         progress=False, **kw).document
 
 
 @pytest.fixture(scope="module")
 def single4(head40):
+    """(A fixed allocation: rounds then equal one run; 'auto' changes it.)"""
     return _run(head40, 4)
 
 
@@ -143,3 +145,82 @@ def test_interaction_weights_carry_the_incoming_muon_veto(head40, tmp_path):
     np.testing.assert_allclose(b["weight"].to_numpy(), a["weight"].to_numpy() * expected,
                                rtol=1e-12)
     assert (expected < 1).any() and (expected == 1).any()
+
+
+def _category_sums(doc):
+    """{category: (Σ value over regions, MC error)}."""
+    import numpy as np
+
+    return {cat: (sum(doc["regions"][r][cat]["value"] for r in doc["regions"]),
+                  float(np.sqrt(sum(doc["regions"][r][cat]["mc"] ** 2
+                                    for r in doc["regions"]))))
+            for cat in ("mu-mu", "mu-pi", "other")}
+
+
+def test_stratified_estimate_equals_the_plain_forced_one(head40):
+    """The trident and bremsstrahlung forced with shares 0.5/0.5 (each
+    interaction weighted P_p/q_p) against plain forcing of each alone
+    (estimates over disjoint process sets add up): the same histories (one
+    per track, same seed), so the two differ only by the forcing, whose
+    spread the MC error holds (K = 64 repeats). Per category they agree
+    within 3 combined MC errors. (That dropping 1/q_p fails is tested on
+    the forced weights, tests/interactions/test_forced.py.)"""
+    import numpy as np
+
+    def run(processes, allocation):
+        config = RunConfig(regions_file=LOOSE, samples_per_track=1,
+                           interactions_per_history=64, processes=processes,
+                           allocation=allocation)
+        return _category_sums(run_estimate(Tracks.open(head40), config,
+                                           systematics="none", progress=False).document)
+
+    strat = run(("mumu_pair", "bremsstrahlung"),
+                (("mumu_pair", 0.5), ("bremsstrahlung", 0.5)))
+    alone = [run((p,), "natural") for p in ("mumu_pair", "bremsstrahlung")]
+    assert strat["mu-mu"][0] > 0
+    for cat in strat:
+        plain = sum(a[cat][0] for a in alone)
+        err = np.sqrt(strat[cat][1] ** 2 + sum(a[cat][1] ** 2 for a in alone))
+        assert abs(strat[cat][0] - plain) <= 3 * err, cat
+
+
+def test_auto_allocation_starts_uniform_then_follows_the_target_cell(head40):
+    """Round 1 forces every process equally (the slice following σ ΔX);
+    round 2 uses the Neyman shares of the strata (process × 5 m slice)
+    measured on the target cell (all cells here), every stratum keeping at
+    least the defensive share; every round records its allocation."""
+    from backtrace.allocation import DEFENSIVE
+
+    doc = _run(head40, 2, allocation="auto", target_rel_unc=1e-6, max_samples_per_track=4,
+               target_cell=None)
+    rounds = doc["mc"]["rounds"]
+    assert len(rounds) == 2 and doc["mc"]["target_cell"] == "total"
+    first, second = rounds[0]["allocation"], rounds[1]["allocation"]
+    assert first == {p: 0.2 for p in doc["config"]["processes"]}
+    n_strata = 5 * 17           # processes × slices of 5 m from 100 m to STRAW1
+    assert len(second) == n_strata and sum(second.values()) == pytest.approx(1.0)
+    assert min(second.values()) == pytest.approx(DEFENSIVE / n_strata)
+    top = max(second, key=second.get)
+    assert top.startswith("mumu_pair@") and second[top] > 0.1   # the loose selection's yield
+
+
+def test_rounds_give_histories_in_proportion_to_the_track_weights(head40):
+    """With track_allocation 'weight' (default), rounds after the first
+    double the histories of the tracks furthest below their weight share:
+    the heavy tracks get them, the total stays below a uniform doubling, and
+    the output records the counts."""
+    config = RunConfig(regions_file=LOOSE, samples_per_track=2, interactions_per_history=4,
+                       allocation="natural")
+    doc = run_estimate(Tracks.open(head40), config, systematics="none", progress=False,
+                       target_rel_unc=1e-6, max_samples_per_track=8).document
+    rounds = doc["mc"]["rounds"]
+    assert [r["samples_per_track"] for r in rounds[:3]] == [2, 4, 8]
+    assert rounds[0]["tracks_in_round"] == 40 and 0 < rounds[1]["tracks_in_round"] < 40
+    assert rounds[0]["histories"] == 80 < rounds[1]["histories"] < 160
+    assert rounds[1]["histories_per_track_mean"] == pytest.approx(rounds[1]["histories"] / 40)
+    # rounds go on until every track has the cap (the target is out of reach)
+    assert doc["mc"]["stopped_by"] == "max_samples" and doc["mc"]["histories"] == 8 * 40
+    from backtrace.report import _histories
+    assert _histories(rounds[1] | {"samples_per_track": 4}) == (
+        f"{rounds[1]['histories_per_track_mean']:.3g} histories/track on average "
+        "(up to 4, in proportion to the track weights)")

@@ -42,7 +42,8 @@ def _zone(value, stat, n_mc, ul):
 
 def _cell(value, stat, syst, ul=None, n_mc=0, n_eff=0.0, prompt=0.0, upstream=0.0,
           zone_stat=(0.0, 0.0), zone_n=(0, 0)):
-    return {"value": value, "stat": stat, "syst": syst,
+    return {"value": value, "stat": stat, "syst": syst, "mc": 0.8 * stat,
+            "mc_rel": 0.8 * stat / value if value else None,
             "syst_breakdown": {"pot": 0.2 * value}, "upper_limit_90": ul,
             "n_mc": n_mc, "n_eff": n_eff, "prompt": prompt, "upstream_prompt": upstream,
             "zones": {"prompt": _zone(prompt, zone_stat[0], zone_n[0], ul or 2.0),
@@ -155,7 +156,7 @@ def test_markdown_contains_the_numbers(doc):
     assert srows[-1][1:6] == ["0.67", "0.09", "0", "0.8", "combined in quadrature"]
     assert f"Tracks per status: {doc['tracks']}." in md
     assert f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])};" in md
-    assert md.rstrip().endswith("with 1 histories/track.")
+    assert "; 1 histories/track; forcing allocation equal shares over 5 processes." in md
 
 
 def test_latex_booktabs_and_numbers(doc):
@@ -209,14 +210,14 @@ def test_csv_one_row_per_cell_numbers_round_trip(doc):
     table = list(csv.DictReader(io.StringIO(text)))
     assert len(table) == 3 * len(CATEGORIES)
     assert list(table[0]) == ["region", "category", "value", "stat", "syst",
-                              "upper_limit_90", "n_mc", "n_eff", "prompt", "prompt_stat",
+                              "upper_limit_90", "n_mc", "n_eff", "mc", "prompt", "prompt_stat",
                               "prompt_upper_limit_90", "upstream_prompt",
                               "upstream_prompt_stat", "upstream_prompt_upper_limit_90"]
     assert [(r["region"], r["category"]) for r in table] == \
         [(r, c) for r in ("SR", "CR", "outside") for c in CATEGORIES]
     for row in table:
         e = doc["regions"][row["region"]][row["category"]]
-        for key in ("value", "stat", "syst", "n_eff", "prompt", "upstream_prompt"):
+        for key in ("value", "stat", "syst", "n_eff", "mc", "prompt", "upstream_prompt"):
             assert float(row[key]) == e[key]  # exact: repr round trip
         assert int(row["n_mc"]) == e["n_mc"]
         for zone in ("prompt", "upstream_prompt"):
@@ -290,7 +291,9 @@ def test_summary_and_mc_lines(real_result):
                            f"forced interactions, {d['candidates']} selected candidates")
     assert sum(d["tracks"].values()) == 20
     assert line.endswith("→ outdir/background.json")
-    assert "with 1 histories/track" in report.mc_line(d)
+    mc = report.mc_line(d)
+    assert mc.startswith("outside/mu-mu ") and "; 1 histories/track" in mc
+    assert mc.endswith("; forcing allocation equal shares over 5 processes")
 
 
 # ---------------------------------------------------------------- files

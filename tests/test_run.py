@@ -53,7 +53,7 @@ def test_same_seed_same_numbers_for_jobs_1_and_2(tmp_path, small_sample):
     rounds = ("--target-rel-unc", "1e-6", "--max-samples-per-track", "3")
     a = _run(small_sample, tmp_path / "a", "--jobs", "1", "--batch-size", "50", *rounds)
     b = _run(small_sample, tmp_path / "b", "--jobs", "2", "--batch-size", "30", *rounds)
-    assert a["mc"]["samples_per_track"] == 3 and len(a["mc"]["rounds"]) == 2
+    assert a["mc"]["samples_per_track"] == 3 and len(a["mc"]["rounds"]) >= 2
     assert a["regions"] == b["regions"]
     assert a["interactions"] == b["interactions"]
     assert a["upper_limit_weight_per_entry"] == b["upper_limit_weight_per_entry"]
@@ -87,7 +87,8 @@ def test_systematics_tables_and_mc_line(tmp_path, small_sample):
     assert tex.count("\\toprule") == 2 and "field:B3 &" in tex
     # the target is not reachable with 2 histories per track: the cap stops it
     assert doc["mc"]["stopped_by"] == "max_samples" and doc["mc"]["samples_per_track"] == 2
-    assert "MC: total prompt" in r.output and "not reached" in r.output
+    assert "MC: outside/mu-mu" in r.output and "total prompt" in r.output
+    assert "not reached" in r.output
 
 
 def test_report_rerenders(tmp_path, small_sample):

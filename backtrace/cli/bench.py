@@ -29,7 +29,9 @@ def bench(quick, as_json, scaling_tracks, run_tracks, forced_tracks):
     compiler; single core), and the geometry locator against its Python
     reference; (b) forced-interaction histories/s including the product
     transport; (c) end-to-end `run` tracks/s and peak memory; (d) `trace`
-    tracks/s and peak memory against the number of tracks and --jobs 1, 2.
+    tracks/s and peak memory against the number of tracks and --jobs 1, 2;
+    (e) the figure of merit 1/(σ_rel² t) of the μ-μ yield outside SR/CR with
+    equal process shares against forcing in proportion to the cross sections.
     Ratios and trends, not absolute times, are the figures to quote
     (machines are noisy)."""
     from ..bench import run_benchmarks
@@ -70,6 +72,18 @@ def _print(report) -> None:
             f"histories/s, {r['interactions_per_s']:,.0f} forced interactions/s "
             f"({r['tracks']} tracks, {r['elapsed_s']:.1f} s), peak RSS "
             f"{r['peak_rss_mb']:.0f} MB")
+    a = report["allocation"]
+    parts = []
+    for mode in ("plain", "variance-reduced"):
+        m = a[mode]
+        rel = "no candidate" if m["rel_unc"] is None else f"±{100 * m['rel_unc']:.0f} %"
+        parts.append(f"{mode} {m['value']:.3g} {rel} in {m['elapsed_s']:.0f} s "
+                     f"(FOM {m['figure_of_merit']:.3g}/s)")
+    ratio = "undefined (plain found no candidate)" if a["ratio"] is None \
+        else f"×{a['ratio']:.3g}"
+    c.print(f"(e) μ-μ outside SR/CR, {a['tracks']} tracks × {a['samples_per_track']} "
+            f"histories (plain): {'; '.join(parts)}; figure of merit variance-reduced/plain "
+            f"{ratio}")
     t = Table(title="(d) trace scaling (1 history/track, states written)")
     for col in ("tracks", "jobs", "time \\[s]", "tracks/s", "peak RSS \\[MB]",
                 "worker peak \\[MB]"):

@@ -33,6 +33,27 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               metavar="Z_M", help="Boundary [m] between upstream-prompt (interactions "
               "upstream of it) and prompt (at or downstream of it) in every table "
               "(default: the geometry's decay-volume entrance, 105.095 m for NA62).")
+@click.option("--allocation", default="auto", show_default=True, metavar="MODE|P=S,...",
+              help="How forced interactions are shared among the strata, a stratum "
+              "being a process in a z slice of --forcing-slice metres (each weighted "
+              "P_s/q_s: unbiased whatever the choice). 'auto': equal shares, then, "
+              "with --target-rel-unc, each round the variance-optimal (Neyman) shares "
+              "measured on the target cell, 10 % kept spread over all strata; "
+              "'uniform'; 'natural' (no strata: points in proportion to the cross "
+              "sections, the rare trident is then almost never forced); or explicit "
+              "shares, e.g. mumu_pair=0.5,bremsstrahlung=0.5 or mumu_pair@100-105=1.")
+@click.option("--forcing-slice", "forcing_slice_m", type=click.FloatRange(min=0.1),
+              default=5.0, show_default=True, metavar="M",
+              help="Length [m] of the z slices of the forcing strata.")
+@click.option("--track-allocation", type=click.Choice(["weight", "uniform"]),
+              default="weight", show_default=True,
+              help="How rounds after the first (--target-rel-unc) share histories among "
+              "the tracks: 'weight', the tracks furthest below their share of the input "
+              "weight double theirs (heavy tracks dominate the MC error); 'uniform', "
+              "every track the same number.")
+@click.option("--target-cell", default="outside/mu-mu", show_default=True,
+              metavar="REGION/CATEGORY", help="The cell whose relative MC uncertainty "
+              "--target-rel-unc aims at and 'auto' optimises ('total': all cells).")
 @click.option("--seed", type=int, default=1, show_default=True)
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
@@ -45,20 +66,21 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               "as symmetric), 'full' (± for fields and density).")
 @click.option("--target-rel-unc", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Add rounds of histories until the relative MC uncertainty of the "
-              "total prompt estimate is at most this (e.g. 0.1), or a cap is hit.")
+              "--target-cell is at most this (e.g. 0.05), or a cap is hit.")
 @click.option("--max-samples-per-track", type=click.IntRange(min=1), default=256,
               show_default=True, help="Cap of the histories per track with --target-rel-unc "
               "(at most 1024: the random-key layout, backtrace.rng).")
 @click.option("--max-time", "max_time_s", type=click.FloatRange(min=0, min_open=True),
-              default=None, help="Time cap [s] of the sampling rounds with --target-rel-unc "
-              "(systematic re-runs come on top).")
+              default=600.0, show_default=True,
+              help="Time cap [s] of the sampling rounds with --target-rel-unc "
+              "(systematic re-runs come on top: each repeats the rounds).")
 @click.option("--out", default="result", show_default=True, type=click.Path(file_okay=False),
               help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
         regions_file, samples_per_track, interactions_per_history, processes,
-        prompt_z_min_m, seed, jobs, batch_size, prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
+        prompt_z_min_m, allocation, forcing_slice_m, track_allocation, target_cell, seed, jobs, batch_size, prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
         scheduler):
     """Estimate the prompt background from single tracks.
 
@@ -75,25 +97,33 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
 
     \b
     $ backtrace run --tracks examples/sample.parquet --out result/
-    $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.3 --max-time 600
+    $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.05 --systematics none
     """
+    from ..allocation import parse_allocation
+    from ..interactions import PROCESSES
     from ..pipeline import RunConfig, run_estimate
     from ..report import mc_line, selection_line, summary_line, terminal_tables, write_outputs
+    from ..rounds import parse_target_cell
 
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     with user_errors():
+        cell = parse_target_cell(target_cell)
         config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
                            regions_file=regions_file, pot_target=target_pot,
                            samples_per_track=samples_per_track, seed=seed, prior=prior,
                            interactions_per_history=interactions_per_history,
                            processes=tuple(processes) or None,
-                           prompt_z_min_m=prompt_z_min_m)
+                           prompt_z_min_m=prompt_z_min_m,
+                           allocation=parse_allocation(allocation,
+                                                       tuple(processes) or tuple(PROCESSES)),
+                           forcing_slice_m=forcing_slice_m,
+                           track_allocation=track_allocation)
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                               batch_size=batch_size, progress=not quiet,
                               systematics=systematics, target_rel_unc=target_rel_unc,
                               max_samples_per_track=max_samples_per_track,
-                              max_time_s=max_time_s, scheduler=scheduler,
+                              max_time_s=max_time_s, scheduler=scheduler, target_cell=cell,
                               log=None if quiet else lambda line: click.echo(line, err=True))
         write_outputs(out, result.document, result.candidates)
     c = console()

@@ -70,7 +70,8 @@ MUON_IDENTITIES = frozenset({"mu", "mu_from_pi"})
 PION_IDENTITIES = frozenset({"pi", "mu_from_pi"})
 #: Forward-transport statuses of a product that can make a track.
 TRACK_STATUSES = ("reached_target", "left_world", "stopped")
-CANDIDATE_COLUMNS = ["interaction", "region", "category", "zone", "process", "weight",
+CANDIDATE_COLUMNS = ["interaction", "region", "category", "zone", "process", "stratum",
+                     "weight",
                      "track_index", "sample_index", "z_tax_m", "cda_tax_m", "vertex_x_m",
                      "vertex_y_m", "vertex_z_m", "cda_m", "mass_gev", "p1_gev", "p2_gev",
                      "muon_ids", "id_probability", "veto_survival", "volume",
@@ -344,6 +345,8 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
     i = inter.set_index("interaction").loc[c["interaction"]]
     for col in ("zone", "process", "track_index", "sample_index", "volume"):
         c[col] = i[col].to_numpy()
+    # the forcing stratum (interaction tables without one: the process)
+    c["stratum"] = i["stratum" if "stratum" in i else "process"].to_numpy()
     c["interaction_z_m"] = i["z_m"].to_numpy()
     c["weight"] = i["weight"].to_numpy() * c["factor"] * scale
     c["region"] = regions.classify(c["z_tax_m"], c["cda_tax_m"])

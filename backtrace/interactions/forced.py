@@ -64,6 +64,17 @@ class ForcedConfig:
     z_max_m: float | None = None
     #: materials lighter than this [kg/m³] are not forced (the model vacuum)
     min_density_kg_m3: float = 1e-3
+    #: Allocation of the forced interactions (stratified forcing, module
+    #: docstring): {stratum: share} with strata 'process' or 'process@z0-z1'
+    #: (:meth:`ForcedSampler.strata`), 'uniform' (equal shares over the
+    #: strata), or None: a point in proportion to Σ σ ΔX, a process ∝ σ.
+    allocation: dict | str | None = None
+    #: Length [m] of the z slices of the strata (None: strata are processes).
+    slice_m: float | None = None
+    #: Share of each history's draws that follows the natural allocation
+    #: (q_s ∝ P_s) in a stratified draw, a defensive mixture: no weight
+    #: P_s / q_s exceeds P / defensive, whatever the allocation.
+    defensive: float = 0.0
 
     def scale(self, name: str) -> float:
         return float(self.scales.get(name, 1.0))
@@ -158,22 +169,47 @@ class ForcedSampler:
         if seg.empty:
             return _empty_interactions(), _empty_products()
         sigma = self.segment_sigma(seg)
-        p_seg = sigma.sum(axis=1) * seg["dgrammage_kg_m2"].to_numpy()
+        dx = seg["dgrammage_kg_m2"].to_numpy()
         key = pd.MultiIndex.from_arrays([seg["track_index"], seg["sample_index"]])
         hist_codes, hist_keys = pd.factorize(key)
-        p_total = np.bincount(hist_codes, weights=p_seg, minlength=len(hist_keys))
+        n_hist = len(hist_keys)
         track = hist_keys.get_level_values(0).to_numpy(np.int64)
         sample = hist_keys.get_level_values(1).to_numpy(np.int64)
         u = uniforms(seed, track, 12, stream="interaction",
                      sample=interaction_sample(sample, repeat))
-        chosen = _choose_segments(hist_codes, len(hist_keys), p_seg, u[:, 0])
+        if self.config.allocation is None:
+            # a segment ∝ Σ_p σ_p ΔX, then a process ∝ σ_p there
+            p_seg = sigma.sum(axis=1) * dx
+            p_total = np.bincount(hist_codes, weights=p_seg, minlength=n_hist)
+            chosen = _choose_segments(hist_codes, n_hist, p_seg, u[:, 0])
+            sig = sigma[chosen]
+            with np.errstate(invalid="ignore", divide="ignore"):   # P = 0: dropped below
+                cdf = np.cumsum(sig, axis=1) / sig.sum(axis=1)[:, None]
+            proc_idx = np.minimum((cdf < u[:, 2:3]).sum(axis=1), sigma.shape[1] - 1)
+            factor = p_total
+        else:
+            # stratified: a stratum (process, or process × z slice) from the
+            # allocation, then a segment of it ∝ σ_p ΔX
+            sigma_dx = sigma * dx[:, None]
+            n_proc = sigma.shape[1]
+            seg_slice = self._segment_slices(seg) if self._by_slice() \
+                else np.zeros(len(seg), np.int64)
+            n_slice = len(self.slice_edges_m()) - 1 if self._by_slice() else 1
+            cols = np.arange(n_proc)[None, :] * n_slice + seg_slice[:, None]
+            p_strat = np.zeros((n_hist, n_proc * n_slice))
+            np.add.at(p_strat, (np.broadcast_to(hist_codes[:, None], cols.shape), cols),
+                      sigma_dx)
+            p_total = p_strat.sum(axis=1)
+            col, factor = self._stratum(p_strat, u[:, 2], p_total)
+            proc_idx, slice_idx = col // n_slice, col % n_slice
+            p_seg = sigma_dx[np.arange(len(seg)), proc_idx[hist_codes]] \
+                * (seg_slice == slice_idx[hist_codes])
+            chosen = _choose_segments(hist_codes, n_hist, p_seg, u[:, 0])
         ok = p_total > 0
-        chosen, track, sample, u, p_total = (chosen[ok], track[ok], sample[ok], u[ok],
-                                             p_total[ok])
+        chosen, track, sample, u, p_total, factor, proc_idx = (
+            chosen[ok], track[ok], sample[ok], u[ok], p_total[ok], factor[ok], proc_idx[ok])
+        label = self._labels(proc_idx, seg, chosen)
         point = _interaction_points(seg.iloc[chosen].reset_index(drop=True), u[:, 1])
-        sig = sigma[chosen]
-        cdf = np.cumsum(sig, axis=1) / sig.sum(axis=1)[:, None]
-        proc_idx = np.minimum((cdf < u[:, 2:3]).sum(axis=1), len(self.config.processes) - 1)
         charge = _history_charge(states, track, sample)
         if history_weight is None:
             hw = np.ones(len(track))
@@ -187,15 +223,95 @@ class ForcedSampler:
             "interaction": np.arange(len(track)), "track_index": track,
             "sample_index": sample, "repeat": repeat,
             "process": info["process"].to_numpy(),
+            "stratum": label,
             "category": info["category"].to_numpy(), "zone": zone,
             "volume": point["volume"], "material": point["material"],
             "x_m": xyz[:, 0], "y_m": xyz[:, 1], "z_m": xyz[:, 2],
             "kinetic_energy_gev": point["k"], "probability": p_total,
-            "weight": p_total * info["weight_extra"].to_numpy() * hw,
+            "weight": factor * info["weight_extra"].to_numpy() * hw,
         })
         prods = products.merge(interactions[["interaction", "x_m", "y_m", "z_m"]],
                                on="interaction", how="left")
         return interactions, prods
+
+    def _by_slice(self) -> bool:
+        """Strata are process × z slice (allocation keys 'process@z0-z1' or
+        'uniform' with ``slice_m``), else processes."""
+        a = self.config.allocation
+        if self.config.slice_m is None or a is None:
+            return False
+        return a == "uniform" or any("@" in k for k in a)
+
+    def slice_edges_m(self) -> np.ndarray:
+        """z edges [m] of the slices: every ``slice_m`` from ``z_min_m`` to
+        ``z_max_m`` (the last slice ends at ``z_max_m``)."""
+        cfg = self.config
+        if cfg.slice_m is None or cfg.z_max_m is None:
+            raise ValueError("z slices need slice_m and z_max_m")
+        edges = np.arange(cfg.z_min_m, cfg.z_max_m, cfg.slice_m)
+        return np.r_[edges, cfg.z_max_m]
+
+    def _sliced(self) -> bool:
+        return self.config.slice_m is not None and self.config.z_max_m is not None
+
+    def strata(self) -> list[str]:
+        """The strata interactions are labelled with ('stratum' column) and a
+        Neyman allocation shares: 'process@z0-z1' with slices, else
+        'process'."""
+        if not self._sliced():
+            return list(self.config.processes)
+        e = self.slice_edges_m()
+        return [f"{p}@{lo:.6g}-{hi:.6g}" for p in self.config.processes
+                for lo, hi in zip(e[:-1], e[1:])]
+
+    def _sampling_strata(self) -> list[str]:
+        """The strata the allocation draws from (columns of :meth:`shares`):
+        :meth:`strata` when the allocation names slices or is 'uniform' with
+        slices, else the processes (the slice then follows σ ΔX)."""
+        return self.strata() if self._by_slice() else list(self.config.processes)
+
+    def _labels(self, proc_idx, seg, chosen) -> np.ndarray:
+        names = np.asarray(self.strata(), dtype=object)
+        if not self._sliced():
+            return names[proc_idx]
+        n_slice = len(self.slice_edges_m()) - 1
+        return names[proc_idx * n_slice + self._segment_slices(seg)[chosen]]
+
+    def _segment_slices(self, seg: pd.DataFrame) -> np.ndarray:
+        z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
+        e = self.slice_edges_m()
+        return np.clip(np.searchsorted(e, z_mid, side="right") - 1, 0, len(e) - 2)
+
+    def shares(self) -> np.ndarray:
+        """The allocation as shares per sampling stratum
+        (:meth:`_sampling_strata` order), summing to 1 ('uniform': equal)."""
+        names = self._sampling_strata()
+        a = self.config.allocation
+        if a == "uniform":
+            return np.full(len(names), 1.0 / len(names))
+        q = np.array([float(a.get(name, 0.0)) for name in names])
+        return q / q.sum()
+
+    def _stratum(self, p_proc: np.ndarray, u: np.ndarray,
+                 p_total: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per history, a stratum drawn with the allocation restricted to the
+        strata it can undergo (P_s > 0), mixed with the natural one
+        (``defensive``), and the weight P_s / q_s that keeps the estimate
+        unbiased."""
+        q = self.shares()[None, :] * (p_proc > 0)
+        norm = q.sum(axis=1)
+        q = np.divide(q, norm[:, None], out=np.zeros_like(q), where=norm[:, None] > 0)
+        d = float(self.config.defensive)
+        if d > 0:
+            natural = np.divide(p_proc, p_total[:, None], out=np.zeros_like(p_proc),
+                                where=p_total[:, None] > 0)
+            q = (1 - d) * q + d * natural
+        cdf = np.cumsum(q, axis=1)
+        proc = np.minimum((cdf < u[:, None]).sum(axis=1), q.shape[1] - 1)
+        rows = np.arange(len(proc))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = np.where(q[rows, proc] > 0, p_proc[rows, proc] / q[rows, proc], 0.0)
+        return proc, factor
 
     def _final_states(self, proc_idx, point, charge, u):
         """Per process: the final states of its interactions; returns the
@@ -305,7 +421,7 @@ def _products(rows, fs) -> pd.DataFrame:
 
 def _empty_interactions():
     return pd.DataFrame(columns=["interaction", "track_index", "sample_index", "process",
-                                 "category", "zone", "volume", "material", "x_m", "y_m",
+                                 "stratum", "category", "zone", "volume", "material", "x_m", "y_m",
                                  "z_m", "kinetic_energy_gev", "probability", "weight"])
 
 

@@ -138,3 +138,105 @@ def test_prompt_and_upstream_prompt_split_at_the_decay_volume_entrance(traced, p
     assert prompt.any() and (~prompt).any()
     assert "final-collimator" in set(inter.loc[~prompt, "volume"])
     assert "tank-end-cap" in set(inter.loc[prompt, "volume"])
+
+
+def _exact_and_repeats(sampler, traced, seed, n=48):
+    """P_p = Σ σ_p ΔX per process over the window, and ``n`` independent
+    forced samples (repeats) of the traced histories."""
+    seg = sampler._window(traced.states)
+    p_exact = (sampler.segment_sigma(seg) * seg["dgrammage_kg_m2"].to_numpy()[:, None]
+               ).sum(axis=0)
+    return p_exact, [sampler.sample(traced.states, seed=seed, repeat=r)[0] for r in range(n)]
+
+
+@pytest.mark.parametrize("allocation", [None, {"photonuclear": 0.1, "pair_production": 0.2,
+                                               "mumu_pair": 0.4, "bremsstrahlung": 0.1,
+                                               "knock_on": 0.2}])
+def test_stratified_forcing_is_unbiased_per_process(traced, physics, beamline, allocation):
+    """E[Σ weight of process p] = P_p = Σ σ_p ΔX exactly, whatever the
+    allocation (the weight P_p / q_p carries it): the mean over 48 repeats
+    agrees within 4σ for the processes without a final-state weight, and is
+    precise enough that dropping the 1/q_p would fail by far. The shares of
+    the drawn processes follow the allocation."""
+    config = ForcedConfig(z_max_m=beamline.first_tracker_z_m, allocation=allocation)
+    p_exact, runs = _exact_and_repeats(ForcedSampler(physics, config), traced, seed=3)
+    for j, name in enumerate(config.processes):
+        if name not in ("pair_production", "mumu_pair", "knock_on"):
+            continue
+        sums = np.array([r.loc[r["process"] == name, "weight"].sum() for r in runs])
+        if allocation is None and name == "mumu_pair":
+            continue          # ~1e-4 of the draws: not measurable unstratified
+        mean, err = sums.mean(), sums.std(ddof=1) / np.sqrt(len(sums))
+        assert abs(mean - p_exact[j]) < 4 * err, name
+        assert err < 0.1 * p_exact[j], name
+        if allocation is not None:
+            assert abs(allocation[name] * mean - p_exact[j]) > 5 * err   # without 1/q
+    if allocation is not None:
+        drawn = pd.concat(runs)["process"].value_counts(normalize=True)
+        for name, share in allocation.items():
+            assert drawn.get(name, 0.0) == pytest.approx(share, abs=0.02), name
+
+
+def test_slice_strata_are_unbiased_per_stratum(traced, physics, beamline):
+    """Strata process × 5 m slice, equal shares: E[Σ weight of stratum s]
+    = P_s (σ_p ΔX summed over the segments with their mid point in the
+    slice) for every stratum of the processes without a final-state
+    weight, within 4σ over 48 repeats; without the weight P_s / q_s (q_s
+    the per-history share) the sum would be off by far. Interactions in solid
+    matter stay inside their slice (within a 25 cm step)."""
+    config = ForcedConfig(z_min_m=100.0, z_max_m=beamline.first_tracker_z_m,
+                          allocation="uniform", slice_m=5.0)
+    sampler = ForcedSampler(physics, config)
+    names = sampler.strata()
+    assert names[0] == "photonuclear@100-105" and names[-1].endswith(
+        f"-{beamline.first_tracker_z_m:.6g}")
+    seg = sampler._window(traced.states)
+    sigma_dx = sampler.segment_sigma(seg) * seg["dgrammage_kg_m2"].to_numpy()[:, None]
+    slices = sampler._segment_slices(seg)
+    n_slice = len(sampler.slice_edges_m()) - 1
+    runs = pd.concat([sampler.sample(traced.states, seed=3, repeat=r)[0] for r in range(48)])
+    edges = sampler.slice_edges_m()
+    lo = runs["stratum"].str.split("@").str[1].str.split("-").str[0].astype(float)
+    solid = (runs["material"] != "air").to_numpy()   # air: segments metres long
+    inside = (runs["z_m"] >= lo - 0.5) & (runs["z_m"] < lo + 5.5)
+    assert inside[solid].all()
+    checked = tested = 0
+    for j, name in enumerate(config.processes):
+        if name not in ("pair_production", "mumu_pair", "knock_on"):
+            continue
+        for s in range(n_slice):
+            p_exact = sigma_dx[slices == s, j].sum()
+            stratum = f"{name}@{edges[s]:.6g}-{edges[s + 1]:.6g}"
+            w = runs.loc[runs["stratum"] == stratum]
+            if p_exact == 0:
+                assert w.empty
+                continue
+            if len(w) < 30:       # rarely drawn: the 48-repeat mean is not Gaussian
+                continue
+            sums = w.groupby("repeat")["weight"].sum().reindex(range(48), fill_value=0.0)
+            mean, err = sums.mean(), sums.std(ddof=1) / np.sqrt(48)
+            assert abs(mean - p_exact) < 4 * err + 1e-12 * p_exact, stratum
+            tested += 1
+            if err < 0.1 * p_exact:
+                checked += 1
+                assert abs(mean / len(names) - p_exact) > 5 * err   # without 1/q
+    assert tested >= 20 and checked >= 5
+
+
+def test_defensive_mixture_keeps_every_process_and_bounds_the_weights(traced, physics,
+                                                                     beamline):
+    """All shares to the trident, 20 % of the draws natural: the other
+    processes are still forced, each unbiased (E[Σw] = P_p within 4σ over
+    48 repeats), and no forcing weight exceeds P / 0.2 of its history."""
+    config = ForcedConfig(z_max_m=beamline.first_tracker_z_m,
+                          allocation={"mumu_pair": 1.0}, defensive=0.2)
+    p_exact, runs = _exact_and_repeats(ForcedSampler(physics, config), traced, seed=5)
+    for j, name in enumerate(config.processes):
+        if name not in ("pair_production", "knock_on"):
+            continue
+        sums = np.array([r.loc[r["process"] == name, "weight"].sum() for r in runs])
+        mean, err = sums.mean(), sums.std(ddof=1) / np.sqrt(len(sums))
+        assert sums.min() > 0 and abs(mean - p_exact[j]) < 4 * err, name
+    every = pd.concat(runs)
+    assert (every["process"] == "mumu_pair").mean() > 0.75
+    assert (every["weight"] <= every["probability"] / 0.2 * (1 + 1e-9)).all()
