@@ -1,4 +1,5 @@
-"""Allocation of the forced interactions among the processes (stratified forcing).
+"""Allocation of the forced interactions among strata (stratified forcing) and of
+the histories among the tracks.
 
 A stratum is a process, or a process in one z slice of the forcing window
 (``forcing_slice_m``, default 5 m: 'mumu_pair@100-105'). Each forced
@@ -14,12 +15,16 @@ Allocations of a run (``--allocation``):
 - ``natural``: no stratification, a process in proportion to its cross
   section (q_p = P_p / P). The trident, ~1e-4 of the forced cross section,
   is then almost never forced although it makes the μ-μ yield.
-- ``uniform``: every stratum gets the same share.
+- ``uniform``: every process gets the same share (the slice within a
+  process then follows σ ΔX).
 - ``auto`` (default): ``uniform`` for the first round; with
-  ``--target-rel-unc``, each later round uses the Neyman allocation
-  (:func:`neyman`) measured on the rounds before it for the target cell,
-  mixed with a uniform share (:data:`DEFENSIVE`) so that every stratum stays
-  sampled and its contribution measured.
+  ``--target-rel-unc``, each later round uses the Neyman allocation of the
+  strata (:func:`neyman`) measured on the rounds before it for the target
+  cell, mixed with a uniform share (:data:`DEFENSIVE`) so that every stratum
+  stays sampled and its contribution measured.
+
+Whatever the allocation, a share :data:`NATURAL_DEFENSIVE` of every
+stratified draw follows the natural one, which bounds every weight.
 - explicit shares, ``STRATUM=SHARE,...`` with processes or
   'process@z0-z1' strata (normalised; strata not named get none and are
   not forced).
@@ -29,8 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ALLOCATION_MODES", "DEFENSIVE", "parse_allocation", "expand", "neyman",
-           "describe"]
+__all__ = ["ALLOCATION_MODES", "DEFENSIVE", "NATURAL_DEFENSIVE", "parse_allocation",
+           "neyman", "describe", "track_shares", "track_passes"]
 
 ALLOCATION_MODES = ("auto", "uniform", "natural")
 #: Share of the forced interactions that a Neyman allocation spreads evenly
@@ -41,8 +46,9 @@ DEFENSIVE = 0.1
 #: Share of every stratified draw that follows the natural allocation
 #: (q_s ∝ P_s, per history; ``RunConfig.forcing_defensive``), so that a
 #: stratum the allocation starves cannot return a huge weight: P_s / q_s ≤
-#: P / 0.1 [est: 10 %; measured need: a Neyman round that gave a big-P stratum
-#: 1e-3 of the draws returned one candidate of 10× the estimate].
+#: P / 0.1 (a defensive mixture with the nominal distribution, T. Hesterberg,
+#: Technometrics 37 (1995) 185) [est: 10 %, range 5–30 %: it costs at most
+#: ~10 % of the optimal variance].
 NATURAL_DEFENSIVE = 0.1
 
 
@@ -70,16 +76,6 @@ def parse_allocation(text: str, processes) -> str | tuple[tuple[str, float], ...
     if not sum(s for _, s in shares) > 0:
         raise ValueError(f"allocation {text!r}: the shares sum to zero")
     return tuple(shares)
-
-
-def expand(allocation, strata) -> dict[str, float]:
-    """{stratum: share} over ``strata`` (normalised) of a sampler
-    allocation ('uniform' or a dict)."""
-    if allocation == "uniform":
-        return {s: 1.0 / len(strata) for s in strata}
-    q = {s: float(allocation.get(s, 0.0)) for s in strata}
-    total = sum(q.values())
-    return {s: v / total for s, v in q.items()}
 
 
 def neyman(parts, strata, defensive: float = DEFENSIVE) -> tuple:
@@ -135,12 +131,6 @@ def describe(allocation, top: int = 3) -> str:
 #: follow the track weights, so that light tracks keep being sampled [est:
 #: 10 %, as for the strata].
 TRACK_DEFENSIVE = 0.1
-#: Share of every stratified draw that follows the natural allocation
-#: (q_s ∝ P_s, per history; ``RunConfig.forcing_defensive``), so that a
-#: stratum the allocation starves cannot return a huge weight: P_s / q_s ≤
-#: P / 0.1 [est: 10 %; measured need: a Neyman round that gave a big-P stratum
-#: 1e-3 of the draws returned one candidate of 10× the estimate].
-NATURAL_DEFENSIVE = 0.1
 
 
 def track_shares(weights, defensive: float = TRACK_DEFENSIVE):

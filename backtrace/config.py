@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from .allocation import NATURAL_DEFENSIVE
+
 __all__ = ["RunConfig", "check_run"]
 
 
@@ -63,7 +65,7 @@ class RunConfig:
     processes: tuple[str, ...] | None = None
     allocation: str | tuple = "auto"
     forcing_slice_m: float | None = 5.0
-    forcing_defensive: float = 0.1
+    forcing_defensive: float = NATURAL_DEFENSIVE
     track_allocation: str = "weight"
 
     def __post_init__(self):

@@ -125,16 +125,13 @@ def _round_passes(n_hist, n_next, track_weights, max_samples):
     """[(first sample, n samples, tracks or None)] of the next round: every
     track gets ``n_next`` more histories, or, with ``track_weights``, the
     tracks furthest below their weight share double theirs (or fill up
-    to the cap)
-    (:func:`backtrace.allocation.track_passes`, same budget)."""
+    to the cap; :func:`backtrace.allocation.track_passes`, same budget)."""
     from .allocation import track_passes, track_shares
 
-    if track_weights is None or n_hist is None:
-        first = 0 if n_hist is None else int(n_hist.max())
-        return [(first, n_next, None)]
-    groups = track_passes(n_hist, track_shares(track_weights.reindex(n_hist.index)),
-                          float(n_next * len(n_hist)), max_samples)
-    return groups
+    if track_weights is None:
+        return [(int(n_hist.max()), n_next, None)]
+    return track_passes(n_hist, track_shares(track_weights.reindex(n_hist.index)),
+                        float(n_next * len(n_hist)), max_samples)
 
 
 def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_s,
@@ -167,7 +164,8 @@ def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_
         est = combine_passes(passes)
         k = config.interactions_per_history
         total, stat, total_mc = total_prompt(est, k)
-        value, cell_stat, mc_err = cell_estimate(est, target_cell, k)
+        value, cell_stat, mc_err = (total, stat, total_mc) if target_cell is None \
+            else cell_estimate(est, target_cell, k)
         n_mean = float(n_hist.mean()) if len(n_hist) else 0.0
         if int(n_hist.min() if len(n_hist) else 0) < 2 and value > 0:
             # one history per track: the self-normalised estimate of a track
@@ -212,9 +210,7 @@ def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_
 
 def _allocation_record(config):
     a = config.forced_allocation()
-    if a is None or isinstance(a, str):
-        return "natural" if a is None else a
-    return {p: float(v) for p, v in a.items()}
+    return "natural" if a is None else {p: float(v) for p, v in a.items()}
 
 
 def track_sample_term(last: dict, target: float | None) -> dict | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backtrace.allocation import DEFENSIVE, describe, expand, neyman, parse_allocation
+from backtrace.allocation import DEFENSIVE, describe, neyman, parse_allocation
 from backtrace.config import RunConfig
 
 PROCESSES = ("photonuclear", "pair_production", "mumu_pair", "bremsstrahlung", "knock_on")
@@ -48,13 +48,6 @@ def _cands(rows):
 
 
 STRATA = ("mumu_pair@100-105", "mumu_pair@105-110", "knock_on@100-105", "knock_on@105-110")
-
-
-def test_expand():
-    assert expand("uniform", STRATA) == dict.fromkeys(STRATA, 0.25)
-    assert expand({"knock_on@100-105": 3.0, "mumu_pair@100-105": 1.0}, STRATA) == {
-        "mumu_pair@100-105": 0.25, "mumu_pair@105-110": 0.0, "knock_on@100-105": 0.75,
-        "knock_on@105-110": 0.0}
 
 
 def _draws(counts):

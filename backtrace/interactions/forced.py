@@ -208,8 +208,9 @@ class ForcedSampler:
         ok = p_total > 0
         chosen, track, sample, u, p_total, factor, proc_idx = (
             chosen[ok], track[ok], sample[ok], u[ok], p_total[ok], factor[ok], proc_idx[ok])
-        label = self._labels(proc_idx, seg, chosen)
-        point = _interaction_points(seg.iloc[chosen].reset_index(drop=True), u[:, 1])
+        chosen_seg = seg.iloc[chosen].reset_index(drop=True)
+        label = self._labels(proc_idx, chosen_seg)
+        point = _interaction_points(chosen_seg, u[:, 1])
         charge = _history_charge(states, track, sample)
         if history_weight is None:
             hw = np.ones(len(track))
@@ -270,12 +271,13 @@ class ForcedSampler:
         slices, else the processes (the slice then follows σ ΔX)."""
         return self.strata() if self._by_slice() else list(self.config.processes)
 
-    def _labels(self, proc_idx, seg, chosen) -> np.ndarray:
+    def _labels(self, proc_idx, chosen_seg: pd.DataFrame) -> np.ndarray:
+        """Stratum names of the drawn (process, segment) pairs."""
         names = np.asarray(self.strata(), dtype=object)
         if not self._sliced():
             return names[proc_idx]
         n_slice = len(self.slice_edges_m()) - 1
-        return names[proc_idx * n_slice + self._segment_slices(seg)[chosen]]
+        return names[proc_idx * n_slice + self._segment_slices(chosen_seg)]
 
     def _segment_slices(self, seg: pd.DataFrame) -> np.ndarray:
         z_mid = 0.5 * (seg["z_m_a"] + seg["z_m_b"]).to_numpy()
