@@ -5,8 +5,19 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from .allocation import NATURAL_DEFENSIVE
+from .interactions.forced import VETO_FLOOR
 
-__all__ = ["RunConfig", "check_run"]
+__all__ = ["RunConfig", "check_run", "TRANSFER_BIAS_MARGIN", "TRANSFER_BIAS_DEFENSIVE"]
+
+#: The transfer bias aims at q ≥ this × the selection's smallest track
+#: momentum [est: 0.9, range 0.8–1.0]: a selected pair holds a product of at
+#: least that momentum, whose energy the transfer bounds; the margin covers
+#: the momentum smearing (< 1 % at 10 GeV/c).
+TRANSFER_BIAS_MARGIN = 0.9
+#: Share of the draws whose transfer follows its natural spectrum under the
+#: bias [est: 0.1, range 0.05–0.3]: soft transfers stay sampled (vetoes,
+#: pre-selection pairs) and no draw weighs more than 10× its natural weight.
+TRANSFER_BIAS_DEFENSIVE = 0.1
 
 
 @dataclass(frozen=True)
@@ -35,12 +46,17 @@ class RunConfig:
     how the forced interactions are shared among the processes
     (:mod:`backtrace.allocation`: 'auto', 'uniform', 'natural' or
     ((stratum, share), ...), a stratum being a process or
-    'process@z0-z1'); ``forcing_slice_m``: length [m] of the z slices that
-    split each process into strata for 'auto' and 'uniform' (None: one
-    stratum per process; a variance-only choice, any partition is unbiased);
-    ``forcing_defensive``: share of the draws that follow the natural
-    allocation whatever the allocation (bounds every forcing weight by
-    P / forcing_defensive; :data:`backtrace.allocation.NATURAL_DEFENSIVE`);
+    a stratum label 'process@volume@band'); ``forcing_defensive``: share of
+    the draws that follow the natural proportions in the 'uniform' and
+    explicit allocations (bounds every forcing weight by P /
+    forcing_defensive; :data:`backtrace.allocation.NATURAL_DEFENSIVE`);
+    ``transfer_bias``: importance sampling of the energy transfer towards
+    transfers that can give a selected track (q ≥ ``TRANSFER_BIAS_MARGIN`` ×
+    the selection's track momentum minimum, :data:`TRANSFER_BIAS_DEFENSIVE`
+    of the draws natural); ``veto_floor``: the floor δ of the veto-aware
+    importance (:data:`backtrace.interactions.forced.VETO_FLOOR`);
+    ``final_states_per_point``: final states per drawn point (splitting at
+    the interaction point, each weighted as a draw);
     ``track_allocation``: how rounds after the first share their histories
     among the tracks, 'weight' (the tracks furthest below their share of the
     input weight double theirs, :func:`backtrace.allocation.track_passes`)
@@ -64,9 +80,11 @@ class RunConfig:
     source_overrides: tuple[str, ...] | None = None
     processes: tuple[str, ...] | None = None
     allocation: str | tuple = "auto"
-    forcing_slice_m: float | None = 5.0
     forcing_defensive: float = NATURAL_DEFENSIVE
     track_allocation: str = "weight"
+    transfer_bias: bool = True
+    veto_floor: float = VETO_FLOOR
+    final_states_per_point: int = 1
 
     def __post_init__(self):
         from .allocation import ALLOCATION_MODES
@@ -78,6 +96,10 @@ class RunConfig:
             if unknown or not self.processes:
                 raise ValueError(f"processes {list(self.processes)}: expected one or more "
                                  f"of {', '.join(PROCESSES)}")
+        if int(self.final_states_per_point) < 1:
+            raise ValueError("final states per point must be >= 1")
+        if not 0 < self.veto_floor <= 1:
+            raise ValueError(f"veto floor {self.veto_floor}: expected 0 < floor <= 1")
         if self.track_allocation not in ("weight", "uniform"):
             raise ValueError(f"track allocation {self.track_allocation!r}: expected "
                              "'weight' or 'uniform'")
@@ -93,17 +115,28 @@ class RunConfig:
                                  f"forced processes ({', '.join(self.forced_processes())}) with a "
                                  "positive sum")
 
-    def forced_allocation(self) -> dict | None:
-        """The sampler's allocation {stratum: share} ('uniform', and 'auto'
-        before its first Neyman round: every process the same share, the
-        slice within a process following σ ΔX; :mod:`backtrace.allocation`)
-        or None ('natural')."""
+    def forced_allocation(self) -> dict | str | None:
+        """The sampler's fixed allocation: None ('natural'), 'uniform' (also
+        'auto', whose rounds pass their own plans) or {stratum: share}."""
         if self.allocation == "natural":
             return None
         if self.allocation in ("auto", "uniform"):
-            procs = self.forced_processes()
-            return {p: 1.0 / len(procs) for p in procs}
+            return "uniform"
         return dict(self.allocation)
+
+    def first_plan(self):
+        """The draw plan of the first round (:mod:`backtrace.allocation`):
+        'track' (the pilot of 'auto'), 'shares' or 'natural'."""
+        from .interactions.forced import DrawPlan
+
+        k = float(self.interactions_per_history)
+        if self.allocation == "natural":
+            return DrawPlan("natural", k)
+        if self.allocation == "auto":
+            return DrawPlan("track", k)
+        shares = () if self.allocation == "uniform" else tuple(
+            (str(n), float(v)) for n, v in self.allocation)
+        return DrawPlan("shares", k, shares, float(self.forcing_defensive))
 
     def forced_processes(self) -> tuple[str, ...]:
         from .interactions import PROCESSES

@@ -151,18 +151,31 @@ def mc_error(candidates: pd.DataFrame, norm: pd.Series, norm2: pd.Series,
                          + _within_history_variance(candidates, interactions_per_history)))
 
 
-def _within_history_variance(candidates: pd.DataFrame, k: int | None) -> float:
-    """Σ_h Var(w_h) from the spread of a history's K independent forced
-    interactions: w_h = Σ_i c_i, Var(w_h) ≈ K s², s² the sample variance of
-    the K contributions c_i (zeros included). The delta method above treats
-    w_h as a fixed function of the history and misses it — most visibly when
-    the posterior puts all weight on one history (then it gives 0)."""
-    if not k or k < 2 or "interaction" not in candidates:
+def _within_history_variance(candidates: pd.DataFrame, k: int | None = None) -> float:
+    """Σ_h Var(w_h) from the spread of a history's n_h forced draws: w_h =
+    Σ_i c_i, Var(w_h) ≈ n_h s², s² the sample variance of the n_h draws'
+    contributions c_i (zeros included; n_h from the ``history_draws``
+    column, else ``k``; histories with one draw add nothing). The delta
+    method above treats w_h as a fixed function of the history and misses
+    it — most visibly when the posterior puts all weight on one history
+    (then it gives 0)."""
+    if "interaction" not in candidates:
         return 0.0
-    c = candidates.groupby(["track_index", "sample_index", "interaction"])["weight"].sum()
+    keys = ["track_index", "sample_index", "interaction"]
+    c = candidates.groupby(keys)["weight"].sum()
     by_h = c.groupby(level=[0, 1])
-    s1, s2 = by_h.sum().to_numpy(), (c ** 2).groupby(level=[0, 1]).sum().to_numpy()
-    return float(np.sum(k / (k - 1) * (s2 - s1 ** 2 / k)))
+    s1, s2 = by_h.sum(), (c ** 2).groupby(level=[0, 1]).sum()
+    if "history_draws" in candidates:
+        n = candidates.groupby(["track_index", "sample_index"])["history_draws"].first() \
+            .reindex(s1.index).to_numpy(float)
+    elif k:
+        n = np.full(len(s1), float(k))
+    else:
+        return 0.0
+    s1, s2 = s1.to_numpy(), s2.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(n >= 2, n / (n - 1) * (s2 - s1 ** 2 / n), 0.0)
+    return float(np.sum(np.maximum(v, 0.0)))
 
 
 def total_prompt(est: dict, interactions_per_history: int | None = None
@@ -243,6 +256,15 @@ def combine_passes(passes: list[dict]) -> dict:
         iw = concat([p["interaction_weight"] for p in passes],
                     pd.Series(dtype=float)).groupby(level=0).sum()
         w_inter = float((iw / norm.reindex(iw.index)).sum()) if len(iw) else 0.0
+        drawn = concat([p.get("strata", pd.Series(dtype=np.int64)) for p in passes],
+                       pd.Series(dtype=np.int64)).groupby(level=0).sum()
+        pw = concat([p.get("process_weight", pd.Series(dtype=float)) for p in passes],
+                    pd.Series(dtype=float))
+        per_process = {}
+        if len(pw):
+            pw = pw.groupby(level=[0, 1]).sum()
+            normed = pw / norm.reindex(pw.index.get_level_values(0)).to_numpy()
+            per_process = normed.groupby(level=1).sum().to_dict()
     return {
         "status": track_statuses(passes[0]["row_status"],
                                  concat([p["history_status"] for p in passes],
@@ -250,5 +272,6 @@ def combine_passes(passes: list[dict]) -> dict:
         "candidates": c, "pairs": pairs, "norm": norm, "norm2": norm2,
         "interactions": sum(p["interactions"] for p in passes),
         "interaction_weight": w_inter,
+        "drawn": drawn, "process_weight": per_process,
         "no_support": int((norm <= 0).sum()),
     }

@@ -30,10 +30,11 @@ import hashlib
 import pickle
 import threading
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, Iterator
 
-__all__ = ["ordered_map", "worker_map", "progress_bar", "SchedulerError",
+__all__ = ["ordered_map", "worker_map", "worker_pool", "progress_bar", "SchedulerError",
            "parse_scheduler", "LOCAL_DASK"]
 
 #: ``scheduler`` value that starts a Dask LocalCluster with ``jobs`` workers.
@@ -86,17 +87,22 @@ def _local_map(func, items, *, jobs, initializer, initargs, window):
         return
     import multiprocessing
 
-    window = window or 2 * jobs
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
                              initializer=initializer, initargs=initargs) as pool:
-        pending = deque()
-        for item in items:
-            pending.append(pool.submit(func, item))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
+        yield from _submit_ordered(pool, func, items, window or 2 * jobs)
+
+
+def _submit_ordered(pool, func, items, window: int) -> Iterator:
+    """Results of ``func`` over ``items`` on ``pool``, in input order, at
+    most ``window`` in flight."""
+    pending = deque()
+    for item in items:
+        pending.append(pool.submit(func, item))
+        if len(pending) >= window:
             yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 # ---------------------------------------------------------------------------
@@ -130,6 +136,30 @@ def worker_map(factory, factory_args: tuple, method: str, items: Iterable, *,
     tasks = ((method, tuple(item)) for item in items)
     return ordered_map(_call_worker, tasks, jobs=jobs, initializer=_init_worker,
                        initargs=(factory, tuple(factory_args)), scheduler=scheduler)
+
+
+@contextmanager
+def worker_pool(factory, factory_args: tuple, *, jobs: int, scheduler: str | None = None,
+                local=None):
+    """A reusable :func:`worker_map`: yields ``run(method, items)``, and
+    keeps the worker processes — and the worker object each built once —
+    for the whole block (several passes over a file without paying the
+    workers' start-up again). Dask workers already keep theirs (digest)."""
+    if parse_scheduler(scheduler) is not None or jobs <= 1:
+        worker = None
+        if jobs <= 1 and parse_scheduler(scheduler) is None:
+            worker = local if local is not None else factory(*factory_args)
+        yield lambda method, items: worker_map(factory, factory_args, method, items,
+                                               jobs=jobs, scheduler=scheduler,
+                                               local=worker)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(factory, tuple(factory_args))) as pool:
+        yield lambda method, items: _submit_ordered(
+            pool, _call_worker, ((method, tuple(item)) for item in items), 2 * jobs)
 
 
 def progress_bar(total: int, label: str, enabled: bool, unit: str = "tracks"):

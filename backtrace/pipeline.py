@@ -7,9 +7,10 @@ stream is keyed by track and sample indices, :mod:`backtrace.rng`):
 1. backward transport to the TAX exit with records (:mod:`backtrace.transport`);
 2. per-track posterior weights with the source prior at the TAX exit
    (:mod:`backtrace.posterior`, :mod:`backtrace.source_density`);
-3. ``interactions_per_history`` independent forced interactions per history
-   in z ∈ [``forced_z_min_m``, STRAW1], each weighted 1/K
-   (:mod:`backtrace.interactions.forced`);
+3. forced interactions in z ∈ [``forced_z_min_m``, STRAW1] drawn along the
+   histories by the pass's draw plan (on average ``interactions_per_history``
+   per history; :mod:`backtrace.interactions.forced`,
+   :mod:`backtrace.allocation`);
 4. every charged product that could make a track transported to the
    STRAWs and MUV3 (:mod:`backtrace.interactions.products`);
 5. two-track candidates, selection, Z_TAX / CDA_TAX, region
@@ -66,11 +67,14 @@ class Pipeline:
                                                config.seed)
         self.sampler = ForcedSampler(self.beamline.physics, ForcedConfig(
             processes=config.forced_processes(), allocation=config.forced_allocation(),
-            slice_m=config.forcing_slice_m, defensive=config.forcing_defensive
-            if config.allocation != "natural" else 0.0,
+            defensive=config.forcing_defensive if config.allocation != "natural" else 0.0,
             q_min_gev=config.q_min_gev, z_min_m=config.forced_z_min_m,
             z_max_m=self.beamline.first_tracker_z_m,
-            prompt_z_min_m=config.prompt_boundary_m(self.geometry)))
+            prompt_z_min_m=config.prompt_boundary_m(self.geometry),
+            veto_log_inefficiency=tuple(sorted(self.response.log_inefficiency.items())),
+            veto_floor=config.veto_floor,
+            transfer_bias=_transfer_bias(config, self.regions.selection),
+            final_states_per_point=config.final_states_per_point))
         self.products = ProductTransport(self.beamline, seed=config.seed,
                                          response=self.response)
         self.recon = Reconstruction.from_beamline(self.beamline, config.seed,
@@ -78,9 +82,10 @@ class Pipeline:
         self.density = density_for_run(config, self.beamline)
 
     def process(self, tracks: pd.DataFrame, track_weight_scale: float,
-                first_sample: int = 0, n_samples: int | None = None) -> dict:
+                first_sample: int = 0, n_samples: int | None = None, plan=None) -> dict:
         """One batch of tracks over the sample indices ``first_sample`` …
-        ``first_sample + n_samples − 1``.
+        ``first_sample + n_samples − 1``, forced with the draw ``plan``
+        (default: the configuration's first plan).
 
         Weights of candidates and interactions carry the *unnormalised*
         posterior weight ω·φ·(track weight); ``norm`` is the per-track sum of
@@ -88,69 +93,111 @@ class Pipeline:
         divides by the sum of ``norm`` over all passes, so passes over
         disjoint sample ranges give exactly the estimate of one pass over
         their union."""
-        from .detector.candidates import build_candidates, empty_pairs
+        from .detector.candidates import build_candidates, empty_pairs, kinematic_precheck
         from .interactions.products import TRANSPORT_P_MIN_GEV
         from .posterior import posterior_weights
         from .tracks import numeric_columns
 
-        result = self.tracer.trace(tracks, first_sample, n_samples)
+        n = self.config.samples_per_track if n_samples is None else n_samples
+        result = self.tracer.trace(tracks, first_sample, n)
         weights = numeric_columns(tracks)[0]["weight"].to_numpy() if "weight" in tracks \
             else np.ones(len(tracks))
+        track_weight = pd.Series(weights, index=tracks["track_index"].to_numpy())
         hist = posterior_weights(result.histories, self.density, prior=self.config.prior,
-                                 track_weight=pd.Series(
-                                     weights, index=tracks["track_index"].to_numpy()),
-                                 normalise=False)
+                                 track_weight=track_weight, normalise=False)
         out = {"row_status": pd.Series(result.row_status, index=result.track_index),
                "history_status": hist.groupby(["track_index", "status"]).size(),
                "norm": hist.groupby("track_index")["posterior_raw"].sum(),
                "norm2": (hist["posterior_raw"] ** 2).groupby(hist["track_index"]).sum(),
                "candidates": pd.DataFrame(), "pairs": empty_pairs(), "interactions": 0,
-               "strata": pd.Series(dtype=np.int64),
+               "strata": pd.Series(dtype=np.int64), "g_sums": _empty_g_sums(),
                "interaction_weight": pd.Series(dtype=float)}
         if result.states is None or result.states.empty:
             return out
-        hw = hist.set_index(["track_index", "sample_index"])["posterior_weight"]
-        inter, prods, drawn = self._interactions(result.states, hw)
+        histories = _history_table(hist, track_weight, n, first_sample + n)
+        inter, prods, info = self.sampler.draws(
+            result.states, self.config.seed, histories["weight"],
+            plan or self.config.first_plan(), histories)
+        inter = inter[inter["weight"] > 0]
+        prods = prods[prods["interaction"].isin(inter["interaction"])]
         p = np.linalg.norm(prods[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
             if len(prods) else np.zeros(0)
         # every product that could make a track: the selected pair and the
         # extra activity that vetoes it, whatever their momentum
         prods = prods[p >= TRANSPORT_P_MIN_GEV]
-        det = self.products.transport(prods, inter) if len(prods) else pd.DataFrame()
+        det = self.products.transport(prods, inter, precheck=lambda readout: kinematic_precheck(
+            readout, inter, self.recon, self.regions.selection)) if len(prods) \
+            else pd.DataFrame()
         cands, pairs = build_candidates(det, inter, track_weight_scale, self.regions,
                                         self.recon)
-        raw = hist.set_index(["track_index", "sample_index"])["posterior_raw"]
-        cands["history_raw"] = raw.reindex(pd.MultiIndex.from_arrays(
-            [cands["track_index"], cands["sample_index"]])).to_numpy(float) \
-            if len(cands) else np.zeros(0)
+        cands = _with_draw_columns(cands, inter, hist, track_weight_scale)
         out.update(candidates=cands, pairs=pairs, interactions=len(inter),
-                   strata=drawn,
+                   strata=info["drawn"], g_sums=_g_sums(info["keys"], hist),
+                   process_weight=inter.groupby(["track_index", "process"])["weight"].sum()
+                   * track_weight_scale,
                    interaction_weight=inter.groupby("track_index")["weight"].sum()
                    * track_weight_scale)
         return out
 
-    def _interactions(self, states, history_weight):
-        """K independent forced interactions per history, each weighted 1/K;
-        returns (interactions, products, draws per stratum)."""
-        k_rep = max(int(self.config.interactions_per_history), 1)
-        parts_i, parts_p, offset = [], [], 0
-        for rep in range(k_rep):
-            i_k, p_k = self.sampler.sample(states, seed=self.config.seed,
-                                           history_weight=history_weight, repeat=rep)
-            i_k = i_k.assign(interaction=i_k["interaction"] + offset,
-                             weight=i_k["weight"] / k_rep)
-            p_k = p_k.assign(interaction=p_k["interaction"] + offset)
-            offset += len(i_k)
-            parts_i.append(i_k)
-            parts_p.append(p_k)
-        inter = pd.concat(parts_i, ignore_index=True)
-        prods = pd.concat(parts_p, ignore_index=True)
-        drawn = inter.groupby("stratum").size()     # every draw, vetoed or not
-        # the incoming muon fires the vetoes it crossed upstream of its interaction
-        inter = inter.assign(weight=inter["weight"].to_numpy()
-                             * np.exp(self.response.incoming_log_survival(states, inter)))
-        inter = inter[inter["weight"] > 0]
-        return inter, prods[prods["interaction"].isin(inter["interaction"])], drawn
+
+def _transfer_bias(config: RunConfig, selection: dict):
+    """(q_c, δ_q) of the energy-transfer bias, or None (off, or no momentum cut)."""
+    from .config import TRANSFER_BIAS_DEFENSIVE, TRANSFER_BIAS_MARGIN
+
+    p_min = float(selection.get("track_p_min_gev", 0.0) or 0.0)
+    if not config.transfer_bias or config.allocation == "natural" \
+            or not p_min * TRANSFER_BIAS_MARGIN > config.q_min_gev:
+        return None
+    return (TRANSFER_BIAS_MARGIN * p_min, TRANSFER_BIAS_DEFENSIVE)
+
+
+def _history_table(hist: pd.DataFrame, track_weight: pd.Series, n_pass: int,
+                   n_total: int) -> pd.DataFrame:
+    """Per history of the pass: ``weight`` (ω φ × track weight, carried by
+    its draws), ``share`` (its posterior share among the track's histories
+    of the pass) and ``importance`` W_h = track weight × share × n_pass /
+    n_total (the allocation's weight of the history)."""
+    h = hist.set_index(["track_index", "sample_index"])
+    raw = h["posterior_raw"].to_numpy(float)
+    norm = h["posterior_raw"].groupby(level=0).transform("sum").to_numpy(float)
+    share = np.divide(raw, norm, out=np.zeros_like(raw), where=norm > 0)
+    tw = track_weight.reindex(h.index.get_level_values(0)).to_numpy(float)
+    return pd.DataFrame({"weight": h["posterior_weight"].to_numpy(float), "share": share,
+                         "importance": tw * share * n_pass / max(n_total, 1)},
+                        index=h.index)
+
+
+def _with_draw_columns(cands, inter, hist, scale) -> pd.DataFrame:
+    """Candidates with ``history_raw`` (ω φ of their history), ``outcome``
+    (weight over the draw's allocation weight: the selected outcome f that
+    the importance allocation models) and ``history_draws``."""
+    if not len(cands):
+        return cands.assign(history_raw=np.zeros(0), outcome=np.zeros(0),
+                            history_draws=np.zeros(0, np.int64))
+    raw = hist.set_index(["track_index", "sample_index"])["posterior_raw"]
+    i = inter.set_index("interaction").loc[cands["interaction"]]
+    return cands.assign(
+        history_raw=raw.reindex(pd.MultiIndex.from_arrays(
+            [cands["track_index"], cands["sample_index"]])).to_numpy(float),
+        outcome=cands["weight"].to_numpy(float)
+        / (i["draw_weight"].to_numpy(float) * scale),
+        history_draws=i["history_draws"].to_numpy(np.int64))
+
+
+def _g_sums(keys: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
+    """Σ_h ω_h φ_h G_{h,s} per (track, stratum) of a pass: divided by the
+    track's Σ ω φ over all passes it is the posterior mean of G."""
+    if not len(keys):
+        return _empty_g_sums()
+    raw = hist.set_index(["track_index", "sample_index"])["posterior_raw"]
+    k = keys.assign(g=keys["g"].to_numpy(float) * raw.reindex(pd.MultiIndex.from_arrays(
+        [keys["track_index"], keys["sample_index"]])).to_numpy(float))
+    return k.groupby(["track_index", "stratum"], sort=True)["g"].sum().reset_index()
+
+
+def _empty_g_sums() -> pd.DataFrame:
+    return pd.DataFrame({"track_index": pd.Series(dtype=np.int64),
+                         "stratum": pd.Series(dtype=object), "g": pd.Series(dtype=float)})
 
 
 @dataclass
@@ -162,20 +209,20 @@ class RunResult:
     candidates: pd.DataFrame
 
 
-def _collect(tracks, config: RunConfig, groups, *, jobs, batch_size, progress, label,
-             pipeline=None, scheduler=None) -> dict:
-    """One pass over the track file, in one map over the workers: per group
-    (first sample, n samples, track indices or None for all), the sample
-    indices ``first`` … ``first + n − 1`` of those tracks (unnormalised
-    weights)."""
+def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_size,
+             progress, label) -> dict:
+    """One pass over the track file, in one map over the workers
+    (``mapper``: :func:`backtrace.executor.worker_pool`): per group (first
+    sample, n samples, track indices or None for all), the sample indices
+    ``first`` … ``first + n − 1`` of those tracks, forced with the draw
+    ``plan`` (unnormalised weights)."""
     from .detector.candidates import empty_pairs
-    from .executor import progress_bar, worker_map
+    from .executor import progress_bar
 
     scale = config.pot_target / tracks.pot
-    batches = ((df, scale, first, n) for first, n, subset in groups
+    batches = ((df, scale, first, n, plan) for first, n, subset in groups
                for df in _batches(tracks, batch_size, subset, jobs))
-    results = worker_map(Pipeline, (config,), "process", batches, jobs=jobs,
-                         scheduler=scheduler, local=pipeline)
+    results = mapper("process", batches)
     parts = []
     n_rows = sum(tracks.n_rows if subset is None else len(subset)
                  for _, _, subset in groups)
@@ -195,6 +242,8 @@ def _collect(tracks, config: RunConfig, groups, *, jobs, batch_size, progress, l
             "pairs": joined("pairs", empty_pairs()),
             "interactions": sum(r["interactions"] for r in parts),
             "strata": joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
+            "g_sums": joined("g_sums", _empty_g_sums()),
+            "process_weight": joined("process_weight", pd.Series(dtype=float)),
             "interaction_weight": joined("interaction_weight", pd.Series(dtype=float))}
 
 
@@ -226,29 +275,68 @@ def _track_weights(tracks) -> pd.Series:
     return pd.concat(parts) if parts else pd.Series(dtype=float)
 
 
-def _reruns(tracks, probe, systematics, plan, **run) -> dict:
-    """{variation: {direction: (Variation, combined estimate)}} of the
-    systematic re-runs with common random numbers: the passes of ``plan``
-    ((groups, configuration) of each round) again, varied."""
+#: Share of the nominal sampling time that each systematic re-run may
+#: replay when the estimate took several rounds [est: 0.1, range 0.05–0.3]:
+#: a re-run replays the leading rounds that fit, and the shift is measured
+#: on them against the nominal estimate of the same rounds (common random
+#: numbers); its paired Monte Carlo spread is reported with it.
+SYSTEMATICS_REPLAY_SHARE = 0.1
+
+
+def _replayed_rounds(rounds: list[dict], share: float = SYSTEMATICS_REPLAY_SHARE) -> int:
+    """How many leading rounds a re-run replays: those whose cumulative time
+    is within ``share`` of the whole (at least one; all of a single round)."""
+    total = rounds[-1]["elapsed_s"] if rounds else 0.0
+    k = sum(1 for r in rounds if r["elapsed_s"] <= share * total)
+    return max(k, 1)
+
+
+def _reruns(tracks, probe, systematics, plan, passes, n_replay, **run) -> dict:
+    """{variation: {direction: (Variation, estimate)}} of the systematic
+    re-runs with common random numbers: the first ``n_replay`` passes of
+    ``plan`` ((groups, configuration, draw plan) of each round) again,
+    varied. When they are not all the passes, the estimate returned is the
+    nominal one shifted by (varied − nominal) over the replayed passes:
+    its candidates are the nominal ones plus the replayed varied ones plus
+    the replayed nominal ones with negated weights, so that every sum and
+    per-track difference the systematics take is that shift."""
+    from .executor import worker_pool
     from .systematics import rerun_variations, varied_config
 
     reruns: dict = {}
     config = plan[0][1]
+    partial = n_replay < len(plan)
+    nominal_part = combine_passes(passes[:n_replay]) if partial else None
+    nominal_full = combine_passes(passes) if partial else None
     for v in rerun_variations(probe.geometry, systematics, config.energy_loss):
-        passes = []
-        for groups, cfg in plan:
-            vc = varied_config(cfg, v, cfg.samples_per_track)
-            local = Pipeline(vc) if run["jobs"] <= 1 else None
-            passes.append(_collect(tracks, vc, groups, pipeline=local,
-                                   label=f"syst {v.name} {v.direction}", **run))
-        reruns.setdefault(v.name, {})[v.direction] = (v, combine_passes(passes))
+        vc = varied_config(config, v, config.samples_per_track)
+        with worker_pool(Pipeline, (vc,), jobs=run["jobs"],
+                         scheduler=run["scheduler"]) as mapper:
+            varied = [_collect(tracks, vc, groups, draw_plan, mapper=mapper,
+                               jobs=run["jobs"], batch_size=run["batch_size"],
+                               progress=run["progress"],
+                               label=f"syst {v.name} {v.direction}")
+                      for groups, _, draw_plan in plan[:n_replay]]
+        est = combine_passes(varied)
+        if partial:
+            est = _shifted(nominal_full, est, nominal_part)
+        reruns.setdefault(v.name, {})[v.direction] = (v, est)
     return reruns
+
+
+def _shifted(full: dict, varied: dict, nominal: dict) -> dict:
+    """``full`` shifted by ``varied`` − ``nominal`` (see :func:`_reruns`)."""
+    c = [full["candidates"], varied["candidates"],
+         nominal["candidates"].assign(weight=-nominal["candidates"]["weight"])]
+    return {**full, "candidates": concat([x for x in c if len(x)], empty_candidates()),
+            "interaction_weight": full["interaction_weight"] + varied["interaction_weight"]
+            - nominal["interaction_weight"]}
 
 
 def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 200,
                  progress: bool = True, systematics: str = "fast",
                  target_rel_unc: float | None = None,
-                 max_samples_per_track: int = 256, max_time_s: float | None = None,
+                 max_samples_per_track: int = 1024, max_time_s: float | None = None,
                  log=None, scheduler: str | None = None,
                  target_cell=("outside", "mu-mu")) -> RunResult:
     """Run the pipeline over a track file (a :class:`backtrace.tracks.Tracks`).
@@ -262,25 +350,34 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     ``systematics``: 'none', 'fast' or 'full' (:mod:`backtrace.systematics`).
     ``log``: optional callable receiving one line per round."""
     from .document import build_document, validate_document
-    from .rounds import mc_summary, run_rounds
+    from .executor import worker_pool
+    from .rounds import mc_summary, run_rounds, stratum_table
 
     check_run(tracks, config, systematics, target_rel_unc, max_samples_per_track)
     t0 = time.perf_counter()
     probe = Pipeline(config)
     run = dict(jobs=jobs, batch_size=batch_size, progress=progress, scheduler=scheduler)
-
-    def collect(groups, label, round_config):
-        local = probe if round_config.forced_allocation() == config.forced_allocation() \
-            else Pipeline(round_config, beamline=probe.beamline)
-        return _collect(tracks, round_config, groups, pipeline=local, label=label, **run)
-    est, rounds, n_total, stopped_by, plan = run_rounds(
-        collect, config, target_rel_unc, max_samples_per_track, max_time_s, log, t0,
-        target_cell, strata=probe.sampler.strata(),
-        track_weights=_track_weights(tracks) if config.track_allocation == "weight"
-        else None)
+    with worker_pool(Pipeline, (config,), jobs=jobs, scheduler=scheduler,
+                     local=probe) as mapper:
+        def collect(groups, label, draw_plan):
+            return _collect(tracks, config, groups, draw_plan, mapper=mapper, jobs=jobs,
+                            batch_size=batch_size, progress=progress, label=label)
+        est, rounds, n_total, stopped_by, plan, passes = run_rounds(
+            collect, config, target_rel_unc, max_samples_per_track, max_time_s, log, t0,
+            target_cell, track_weights=_track_weights(tracks))
     mc = mc_summary(rounds, n_total, stopped_by, target_rel_unc, max_samples_per_track,
                     max_time_s, time.perf_counter() - t0, target_cell)
-    reruns = _reruns(tracks, probe, systematics, plan, **run)
+    mc["forcing"] = stratum_table(est, target_cell)
+    n_replay = _replayed_rounds(rounds)
+    if systematics != "none":
+        mc["systematics_replay"] = {
+            "rounds": n_replay, "of_rounds": len(rounds),
+            "histories": rounds[n_replay - 1]["histories"],
+            "share_limit": SYSTEMATICS_REPLAY_SHARE,
+            "note": "each re-run replays the leading rounds within the share of the "
+                    "nominal sampling time; its shift is measured against the nominal "
+                    "estimate of the same rounds (common random numbers)"}
+    reruns = _reruns(tracks, probe, systematics, plan, passes, n_replay, **run)
     final = replace(config, samples_per_track=n_total)
     doc = build_document(tracks, final, probe.geometry, probe.regions, est, reruns,
                          systematics, mc, time.perf_counter() - t0, probe.response)

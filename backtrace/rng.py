@@ -35,14 +35,15 @@ __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample"
            "BudgetError"]
 
 #: Named streams (stream 0 is PUMAS transport inside C; 4 was an unused
-#: "secondary" stream and stays free so that the other ids keep their values).
+#: "secondary" stream and stays free so that the other ids keep their values;
+#: "allocation" rounds the expected number of forced draws of a history).
 STREAMS = {"transport": 0, "source": 1, "source_decay": 2, "interaction": 3,
-           "smearing": 5, "proposal": 6, "lkr": 7}
+           "smearing": 5, "proposal": 6, "lkr": 7, "allocation": 8}
 
 #: Product-key bit budget: rank of a product in its final state, forced
 #: interaction index within a history ("repeat"), history index within a
 #: track ("sample"); the track index takes the remaining 43 bits.
-PARTICLE_BITS, REPEAT_BITS, SAMPLE_BITS = 3, 7, 10
+PARTICLE_BITS, REPEAT_BITS, SAMPLE_BITS = 3, 10, 12
 TRACK_BITS = 63 - PARTICLE_BITS - REPEAT_BITS - SAMPLE_BITS
 MAX_PRODUCTS_PER_INTERACTION = 1 << PARTICLE_BITS
 MAX_INTERACTIONS_PER_HISTORY = 1 << REPEAT_BITS

@@ -6,10 +6,11 @@ uncertainty of the target cell (``--target-cell``, default μ-μ outside
 SR/CR; ``total``: all categories and regions) reaches R or a cap stops it
 (histories per track, time). Because every history's random stream depends
 only on (seed, track, sample), the result equals one run over the same
-sample ranges (:func:`backtrace.estimate.combine_passes`). With the
-``auto`` allocation each round after the first forces the processes with
-the Neyman allocation measured on the rounds before it
-(:mod:`backtrace.allocation`); each round's allocation is recorded.
+sample ranges with the same draw plans (:func:`backtrace.estimate.combine_passes`).
+With the ``auto`` allocation the first round is a pilot and every later
+round draws its forced interactions with the importance allocation measured
+on the rounds before it (:func:`backtrace.allocation.importance_plan`);
+each round's plan is recorded.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ import pandas as pd
 
 from .estimate import combine_passes, mc_error, total_prompt, weighted_yield
 
-__all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate"]
+__all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate",
+           "stratum_table"]
 
 #: The default target cell: the published headline (μ-μ outside SR/CR).
 DEFAULT_TARGET_CELL = ("outside", "mu-mu")
@@ -48,15 +50,15 @@ def _in_cell(c, cell):
     return c[(c["region"] == cell[0]) & (c["category"] == cell[1])]
 
 
-def cell_estimate(est: dict, cell, k: int | None) -> tuple[float, float, float]:
+def cell_estimate(est: dict, cell) -> tuple[float, float, float]:
     """(Σw, per-track Σw² error, MC error) of one cell (None: everything)."""
     if cell is None:
-        return total_prompt(est, k)
+        return total_prompt(est)
     c = _in_cell(est["candidates"], cell)
     if not len(c):
         return 0.0, 0.0, 0.0
     y = weighted_yield(c["weight"], c["track_index"])
-    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"], k)
+    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"])
 
 
 def _label(cell) -> str:
@@ -90,35 +92,51 @@ def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: 
     return n, None
 
 
-def _next_config(config, current, plan, draws, est, cell, strata):
-    """The configuration of the next round: with the 'auto' allocation, the
-    Neyman allocation measured on the target cell's candidates of every
-    pass so far (each with the draws per stratum it made)."""
-    from .allocation import neyman
+def _importance_inputs(passes, est, cell) -> tuple[dict, pd.DataFrame]:
+    """(r_s, Ḡ): the target cell's root-mean-square outcome per draw of each
+    stratum over every pass so far, and each track's posterior-mean
+    importance per stratum (DataFrame track_index, stratum, g)."""
+    from .allocation import stratum_rms_outcome
 
-    if config.allocation != "auto":
-        return current
-    c = _in_cell(est["candidates"], cell)
-    parts = []
-    for (groups, _), drawn in zip(plan, draws):
-        parts.append((_in_groups(c, groups), drawn))
-    shares = neyman(parts, strata)
-    return current if shares is None else replace(config, allocation=shares)
+    drawn = pd.concat([p["strata"] for p in passes]).groupby(level=0).sum()
+    r_s = stratum_rms_outcome(_in_cell(est["candidates"], cell), drawn)
+    parts = [p["g_sums"] for p in passes if len(p["g_sums"])]
+    if not parts:
+        return r_s, pd.DataFrame(columns=["track_index", "stratum", "g"])
+    g = pd.concat(parts).groupby(["track_index", "stratum"], sort=True)["g"].sum() \
+        .reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g["g"] = g["g"].to_numpy(float) / est["norm"].reindex(g["track_index"]).to_numpy(float)
+    return r_s, g[np.isfinite(g["g"]) & (g["g"] > 0)].reset_index(drop=True)
 
 
-def _in_groups(c, groups):
-    """The candidates of one pass: their (track, sample) in one of its
-    groups (first sample, n samples, tracks or None)."""
-    if not len(c):
-        return c
-    keep = np.zeros(len(c), bool)
-    s, t = c["sample_index"].to_numpy(), c["track_index"]
-    for first, n, subset in groups:
-        mine = (s >= first) & (s < first + n)
-        if subset is not None:
-            mine &= t.isin(subset).to_numpy()
-        keep |= mine
-    return c[keep]
+def _next_plan(config, inputs, todo, track_weights):
+    """The importance plan (:func:`backtrace.allocation.importance_plan`)
+    for the histories ``todo`` adds: their pass fractions n / N_t and the
+    round's draw budget K × (histories added)."""
+    from .allocation import importance_plan
+
+    fraction = pd.Series(dtype=float)
+    budget = 0.0
+    for first, n, subset in todo:
+        idx = track_weights.index if subset is None else pd.Index(subset)
+        fraction = pd.concat([fraction, pd.Series(n / (first + n), index=idx)])
+        budget += n * len(idx)
+    k = float(config.interactions_per_history)
+    return importance_plan(*inputs, track_weights, fraction, k * budget,
+                           config.forced_processes(), k)
+
+
+def _track_importance(config, inputs, track_weights) -> pd.Series:
+    """Each track's expected draws under the importance plan if every one of
+    its histories were new (pass fraction 1): what the track weighs in the
+    estimate, its paths' importance included (a path-aware track weight)."""
+    from .allocation import expected_draws, importance_plan
+
+    ones = pd.Series(1.0, index=track_weights.index)
+    plan = importance_plan(*inputs, track_weights, ones, 1.0, config.forced_processes(),
+                           float(config.interactions_per_history))
+    return expected_draws(plan, inputs[1], track_weights, ones)
 
 
 def _round_passes(n_hist, n_next, track_weights, max_samples):
@@ -135,25 +153,25 @@ def _round_passes(n_hist, n_next, track_weights, max_samples):
 
 
 def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_s,
-               log, t0, target_cell=DEFAULT_TARGET_CELL, strata=None,
-               track_weights=None) -> tuple:
-    """Passes ``collect(groups, label, config)`` of new histories, one per
+               log, t0, target_cell=DEFAULT_TARGET_CELL, track_weights=None) -> tuple:
+    """Passes ``collect(groups, label, draw_plan)`` of new histories, one per
     round (groups: (first sample, n samples, track indices or None for all))
     until the target, a cap or no target; returns (combined estimate,
     rounds, the largest number of histories of a track, what stopped it,
-    the passes as (groups, configuration)).
-    ``track_weights`` (Series over track_index): rounds after the first
-    give histories in proportion to them instead of evenly."""
+    the plan of the passes as (groups, configuration, draw plan), the passes).
+    ``track_weights`` (Series over track_index, the input weights): the
+    importance plans use them, and with ``track_allocation='weight'`` rounds
+    after the first give histories in proportion to them."""
     passes, rounds, plan = [], [], []
     n_hist = None                       # histories per track so far
     todo = [(0, config.samples_per_track, None)]
-    round_config = config
+    draw_plan = config.first_plan()
     stopped_by = None
+    by_weight = track_weights if config.track_allocation == "weight" else None
     while todo:
         label = "estimating" if not rounds else f"round {len(rounds) + 1}"
-        cfg = replace(round_config, samples_per_track=max(n for _, n, _ in todo))
-        passes.append(collect(todo, label, cfg))
-        plan.append((todo, cfg))
+        passes.append(collect(todo, label, draw_plan))
+        plan.append((todo, config, draw_plan))
         for first, n, subset in todo:
             if n_hist is None:
                 n_hist = pd.Series(n, index=passes[-1]["row_status"].index)
@@ -162,10 +180,9 @@ def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_
             else:
                 n_hist[subset] += n
         est = combine_passes(passes)
-        k = config.interactions_per_history
-        total, stat, total_mc = total_prompt(est, k)
+        total, stat, total_mc = total_prompt(est)
         value, cell_stat, mc_err = (total, stat, total_mc) if target_cell is None \
-            else cell_estimate(est, target_cell, k)
+            else cell_estimate(est, target_cell)
         n_mean = float(n_hist.mean()) if len(n_hist) else 0.0
         if int(n_hist.min() if len(n_hist) else 0) < 2 and value > 0:
             # one history per track: the self-normalised estimate of a track
@@ -179,38 +196,74 @@ def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_
                        "histories_per_track_mean": n_mean,
                        "tracks_in_round": len(n_hist) if todo[0][2] is None
                        else sum(len(s) for _, _, s in todo),
+                       "interactions": int(passes[-1]["interactions"]),
                        "total_prompt": total,
                        "stat": stat, "mc": total_mc if math.isfinite(total_mc) else None,
                        "target_value": value, "target_stat": cell_stat,
                        "target_mc": mc_err if math.isfinite(mc_err) else None,
                        "rel_unc": rel if math.isfinite(rel) else None,
-                       "allocation": _allocation_record(round_config),
+                       "allocation": draw_plan.describe(),
                        "elapsed_s": elapsed})
         n_max = int(n_hist.max()) if len(n_hist) else 0
-        n_next, stopped_by = next_round(max(int(round(n_mean)), 1) if track_weights is not None
+        n_next, stopped_by = next_round(max(int(round(n_mean)), 1) if by_weight is not None
                                         else n_max, rel, target_rel_unc,
                                         max_samples_per_track, elapsed, max_time_s,
                                         elapsed / max(n_mean, 1e-9))
         todo = []
         if n_next:
-            todo = _round_passes(n_hist, n_next, track_weights, max_samples_per_track)
+            inputs = _importance_inputs(passes, est, target_cell) \
+                if config.allocation == "auto" else None
+            weights = by_weight if inputs is None or by_weight is None \
+                else _track_importance(config, inputs, track_weights)
+            todo = _round_passes(n_hist, n_next, weights, max_samples_per_track)
             if not todo:
                 stopped_by = "max_samples"
-            round_config = _next_config(config, round_config, plan,
-                                        [p.get("strata") for p in passes], est,
-                                        target_cell, strata)
+            elif inputs is not None:
+                draw_plan = _next_plan(config, inputs, todo, track_weights)
         if log is not None and target_rel_unc is not None:
-            spread = "" if track_weights is None else \
+            spread = "" if by_weight is None else \
                 f" (mean {n_mean:.3g}, {int(n_hist.min())}–{n_max})"
             log(f"round {len(rounds)}: {n_max} histories/track{spread}, "
                 f"{_label(target_cell)} {value:.3g} ± {mc_err:.2g} (MC, rel. {rel:.2g}), "
                 f"{elapsed:.0f} s")
-    return est, rounds, n_max, stopped_by, plan
+    return est, rounds, n_max, stopped_by, plan, passes
 
 
-def _allocation_record(config):
-    a = config.forced_allocation()
-    return "natural" if a is None else {p: float(v) for p, v in a.items()}
+def stratum_table(est: dict, cell=DEFAULT_TARGET_CELL) -> dict:
+    """What the forcing did, for outputs: per process and per stratum the
+    draws, the target cell's MC entries and yield, and the root-mean-square
+    outcome per draw (the importance allocation's r_s, unshrunk); for a
+    process with no entry in the cell, the 90 % CL bound on what it could
+    still contribute: 2.303 × its mean interaction weight per draw (what an
+    entry would weigh before the product factors, all ≤ 1: the Poisson
+    limit of zero entries in its draws)."""
+    from .allocation import stratum_rms_outcome
+    from .estimate import POISSON_ZERO_90
+    from .interactions.forced import stratum_process
+
+    c = _in_cell(est["candidates"], cell)
+    drawn = est.get("drawn", pd.Series(dtype=float))
+    if not len(drawn):
+        return {"processes": [], "strata": []}
+    r_s = stratum_rms_outcome(c, drawn, pseudo_draws=0.0)
+    by_stratum = c.groupby("stratum")["weight"].agg(["size", "sum"]) if len(c) \
+        else pd.DataFrame(columns=["size", "sum"])
+    strata = [{"stratum": s, "draws": int(n),
+               "entries": int(by_stratum["size"].get(s, 0)),
+               "yield": float(by_stratum["sum"].get(s, 0.0)),
+               "rms_outcome": r_s.get(s, 0.0)}
+              for s, n in drawn.sort_index().items()]
+    procs = []
+    for p in sorted({stratum_process(s) for s in drawn.index}):
+        mine = [r for r in strata if stratum_process(r["stratum"]) == p]
+        n = sum(r["draws"] for r in mine)
+        row = {"process": p, "draws": n, "entries": sum(r["entries"] for r in mine),
+               "yield": sum(r["yield"] for r in mine)}
+        if not row["entries"]:
+            w = est.get("process_weight", {}).get(p)
+            row["upper_limit_90"] = POISSON_ZERO_90 * w / n if w is not None and n else None
+        procs.append(row)
+    return {"cell": _label(cell), "processes": procs, "strata": strata}
 
 
 def track_sample_term(last: dict, target: float | None) -> dict | None:

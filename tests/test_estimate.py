@@ -93,6 +93,14 @@ def test_mc_error_includes_the_spread_of_a_historys_forced_interactions():
                        "history_raw": [1.0, 1.0]})
     assert mc_error(c2, norm, norm2, interactions_per_history=4) == \
         pytest.approx(np.sqrt(1 / 3))
+    # each history's own number of draws (``history_draws``) replaces K: with
+    # 2 draws, s^2 = (0.5 - 1/2) / 1 = 0 for the two halves -> Var = 0; with
+    # the single candidate of 1 among 10 draws: 10 * (1 - 1/10) / 9 = 1
+    assert mc_error(c2.assign(history_draws=2), norm, norm2,
+                    interactions_per_history=4) == pytest.approx(0.0, abs=1e-12)
+    assert mc_error(c.assign(history_draws=10), norm, norm2) == pytest.approx(1.0)
+    # one draw: nothing to estimate the spread from
+    assert mc_error(c.assign(history_draws=1), norm, norm2) == 0.0
 
 
 def _pass(track_w, norm, cands):

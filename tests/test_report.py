@@ -156,7 +156,7 @@ def test_markdown_contains_the_numbers(doc):
     assert srows[-1][1:6] == ["0.67", "0.09", "0", "0.8", "combined in quadrature"]
     assert f"Tracks per status: {doc['tracks']}." in md
     assert f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])};" in md
-    assert "; 1 histories/track; forcing allocation equal shares over 5 processes." in md
+    assert "; 1 histories/track; forcing allocation pilot: equal draws per process within each track." in md
 
 
 def test_latex_booktabs_and_numbers(doc):
@@ -293,7 +293,7 @@ def test_summary_and_mc_lines(real_result):
     assert line.endswith("→ outdir/background.json")
     mc = report.mc_line(d)
     assert mc.startswith("outside/mu-mu ") and "; 1 histories/track" in mc
-    assert mc.endswith("; forcing allocation equal shares over 5 processes")
+    assert mc.endswith("; forcing allocation pilot: equal draws per process within each track")
 
 
 # ---------------------------------------------------------------- files

@@ -22,9 +22,10 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               help="Selection and SR/CR file (default: the estimated NA62 one).")
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
-@click.option("--interactions-per-history", "-k", type=click.IntRange(min=1), default=4,
-              show_default=True, help="Independent forced interactions per backward "
-              "history (each weighted 1/K).")
+@click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
+              default=4, show_default=True, help="Forced interactions per backward "
+              "history, on average (the allocation shares them among histories and "
+              "strata).")
 @click.option("--processes", "processes", multiple=True, metavar="NAME",
               help="Force only these processes (repeatable; default all: photonuclear, "
               "pair_production, mumu_pair, bremsstrahlung, knock_on). Estimates over "
@@ -34,23 +35,30 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               "upstream of it) and prompt (at or downstream of it) in every table "
               "(default: the geometry's decay-volume entrance, 105.095 m for NA62).")
 @click.option("--allocation", default="auto", show_default=True, metavar="MODE|P=S,...",
-              help="How forced interactions are shared among the strata, a stratum "
-              "being a process in a z slice of --forcing-slice metres (each weighted "
-              "P_s/q_s: unbiased whatever the choice). 'auto': equal shares, then, "
-              "with --target-rel-unc, each round the variance-optimal (Neyman) shares "
-              "measured on the target cell, 10 % kept spread over all strata; "
-              "'uniform'; 'natural' (no strata: points in proportion to the cross "
-              "sections, the rare trident is then almost never forced); or explicit "
-              "shares, e.g. mumu_pair=0.5,bremsstrahlung=0.5 or mumu_pair@100-105=1.")
-@click.option("--forcing-slice", "forcing_slice_m", type=click.FloatRange(min=0.1),
-              default=5.0, show_default=True, metavar="M",
-              help="Length [m] of the z slices of the forcing strata.")
+              help="How forced interactions are shared among histories and strata "
+              "(process × volume × muon-energy band; each draw weighted by what it "
+              "represents: unbiased whatever the choice). 'auto': a pilot round (every "
+              "track the same draws, equal per process), then each round the importance "
+              "allocation measured on the target cell (draws in proportion to track "
+              "weight × path importance × the stratum's selected outcome, 10 % kept on "
+              "the pilot rule); 'uniform': equal shares per process; 'natural': the "
+              "former method (points in proportion to the cross sections, the rare "
+              "trident is then almost never forced); or explicit shares, e.g. "
+              "mumu_pair=0.5,bremsstrahlung=0.5.")
+@click.option("--transfer-bias/--no-transfer-bias", default=True, show_default=True,
+              help="Importance-sample the energy transfer towards transfers that can "
+              "give a selected track (above 0.9 × the selection's momentum minimum; "
+              "10 % of the draws natural).")
+@click.option("--final-states-per-point", type=click.IntRange(min=1), default=1,
+              show_default=True, help="Final states sampled at each drawn interaction "
+              "point (splitting, each weighted as one draw).")
 @click.option("--track-allocation", type=click.Choice(["weight", "uniform"]),
               default="weight", show_default=True,
-              help="How rounds after the first (--target-rel-unc) share histories among "
-              "the tracks: 'weight', the tracks furthest below their share of the input "
-              "weight double theirs (heavy tracks dominate the MC error); 'uniform', "
-              "every track the same number.")
+              help="How rounds after the first (--target-rel-unc) share new histories "
+              "among the tracks: 'weight', the tracks furthest below their share of "
+              "the importance (input weight × what their paths can give the target "
+              "cell, with --allocation auto; else the input weight) double theirs; "
+              "'uniform', every track the same number.")
 @click.option("--target-cell", default="outside/mu-mu", show_default=True,
               metavar="REGION/CATEGORY", help="The cell whose relative MC uncertainty "
               "--target-rel-unc aims at and 'auto' optimises ('total': all cells).")
@@ -67,9 +75,9 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @click.option("--target-rel-unc", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Add rounds of histories until the relative MC uncertainty of the "
               "--target-cell is at most this (e.g. 0.05), or a cap is hit.")
-@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=256,
+@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=1024,
               show_default=True, help="Cap of the histories per track with --target-rel-unc "
-              "(at most 1024: the random-key layout, backtrace.rng).")
+              "(at most 4096: the random-key layout, backtrace.rng).")
 @click.option("--max-time", "max_time_s", type=click.FloatRange(min=0, min_open=True),
               default=600.0, show_default=True,
               help="Time cap [s] of the sampling rounds with --target-rel-unc "
@@ -80,8 +88,9 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
         regions_file, samples_per_track, interactions_per_history, processes,
-        prompt_z_min_m, allocation, forcing_slice_m, track_allocation, target_cell, seed, jobs, batch_size, prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
-        scheduler):
+        prompt_z_min_m, allocation, transfer_bias, final_states_per_point, track_allocation,
+        target_cell, seed, jobs, batch_size, prior, systematics, target_rel_unc,
+        max_samples_per_track, max_time_s, out, quiet, scheduler):
     """Estimate the prompt background from single tracks.
 
     Traces every track back to the dump, forces secondary interactions
@@ -117,7 +126,8 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
                            prompt_z_min_m=prompt_z_min_m,
                            allocation=parse_allocation(allocation,
                                                        tuple(processes) or tuple(PROCESSES)),
-                           forcing_slice_m=forcing_slice_m,
+                           transfer_bias=transfer_bias,
+                           final_states_per_point=final_states_per_point,
                            track_allocation=track_allocation)
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                               batch_size=batch_size, progress=not quiet,

@@ -62,7 +62,7 @@ from .reconstruction import (Smearing, in_fiducial_volume, invariant_mass, point
                              straw_acceptance, two_track_vertex)
 
 __all__ = ["Reconstruction", "build_candidates", "category", "MUON_IDENTITIES",
-           "CANDIDATE_COLUMNS", "empty_pairs"]
+           "CANDIDATE_COLUMNS", "empty_pairs", "kinematic_precheck"]
 
 #: Outcomes that arrive at the detector as muons (MUV3 can identify them).
 MUON_IDENTITIES = frozenset({"mu", "mu_from_pi"})
@@ -284,6 +284,36 @@ def _passes(m: dict, tracks, a, b, selection: dict, recon: Reconstruction) -> np
     ok &= in_fiducial_volume(vertex, selection, recon.axis_point, recon.axis_direction)
     ok &= ~(m["cda_m"] > selection["cda_max_m"])
     return ok
+
+
+def kinematic_precheck(readout: pd.DataFrame, inter: pd.DataFrame, recon: Reconstruction,
+                       selection: dict) -> np.ndarray:
+    """The interactions that may still give a candidate, from the products'
+    read-out at STRAW1 alone (columns interaction, particle, charge,
+    STRAW1_*): at least one pair of distinct products, both in STRAW1's
+    active area, of opposite charges when the selection asks, whose
+    measured momenta (smeared as in step 4, same keys), vertex and CDA pass
+    step 5. Every candidate's interaction is among them: the remaining cuts
+    (chambers, other tracks, identification, vetoes) only remove."""
+    from ..interactions.products import product_key
+
+    x, y = readout["STRAW1_x_m"].to_numpy(float), readout["STRAW1_y_m"].to_numpy(float)
+    t = readout[in_chamber(x, y, recon.chamber(0))].sort_values(
+        ["interaction", "particle"], kind="stable").reset_index(drop=True)
+    if len(t) < 2:
+        return np.zeros(0, dtype=np.int64)
+    h = inter.set_index("interaction").loc[t["interaction"]]
+    t["rng_key"] = product_key(h, t["particle"])
+    a, b = _pair_indices(t["interaction"].to_numpy())
+    keep = t["particle"].to_numpy()[a] != t["particle"].to_numpy()[b]
+    if selection.get("opposite_charges", True):
+        q = t["charge"].to_numpy(float)
+        keep &= q[a] * q[b] < 0
+    a, b = a[keep], b[keep]
+    if not len(a):
+        return np.zeros(0, dtype=np.int64)
+    ok = _passes(_measure_pairs(t, a, b, recon), t, a, b, selection, recon)
+    return np.unique(t["interaction"].to_numpy()[a[ok]])
 
 
 def identification_probability(tracks, a, b, selection: dict) -> np.ndarray:

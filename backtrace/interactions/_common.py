@@ -22,7 +22,7 @@ import numpy as np
 from ..constants import AVOGADRO_PER_MOL, MUON_MASS_GEV
 
 __all__ = ["ProcessTable", "FinalState", "radiative_table", "interp_loglog",
-           "sample_transfer", "four_vectors", "rotate_to", "ENERGY_GRID_GEV"]
+           "sample_transfer", "transfer_quantile", "four_vectors", "rotate_to", "ENERGY_GRID_GEV"]
 
 #: Muon kinetic energies [GeV] of the tables (beam muons: 1 GeV – 400 GeV+).
 ENERGY_GRID_GEV = np.geomspace(1.0, 1000.0, 61)
@@ -114,6 +114,22 @@ def sample_transfer(table: ProcessTable, kinetic_gev, u) -> np.ndarray:
 
     q = np.exp((1 - t) * np.log(invert(i0)) + t * np.log(invert(i1)))
     return np.minimum(q, 0.999 * k)
+
+
+def transfer_quantile(table: ProcessTable, kinetic_gev, q_gev: float,
+                      iterations: int = 40) -> np.ndarray:
+    """The uniform u_c at which :func:`sample_transfer` gives ``q_gev`` at
+    each kinetic energy (its map u → q is non-decreasing): q ≥ q_gev ⟺ u ≥
+    u_c. 1 where no transfer reaches ``q_gev``, 0 where every one does.
+    Bisection to 2^−iterations."""
+    k = np.asarray(kinetic_gev, float)
+    lo, hi = np.zeros(len(k)), np.ones(len(k))
+    for _ in range(iterations):
+        mid = 0.5 * (lo + hi)
+        below = sample_transfer(table, k, mid) < q_gev
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    reach = sample_transfer(table, k, np.full(len(k), 1.0)) >= q_gev
+    return np.where(reach, hi, 1.0)
 
 
 def rotate_to(direction, local):

@@ -16,7 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..constants import ELECTRON_MASS_GEV, MUON_MASS_GEV
-from ._common import ENERGY_GRID_GEV, FinalState, ProcessTable, four_vectors, muon_after
+from ._common import (ENERGY_GRID_GEV, N_Q, FinalState, ProcessTable, four_vectors,
+                      muon_after, sample_transfer)
 
 NAME = "knock_on"
 CATEGORY = "other"
@@ -41,10 +42,27 @@ def _z_over_a(physics, material):
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
-    tab = ProcessTable(NAME, material, q_min_gev, ENERGY_GRID_GEV,
-                       np.zeros(len(ENERGY_GRID_GEV)))
+    """σ(K; T > q_min) [m²/kg] and the exact CDF of T on each table energy
+    (the antiderivative of F(T)/T², :func:`_integral`), for sampling by
+    inverse CDF (:func:`._common.sample_transfer`)."""
+    energies = ENERGY_GRID_GEV
+    tab = ProcessTable(NAME, material, q_min_gev, energies, np.zeros(len(energies)),
+                       np.zeros((len(energies), N_Q)), np.zeros((len(energies), N_Q)))
     tab.extra["z_over_a"] = _z_over_a(physics, material)
-    tab.sigma = cross_section(tab, ENERGY_GRID_GEV)
+    tab.sigma = cross_section(tab, energies)
+    e = energies + MUON_MASS_GEV
+    beta2 = 1 - (MUON_MASS_GEV / e) ** 2
+    tmax = t_max_gev(energies)
+    for i in range(len(energies)):
+        if not tmax[i] > q_min_gev:
+            tab.q_grid[i] = np.linspace(q_min_gev, q_min_gev * 1.0001, N_Q)
+            tab.cdf[i] = np.linspace(0, 1, N_Q)
+            continue
+        t = np.geomspace(q_min_gev, tmax[i], N_Q)
+        c = _integral(t, tmax[i], beta2[i], e[i]) - _integral(q_min_gev, tmax[i],
+                                                                beta2[i], e[i])
+        tab.q_grid[i] = t
+        tab.cdf[i] = c / c[-1]
     return tab
 
 
@@ -67,18 +85,11 @@ def cross_section(tab: ProcessTable, kinetic_gev) -> np.ndarray:
 
 
 def sample(tab: ProcessTable, kinetic_gev, direction, charge, u) -> FinalState:
+    """Scattered muon and the δ electron; T by inverse CDF of F(T)/T²
+    (``u[:, 0]``), its azimuth from ``u[:, 3]``."""
     k = np.asarray(kinetic_gev, float)
-    e = k + MUON_MASS_GEV
-    beta2 = 1 - (MUON_MASS_GEV / e) ** 2
     tmax = t_max_gev(k)
-    t0 = tab.q_min_gev
-    # 1/T² proposal, accept with F(T) ≤ 1 (two tries, then the second)
-    def draw(uu):
-        return 1 / (1 / t0 - uu * (1 / t0 - 1 / tmax))
-
-    t1, t2 = draw(u[:, 0]), draw(u[:, 2])
-    f1 = 1 - beta2 * t1 / tmax + t1 * t1 / (2 * e * e)
-    t = np.where(u[:, 1] < f1, t1, t2)
+    t = np.minimum(sample_transfer(tab, k, u[:, 0]), tmax)
     e_el = t + ELECTRON_MASS_GEV
     p_el = np.sqrt(t * (t + 2 * ELECTRON_MASS_GEV))
     p_max = np.sqrt(tmax * (tmax + 2 * ELECTRON_MASS_GEV))

@@ -29,6 +29,11 @@ STATUS_NAMES = ("reached_z_min", "reached_z_max", "left_world",
 EVENTS = {"limit_energy": 1, "limit_distance": 2, "medium": 16,
           "start": 4096}
 
+#: Most records one C call may buffer (~100 MB of ``struct bt_record``):
+#: recorded transports of many histories go in chunks of at most this many
+#: records' worth of histories.
+RECORD_BUDGET = 1 << 20
+
 RECORD_DTYPE = np.dtype([
     ("history", "<i8"), ("region", "<i4"), ("event", "<i4"),
     ("position", "<f8", (3,)), ("direction", "<f8", (3,)),
@@ -105,9 +110,11 @@ class Context:
         ``states``: dict with charge, energy [GeV kinetic], weight, position
         (n, 3) [m], direction (n, 3) (unit momentum direction). Not modified.
         ``track``/``sample``: int64 indices keying the random streams.
-        ``records``: structured array (RECORD_DTYPE) when ``record``.
+        ``records``: structured array (RECORD_DTYPE) when ``record``; with
+        ``record`` the histories go to C in chunks whose record buffer holds
+        at most :data:`RECORD_BUDGET` records (bounded memory, same result:
+        every stream is keyed per history).
         """
-        ffi, lib = self.ffi, self.lib
         n = len(states["energy"])
         charge = np.array(states["charge"], dtype=float)
         energy = np.array(states["energy"], dtype=float)
@@ -123,9 +130,31 @@ class Context:
             np.ascontiguousarray(sample, dtype=np.int64)
         if len(track) != n or len(sample) != n:
             raise ValueError("track and sample must have one entry per state")
-
         o = fill_options(self._options, options, seed=seed, record=record)
+        arrays = (track, sample, charge, energy, weight, position, direction, distance,
+                  grammage, status)
+        step = max(1, RECORD_BUDGET // max(max_records, 1)) if record else max(n, 1)
+        parts = []
+        for lo in range(0, n, step):
+            hi = min(lo + step, n)
+            rec = self._transport_chunk(o, [a[lo:hi] for a in arrays], record, max_records)
+            if rec is not None:
+                rec["history"] += lo
+                parts.append(rec)
+        final = {"charge": charge, "energy": energy, "weight": weight,
+                 "position": position, "direction": direction,
+                 "distance": distance, "grammage": grammage}
+        rec = None
+        if record:
+            rec = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
+        return final, status, rec
 
+    def _transport_chunk(self, o, arrays, record: bool, max_records: int):
+        """One C call over views of the arrays (updated in place)."""
+        ffi, lib = self.ffi, self.lib
+        track, sample, charge, energy, weight, position, direction, distance, grammage, \
+            status = arrays
+        n = len(track)
         capacity = n * max_records if record else 0
         records = ffi.new("struct bt_record[]", max(capacity, 1))
         n_records = ffi.new("long long *")
@@ -138,16 +167,12 @@ class Context:
             fb("double[]", position), fb("double[]", direction),
             fb("double[]", distance), fb("double[]", grammage),
             fb("int[]", status), records, capacity, n_records)
-        final = {"charge": charge, "energy": energy, "weight": weight,
-                 "position": position, "direction": direction,
-                 "distance": distance, "grammage": grammage}
-        rec = None
-        if record:
-            size = ffi.sizeof("struct bt_record")
-            assert size == RECORD_DTYPE.itemsize, "record layout drift"
-            rec = np.frombuffer(ffi.buffer(records, n_records[0] * size),
-                                dtype=RECORD_DTYPE).copy()
-        return final, status, rec
+        if not record:
+            return None
+        size = ffi.sizeof("struct bt_record")
+        assert size == RECORD_DTYPE.itemsize, "record layout drift"
+        return np.frombuffer(ffi.buffer(records, n_records[0] * size),
+                             dtype=RECORD_DTYPE).copy()
 
     def last_error(self) -> str:
         """Message of the last PUMAS error captured (empty if none)."""

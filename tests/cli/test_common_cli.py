@@ -74,6 +74,6 @@ def test_jobs_default_is_all_cores(command):
 
 def test_too_many_histories_for_the_key_layout_is_a_clear_error(sample_file, tmp_path):
     r = CliRunner().invoke(main, ["run", "--tracks", str(sample_file), "-q", "-j", "1",
-                                  "--out", str(tmp_path / "r"), "-k", "200"])
+                                  "--out", str(tmp_path / "r"), "-k", "2000"])
     assert r.exit_code == 1
-    assert "forced interactions per history = 200" in r.output and "128" in r.output
+    assert "forced interactions per history = 2000" in r.output and "1024" in r.output
