@@ -248,8 +248,10 @@ class SingleTracks:
 # ---------------------------------------------------------------------------
 # 2.–4. Pairs
 # ---------------------------------------------------------------------------
-def pair_blocks(n: int, block: int = PAIR_BLOCK):
-    """(i0, i1, j0, j1) of the blocks of the upper triangle of n × n, in order."""
+def pair_blocks(n: int, block: int | None = None):
+    """(i0, i1, j0, j1) of the blocks of the upper triangle of n × n, in order
+    (``block`` tracks each, default :data:`PAIR_BLOCK`)."""
+    block = block or PAIR_BLOCK
     starts = list(range(0, n, block))
     for bi, i0 in enumerate(starts):
         for j0 in starts[bi:]:
@@ -420,10 +422,10 @@ def _pairable(single: pd.DataFrame, selection: dict) -> pd.DataFrame:
     return single[keep].assign(factor=factor[keep]).reset_index(drop=True)
 
 
-def _regions_block(pairs, regions, per_entry, syst_rel) -> dict:
+def _regions_block(pairs, regions, per_entry, syst_rel, estimate_sign) -> dict:
     out = {}
-    for sign in SIGNS:
-        mine = pairs[pairs["sign"] == sign]
+    for sign in SIGNS + (("all",) if estimate_sign == "all" else ()):
+        mine = pairs if sign == "all" else pairs[pairs["sign"] == sign]
         out[sign] = {r: _cell(mine[mine["region"] == r], per_entry[sign], syst_rel)
                      for r in regions.names}
     return out
@@ -482,6 +484,9 @@ def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
     # before the momentum/vertex/CDA/muon-ID/region cuts (the prompt convention)
     per_entry = {s: flow[s]["straw_acceptance"][1] / max(flow[s]["straw_acceptance"][0], 1)
                  for s in SIGNS}
+    per_entry["all"] = sum(flow[s]["straw_acceptance"][1] for s in SIGNS) / max(
+        sum(flow[s]["straw_acceptance"][0] for s in SIGNS), 1)
+    estimate_sign = "opposite" if sel.get("opposite_charges", True) else "all"
     syst = spill_systematics(model, config.pot_target, tracks.pot)
     syst_rel = {k: max(abs(lo), abs(hi)) for k, (lo, hi) in syst.items()}
     doc = {
@@ -489,8 +494,8 @@ def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
                   "the prompt estimate's reconstruction and selection; weight "
                   "N_POT*N_spill/N_sample^2*P2*w_i*w_j*(veto survival)*P_id*exp(-mu3) "
                   "(backtrace.combinatorial, backtrace.spill)",
-        "estimate_sign": "opposite" if sel.get("opposite_charges", True) else "all",
-        "regions": _regions_block(pairs, regions, per_entry, syst_rel),
+        "estimate_sign": estimate_sign,
+        "regions": _regions_block(pairs, regions, per_entry, syst_rel, estimate_sign),
         "spill_model": model.config(),
         "normalisation": {"pot_target": config.pot_target, "pot_sample": tracks.pot,
                           "pairs_per_unit_weight": scale, "pairing_probability": p2,

@@ -18,6 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Decades shown by a colour scale or a log y axis (cells below the range
+#: take its lowest colour; bins below it are off the axis).
+DYNAMIC_RANGE = 1e8
+
 __all__ = ["plane_figure", "distributions_figure", "layout_problems", "save_figure",
            "new_figure", "DISTRIBUTIONS"]
 
@@ -77,11 +81,14 @@ def plane_figure(frame, regions: list[dict], title: str, *, weight="weight"):
     if len(w) and np.any(w > 0):
         h, _, _ = np.histogram2d(frame["z_tax_m"], frame["cda_tax_m"] * 1e3, [xe, ye],
                                  weights=w)
-        positive = h[h > 0]
-        norm = LogNorm(vmin=positive.min(), vmax=positive.max()) if positive.min() < \
-            positive.max() else LogNorm(vmin=positive.min() / 10, vmax=positive.max() * 10)
-        im = ax.pcolormesh(xe, ye, np.where(h > 0, h, np.nan).T, norm=norm, cmap="viridis")
-        fig.colorbar(im, ax=ax, label="expected events per bin")
+        top = float(h.max())
+        low = max(float(h[h > 0].min()), top / DYNAMIC_RANGE)
+        norm = LogNorm(vmin=low, vmax=top) if low < top else LogNorm(vmin=top / 10,
+                                                                     vmax=top * 10)
+        im = ax.pcolormesh(xe, ye, np.where(h > 0, np.maximum(h, low), np.nan).T, norm=norm,
+                           cmap="viridis")
+        fig.colorbar(im, ax=ax, label="expected events per bin",
+                     extend="min" if low > h[h > 0].min() else "neither")
         outside = int(np.sum((frame["z_tax_m"] < xe[0]) | (frame["z_tax_m"] > xe[-1])
                              | (frame["cda_tax_m"] * 1e3 > ye[-1])))
         if outside:
@@ -124,11 +131,14 @@ def distributions_figure(groups: dict, title: str):
                 continue
             drawn |= _step_with_errors(ax, frame[col].to_numpy(float) * scale,
                                        frame["weight"].to_numpy(float), bins, name)
-        ax.set_xlabel(label)
-        ax.set_ylabel("expected events per bin")
+        ax.set_xlabel(label, fontsize=20)
+        ax.set_ylabel("expected events per bin", fontsize=18)
         ax.set_xlim(bins[0], bins[-1])
         if drawn:
             ax.set_yscale("log")
+            top = max(line.get_data()[0].max() for line in ax.patches
+                      if hasattr(line, "get_data"))
+            ax.set_ylim(top / DYNAMIC_RANGE, top * 30)
             ax.legend(fontsize=11, loc="best")
         else:
             ax.text(0.5, 0.5, "no entry", ha="center", va="center", transform=ax.transAxes)

@@ -105,13 +105,14 @@ def pairing_probability_profile(t_s, intensity, window_s: float, resolution_s: f
     max_lag = int(np.ceil(reach / dt)) + 1
     lags = np.arange(max_lag + 1) * dt
     a = _autocorrelation(f, dt, max_lag)
-    step = min(dt, float(window_s), s if s > 0 else np.inf) / 20.0
+    if s == 0:
+        # g is the window itself: integrate the piecewise-linear A exactly
+        nodes = np.r_[lags[lags < window_s], window_s]
+        return float(2 * np.trapezoid(np.interp(nodes, lags, a), nodes))
+    step = min(dt, float(window_s), s) / 20.0
     tau = np.linspace(-reach, reach, int(np.ceil(2 * reach / step)) + 1)
     a_tau = np.interp(np.abs(tau), lags, a)        # A is even, linear between lags
-    if s > 0:
-        g = ndtr((window_s - tau) / s) - ndtr((-window_s - tau) / s)
-    else:
-        g = (np.abs(tau) < window_s).astype(float)
+    g = ndtr((window_s - tau) / s) - ndtr((-window_s - tau) / s)
     return float(np.trapezoid(a_tau * g, tau))
 
 
@@ -227,6 +228,11 @@ def load_spill_model(path=None) -> SpillModel:
                              f"(got {value:g} in [{lo:g}, {hi:g}])")
         if "source" not in entry:
             raise SpillError(f"{source}: {name}: a source is required (or [est] with reasoning)")
+        extra = sorted(set(entry) - {"value", "range", "estimated", "source"})
+        if extra:
+            raise SpillError(f"{source}: [{name}] has unknown key(s) {', '.join(extra)} "
+                             "(known: value, range, estimated, source; top-level keys "
+                             "such as time_structure_file go before the first table)")
         values[name], ranges[name] = value, (lo, hi)
         sources[name], estimated[name] = str(entry["source"]).strip(), bool(entry.get("estimated"))
     if ranges["duty_factor"][1] > 1.0:

@@ -120,7 +120,7 @@ def build_summary(doc: dict, candidates, comb: dict | None, command: str | None 
         cells = _prompt_cells(doc, candidates, region)
         comb_cell = None
         if comb is not None:
-            sign = "opposite"
+            sign = comb.get("estimate_sign", "opposite")
             comb_cell = comb["regions"][sign][region]
             cells["combinatorial"] = {k: comb_cell[k] for k in
                                       ("value", "stat", "syst", "n_mc", "upper_limit_90")}
