@@ -10,8 +10,9 @@ the prompt estimate (:mod:`backtrace.detector.candidates`,
 :mod:`backtrace.regions`).
 
 1. **Single tracks** (:class:`SingleTracks`, in batches over the workers):
-   each track of the file, measured at or upstream of STRAW1 in the decay
-   volume, is
+   each track of the file, measured in the decay volume up to STRAW1 (at
+   most :data:`STRAW1_TOLERANCE_M` downstream of its entry face; others get
+   the status ``not_in_decay_volume``), is
    - transported forward with PUMAS from 1 cm upstream of STRAW1 (straight
      line in the vacuum) through the STRAW chambers, the LKr and MUV3
      (:class:`backtrace.interactions.products.ProductTransport`): the
@@ -81,7 +82,10 @@ PAIR_COLUMNS = ["sign", "region", "weight", "track_a", "track_b", "z_tax_m", "cd
                 "p2_gev", "id_probability"]
 #: Stages of the cut flow (cumulative).
 STAGES = ("straw_acceptance", "momentum", "cda", "fiducial_volume", "muon_id")
-#: Relative POT uncertainty (as the prompt estimate, backtrace.systematics).
+#: A track may be given up to this far downstream of STRAW1's entry face [m]
+#: (inside the chamber; it is extrapolated back in a straight line).
+STRAW1_TOLERANCE_M = 0.05
+#: Final statuses of the single tracks (besides the file validation ones).
 SINGLE_STATUSES = ("ok", "paired", "not_in_decay_volume", "straw_chambers", "vetoed")
 
 
@@ -176,7 +180,7 @@ class SingleTracks:
         for c in ("x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge", "weight"):
             if c in good:
                 good[c] = pd.to_numeric(good[c])
-        z1 = self.recon.straw1_z_m
+        z1 = self.recon.straw1_z_m + STRAW1_TOLERANCE_M
         inside = ((good["z_m"] >= self.entrance_z_m) & (good["z_m"] <= z1)).to_numpy()
         status[out["track_index"].isin(good["track_index"][~inside]).to_numpy()] = \
             "not_in_decay_volume"

@@ -162,6 +162,24 @@ def _boxes_overlap(a, b, pad: float = 0.0) -> bool:
                 or b.y1 <= a.y0 + pad)
 
 
+def _drawn_tick_labels(axis) -> list:
+    """Tick labels an axis really draws (ticks inside its view interval)."""
+    lo, hi = sorted(axis.get_view_interval())
+    out = []
+    for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+        if not (lo - 1e-12 * abs(hi - lo) <= tick.get_loc() <= hi + 1e-12 * abs(hi - lo)):
+            continue
+        out += [t for t in (tick.label1, tick.label2) if t.get_visible() and t.get_text()]
+    return out
+
+
+def _axes_texts(ax) -> list:
+    """Drawn tick labels, axis labels and title of an axes."""
+    items = _drawn_tick_labels(ax.xaxis) + _drawn_tick_labels(ax.yaxis)
+    return items + [t for t in (ax.xaxis.label, ax.yaxis.label, ax.title)
+                    if t.get_visible() and t.get_text()]
+
+
 def layout_problems(fig) -> list[str]:
     """Text of ``fig`` outside the figure, and labels of two different axes
     that overlap (tick labels, axis labels, titles), as messages."""
@@ -169,26 +187,28 @@ def layout_problems(fig) -> list[str]:
     renderer = fig.canvas.get_renderer()
     frame = fig.bbox
     problems = []
+
+    def outside(box) -> bool:
+        return box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1 or box.x1 > frame.x1 + 1 \
+            or box.y1 > frame.y1 + 1
+
+    free = list(fig.texts) + ([fig._suptitle] if fig._suptitle is not None else [])
     labelled = []
-    for text in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent")):
-        if not text.get_visible() or not str(text.get_text()).strip():
-            continue
-        box = text.get_window_extent(renderer)
-        if box.width == 0 and box.height == 0:
-            continue
-        if box.x0 < frame.x0 - 1 or box.y0 < frame.y0 - 1 or box.x1 > frame.x1 + 1 \
-                or box.y1 > frame.y1 + 1:
-            problems.append(f"text {text.get_text()!r} lies outside the figure")
     for ax in fig.axes:
         if not ax.get_visible():
             continue
-        items = [t for t in ax.get_xticklabels() + ax.get_yticklabels()
-                 if t.get_visible() and t.get_text()]
-        items += [t for t in (ax.xaxis.label, ax.yaxis.label, ax.title)
-                  if t.get_visible() and t.get_text()]
-        labelled.append((ax, [(t.get_text(), t.get_window_extent(renderer)) for t in items]))
-    for i, (ax_a, a_items) in enumerate(labelled):
-        for ax_b, b_items in labelled[i + 1:]:
+        texts = _axes_texts(ax)
+        free += [t for t in ax.texts if t.get_visible() and t.get_text()]
+        legend = ax.get_legend()
+        if legend is not None and outside(legend.get_window_extent(renderer)):
+            problems.append("a legend lies outside the figure")
+        labelled.append([(t.get_text(), t.get_window_extent(renderer)) for t in texts])
+        problems += [f"text {text!r} lies outside the figure" for text, box in labelled[-1]
+                     if outside(box)]
+    problems += [f"text {t.get_text()!r} lies outside the figure" for t in free
+                 if t.get_visible() and t.get_text() and outside(t.get_window_extent(renderer))]
+    for i, a_items in enumerate(labelled):
+        for b_items in labelled[i + 1:]:
             for ta, ba in a_items:
                 for tb, bb in b_items:
                     if _boxes_overlap(ba, bb):

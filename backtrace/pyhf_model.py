@@ -107,8 +107,14 @@ def validate_workspace(spec: dict) -> bool:
         import pyhf
     except ImportError:
         return False
+    import warnings
+
     try:
-        pyhf.schema.validate(spec, "workspace.json")
+        with warnings.catch_warnings():
+            # pyhf 0.7 uses jsonschema's deprecated RefResolver (not ours)
+            warnings.filterwarnings("ignore", "jsonschema.RefResolver is deprecated",
+                                    DeprecationWarning)
+            pyhf.schema.validate(spec, "workspace.json")
     except pyhf.exceptions.InvalidSpecification as err:
         raise ValueError(f"background.pyhf.json does not match pyhf's schema: {err}") from None
     return True

@@ -360,7 +360,7 @@ def summary_terminal(doc: dict):
     rows = list(summary_rows(doc))
     t.add_column("region")
     for c, _ in rows[0][1]:
-        t.add_column(COMPONENT_LABELS[c])
+        t.add_column(COMPONENT_LABELS[c], min_width=len(COMPONENT_LABELS[c]))
     for region, entries in rows:
         t.add_row(region, *(format_value(e) for _, e in entries))
     return t
