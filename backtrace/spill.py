@@ -46,17 +46,10 @@ the piecewise-constant profile (exact for it).
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field, replace
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["SpillModel", "SpillError", "load_spill_model", "PARAMETERS",
            "pairing_probability_flat", "pairing_probability_profile"]
@@ -198,20 +191,10 @@ def _read_profile(path: Path, source: str):
 
 def load_spill_model(path=None) -> SpillModel:
     """Read and check a spill-model file (default: the packaged NA62 one)."""
-    if path is None:
-        text = (resources.files("backtrace.data") / "spill_na62_dump_2021.toml").read_text()
-        source, base = "spill_na62_dump_2021.toml", None
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise SpillError(f"spill-model file {p}: no such file")
-        text, source, base = p.read_text(), p.name, p.parent
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SpillError(f"{source}: not valid TOML ({err})") from None
-    if raw.get("version") != 1:
-        raise SpillError(f"{source}: version {raw.get('version')!r} unsupported (expected 1)")
+    from .io import read_data_toml
+
+    raw, source, base = read_data_toml(path, "spill_na62_dump_2021.toml", SpillError,
+                                       "spill-model file")
     unknown = sorted(set(raw) - set(PARAMETERS) - {"version", "name", "time_structure_file"})
     if unknown:
         raise SpillError(f"{source}: unknown key(s) {', '.join(unknown)} "
