@@ -70,7 +70,7 @@ import pandas as pd
 
 __all__ = ["CombinatorialConfig", "CombinatorialResult", "SingleTracks", "PairWorker",
            "run_combinatorial", "pair_blocks", "pair_variance", "PAIR_BLOCK", "SIGNS",
-           "PAIR_COLUMNS", "accidental_pairs_flat"]
+           "PAIR_COLUMNS"]
 
 #: Tracks per pairing block (fixed: results never depend on it or on --jobs).
 PAIR_BLOCK = 1024
@@ -85,19 +85,6 @@ STAGES = ("straw_acceptance", "momentum", "cda", "fiducial_volume", "muon_id")
 #: A track may be given up to this far downstream of STRAW1's entry face [m]
 #: (inside the chamber; it is extrapolated back in a straight line).
 STRAW1_TOLERANCE_M = 0.05
-#: Final statuses of the single tracks (besides the file validation ones).
-SINGLE_STATUSES = ("ok", "paired", "not_in_decay_volume", "straw_chambers", "vetoed")
-
-
-def accidental_pairs_flat(n_per_spill, window_s: float, spill_s: float, spills: float) -> float:
-    """Expected number of accidental pairs of ``n_per_spill`` muons per spill
-    at a constant rate over a flat spill of ``spill_s`` seconds, within
-    |Δt| < ``window_s``, over ``spills`` spills: spills · C(n, 2)-like
-    n²/2 · (2W/T − W²/T²) (the analytic reference of the tests)."""
-    from .spill import pairing_probability_flat
-
-    return float(spills) * 0.5 * float(n_per_spill) ** 2 \
-        * pairing_probability_flat(window_s, spill_s)
 
 
 @dataclass(frozen=True)
@@ -435,12 +422,67 @@ def _regions_block(pairs, regions, per_entry, syst_rel, estimate_sign) -> dict:
     return out
 
 
+def _pair_all(paired, config, recon, scale, q, mu3, *, jobs, scheduler, progress):
+    """Steps 2–4 over every block: (selected pairs, cut flow {sign: {stage:
+    [pairs, weight]}}, counts [different-event pairs, evaluated, same-event])."""
+    from .estimate import concat
+    from .executor import progress_bar, worker_map
+
+    blocks = list(pair_blocks(len(paired)))
+    results = worker_map(PairWorker, (config, recon, paired, scale, q, mu3), "process", blocks,
+                         jobs=jobs, scheduler=scheduler)
+    parts, flow, counts = [], {s: {st: [0, 0.0] for st in STAGES} for s in SIGNS}, [0, 0, 0]
+    with progress_bar(len(blocks), "pairs", progress, unit="blocks") as bar:
+        task = bar.add_task("pairs", total=len(blocks))
+        for r in results:            # in block order: sums identical for any --jobs
+            parts.append(r["pairs"])
+            for s in SIGNS:
+                for st, (k, w) in r["flow"][s].items():
+                    flow[s][st][0] += k
+                    flow[s][st][1] += w
+            for i, key in enumerate(("n_pairs", "n_evaluated", "n_same_event")):
+                counts[i] += r[key]
+            bar.advance(task, 1)
+    return concat(parts, pd.DataFrame(columns=PAIR_COLUMNS)).reset_index(drop=True), flow, \
+        counts
+
+
+def _weight_per_entry(flow) -> dict:
+    """Mean pair weight per sample before the momentum/vertex/CDA/muon-ID/
+    region cuts (the prompt estimate's convention for empty cells)."""
+    first = {s: flow[s]["straw_acceptance"] for s in SIGNS}
+    out = {s: w / max(k, 1) for s, (k, w) in first.items()}
+    out["all"] = sum(w for _, w in first.values()) / max(sum(k for k, _ in first.values()), 1)
+    return out
+
+
+def _normalisation(config, tracks, model, single, paired, n_reco_spill, mu3) -> dict:
+    n_spill = model.values["pot_per_spill"] / tracks.pot
+    muons = float(single["weight"].sum()) * n_spill
+    return {"pot_target": config.pot_target, "pot_sample": tracks.pot,
+            "pairs_per_unit_weight": model.pairs_per_weight(config.pot_target, tracks.pot),
+            "pairing_probability": model.pairing_probability(), "muons_per_spill": muons,
+            "paired_muons_per_spill": float(paired["factor"].sum()) * n_spill,
+            "reconstructable_muons_per_spill": n_reco_spill, "third_track_mean": mu3,
+            "muon_rate_mhz": muons / model.effective_length_s * 1e-6}
+
+
+def _sampling(config, single, paired, pairs_all, counts, q) -> dict:
+    return {"tracks": int(len(single)), "tracks_paired": int(len(paired)),
+            "pairs_all": int(pairs_all), "pairs_different_events": counts[0],
+            "pairs_same_event_excluded": counts[2], "pairs_evaluated": counts[1],
+            "fraction": q, "subsampled": q < 1.0, "max_pairs": config.max_pairs,
+            "block_tracks": PAIR_BLOCK,
+            "method": "all pairs" if q >= 1 else
+            "Bernoulli subsample: each pair kept with probability q, weight 1/q "
+            "(binomial count per block, positions without replacement; "
+            "generator keyed by seed and block)"}
+
+
 def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
                       batch_size: int = 2000, progress: bool = True,
                       scheduler: str | None = None, log=None) -> CombinatorialResult:
     """The combinatorial estimate of a track file (module docstring)."""
-    from .estimate import concat
-    from .executor import progress_bar, worker_map
     from .regions import load_regions
     from .spill import load_spill_model
 
@@ -451,48 +493,28 @@ def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
     t0 = time.perf_counter()
     model = load_spill_model(config.spill_file)
     regions = load_regions(config.regions_file)
+    sel = regions.selection
     recon = _reconstruction(config)
     local = SingleTracks(config) if jobs <= 1 and scheduler is None else None
     single = _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local)
-    sel = regions.selection
     paired = _pairable(single, sel)
-    n = len(paired)
-    pairs_all = n * (n - 1) // 2
+    pairs_all = len(paired) * (len(paired) - 1) // 2
     q = 1.0 if pairs_all <= config.max_pairs else config.max_pairs / pairs_all
-    scale = model.pairs_per_weight(config.pot_target, tracks.pot)
-    p2 = model.pairing_probability()
-    n_spill = model.values["pot_per_spill"] / tracks.pot
     reco = single["n_chambers"] >= sel["reconstructable_min_chambers"]
-    n_reco_spill = float(single.loc[reco, "weight"].sum()) * n_spill
-    mu3 = n_reco_spill * p2 if sel.get("exactly_two_tracks", True) else 0.0
-    blocks = list(pair_blocks(n))
+    n_reco_spill = float(single.loc[reco, "weight"].sum()) * model.values["pot_per_spill"] \
+        / tracks.pot
+    mu3 = n_reco_spill * model.pairing_probability() \
+        if sel.get("exactly_two_tracks", True) else 0.0
     if log:
-        log(f"combinatorial: {n} of {len(single)} tracks paired, {pairs_all} pairs"
+        log(f"combinatorial: {len(paired)} of {len(single)} tracks paired, {pairs_all} pairs"
             + (f", subsample q = {q:.3g}" if q < 1 else ""))
-    results = worker_map(PairWorker, (config, recon, paired, scale, q, mu3), "process", blocks,
-                         jobs=jobs, scheduler=scheduler)
-    parts, flow, counts = [], {s: {st: [0, 0.0] for st in STAGES} for s in SIGNS}, [0, 0, 0]
-    with progress_bar(len(blocks), "pairs", progress, unit="blocks") as bar:
-        task = bar.add_task("pairs", total=len(blocks))
-        for r in results:
-            parts.append(r["pairs"])
-            for s in SIGNS:
-                for st, (k, w) in r["flow"][s].items():
-                    flow[s][st][0] += k
-                    flow[s][st][1] += w
-            counts[0] += r["n_pairs"]
-            counts[1] += r["n_evaluated"]
-            counts[2] += r["n_same_event"]
-            bar.advance(task, 1)
-    pairs = concat(parts, pd.DataFrame(columns=PAIR_COLUMNS)).reset_index(drop=True)
-    # before the momentum/vertex/CDA/muon-ID/region cuts (the prompt convention)
-    per_entry = {s: flow[s]["straw_acceptance"][1] / max(flow[s]["straw_acceptance"][0], 1)
-                 for s in SIGNS}
-    per_entry["all"] = sum(flow[s]["straw_acceptance"][1] for s in SIGNS) / max(
-        sum(flow[s]["straw_acceptance"][0] for s in SIGNS), 1)
+    pairs, flow, counts = _pair_all(
+        paired, config, recon, model.pairs_per_weight(config.pot_target, tracks.pot), q, mu3,
+        jobs=jobs, scheduler=scheduler, progress=progress)
     estimate_sign = "opposite" if sel.get("opposite_charges", True) else "all"
     syst = spill_systematics(model, config.pot_target, tracks.pot)
     syst_rel = {k: max(abs(lo), abs(hi)) for k, (lo, hi) in syst.items()}
+    per_entry = _weight_per_entry(flow)
     doc = {
         "method": "random in-time pairs of single tracks of different events through "
                   "the prompt estimate's reconstruction and selection; weight "
@@ -501,23 +523,9 @@ def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
         "estimate_sign": estimate_sign,
         "regions": _regions_block(pairs, regions, per_entry, syst_rel, estimate_sign),
         "spill_model": model.config(),
-        "normalisation": {"pot_target": config.pot_target, "pot_sample": tracks.pot,
-                          "pairs_per_unit_weight": scale, "pairing_probability": p2,
-                          "muons_per_spill": float(single["weight"].sum()) * n_spill,
-                          "paired_muons_per_spill": float(paired["factor"].sum()) * n_spill,
-                          "reconstructable_muons_per_spill": n_reco_spill,
-                          "third_track_mean": mu3,
-                          "muon_rate_mhz": float(single["weight"].sum()) * n_spill
-                          / model.effective_length_s * 1e-6},
-        "sampling": {"tracks": int(len(single)), "tracks_paired": n,
-                     "pairs_all": int(pairs_all), "pairs_different_events": counts[0],
-                     "pairs_same_event_excluded": counts[2], "pairs_evaluated": counts[1],
-                     "fraction": q, "subsampled": q < 1.0, "max_pairs": config.max_pairs,
-                     "block_tracks": PAIR_BLOCK,
-                     "method": "all pairs" if q >= 1 else
-                     "Bernoulli subsample: each pair kept with probability q, weight 1/q "
-                     "(binomial count per block, positions without replacement; "
-                     "generator keyed by seed and block)"},
+        "normalisation": _normalisation(config, tracks, model, single, paired, n_reco_spill,
+                                        mu3),
+        "sampling": _sampling(config, single, paired, pairs_all, counts, q),
         "track_status": {k: int(v) for k, v in single["status"].value_counts()
                          .sort_index().items()},
         "cutflow": {s: {st: {"pairs": flow[s][st][0], "weight": flow[s][st][1]}

@@ -105,13 +105,13 @@ def test_pair_variance_is_unbiased_for_a_poisson_sample():
     # estimator Σ g_i² − Σ h² matches the spread of T over replicas
     rng = np.random.default_rng(7)
     totals, estimates = [], []
-    for _ in range(3000):
+    for _ in range(1500):
         x = rng.uniform(0, 1, rng.poisson(30))
         a, b = np.triu_indices(len(x), k=1)
         h = x[a] * x[b]
         totals.append(h.sum())
         estimates.append(pair_variance(a, b, h))
-    assert np.mean(estimates) == pytest.approx(np.var(totals), rel=0.08)
+    assert np.mean(estimates) == pytest.approx(np.var(totals), rel=0.1)
 
 
 def test_blocks_cover_every_pair_once():
