@@ -99,3 +99,32 @@ def _default(obj):
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_data_toml(path, packaged: str, error: type, what: str) -> tuple[dict, str, Path | None]:
+    """(content, source name, directory) of a version-1 TOML data file:
+    ``path``, or the packaged ``backtrace/data/<packaged>`` when None; every
+    problem raised as ``error`` naming the file (``what``: how to call it)."""
+    import sys
+    from importlib import resources
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    if path is None:
+        text, source, base = (resources.files("backtrace.data") / packaged).read_text(), \
+            packaged, None
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise error(f"{what} {p}: no such file")
+        text, source, base = p.read_text(), p.name, p.parent
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise error(f"{source}: not valid TOML ({err})") from None
+    if raw.get("version") != 1:
+        raise error(f"{source}: version {raw.get('version')!r} unsupported (expected 1)")
+    return raw, source, base

@@ -40,17 +40,9 @@ muon_id_ep_max                 inf       a muon-identified track also needs
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 __all__ = ["Region", "Regions", "RegionsError", "load_regions", "OUTSIDE",
            "describe_selection", "SELECTION_DEFAULTS"]
@@ -177,20 +169,10 @@ def describe_selection(sel: dict) -> str:
 
 def load_regions(path=None) -> Regions:
     """Read and check a regions file (default: the packaged NA62 one)."""
-    if path is None:
-        text = (resources.files("backtrace.data") / "regions_na62_mumu.toml").read_text()
-        source = "regions_na62_mumu.toml"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise RegionsError(f"regions file {p}: no such file")
-        text, source = p.read_text(), p.name
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise RegionsError(f"{source}: not valid TOML ({err})") from None
-    if raw.get("version") != 1:
-        raise RegionsError(f"{source}: version {raw.get('version')!r} unsupported (expected 1)")
+    from .io import read_data_toml
+
+    raw, source, _ = read_data_toml(path, "regions_na62_mumu.toml", RegionsError,
+                                    "regions file")
     sel = _check_selection(raw.get("selection", {}), source)
     regions = []
     for i, r in enumerate(raw.get("region", [])):

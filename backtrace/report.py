@@ -20,7 +20,8 @@ from .io import atomic_path, write_json_atomic, write_text_atomic
 
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
            "shift_note", "mc_line", "terminal_tables", "summary_line", "load_document",
-           "selection_line"]
+           "selection_line", "summary_rows", "summary_terminal", "summary_markdown",
+           "summary_latex", "summary_csv", "summary_notes", "p_sr_line", "region_order"]
 
 def format_value(entry: dict) -> str:
     if entry.get("upper_limit_90") is not None:
@@ -226,12 +227,7 @@ def markdown(doc: dict) -> str:
 
 
 def latex(doc: dict) -> str:
-    def tex(e):
-        if e.get("upper_limit_90") is not None:
-            return f"$< {_tex_num(e['upper_limit_90'])}$"
-        syst = f" \\pm {_tex_num(e['syst'])}" if "syst" in e else ""
-        return f"${_tex_num(e['value'], 3)} \\pm {_tex_num(e['stat'])}{syst}$"
-
+    tex = _tex_entry
     out = ["\\begin{tabular}{llccc}", "\\toprule",
            "Region & & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
     rows_ = list(table_rows(doc))
@@ -287,58 +283,167 @@ def csv_text(doc: dict) -> str:
     return buf.getvalue()
 
 
-def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None):
-    import matplotlib
+def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None,
+           comb_pairs: pd.DataFrame | None = None) -> list[Path]:
+    """ztax_cdatax.png and distributions.png of the prompt estimate and, with
+    a combinatorial estimate, combinatorial_ztax_cdatax.png and
+    components.png (combinatorial, prompt, upstream-prompt, same-sign)."""
+    from .plots import distributions_figure, plane_figure, pot_title, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import mplhep
-    from matplotlib.patches import Rectangle
+    regions_cfg = doc["config"]["regions"].get("region", [])
+    have = candidates is not None and len(candidates)
+    written = []
+    fig = plane_figure(candidates if have else None, regions_cfg,
+                       pot_title("prompt background (all categories)", doc["pot"]))
+    save_figure(fig, out / "ztax_cdatax.png")
+    groups = {cat: candidates[candidates["category"] == cat] for cat in CATEGORIES} \
+        if have else {}
+    save_figure(distributions_figure(groups, pot_title("prompt background per category",
+                                                       doc["pot"])),
+                out / "distributions.png")
+    written += [out / "ztax_cdatax.png", out / "distributions.png"]
+    if comb_pairs is not None:
+        opposite = comb_pairs[comb_pairs["sign"] == "opposite"]
+        save_figure(plane_figure(opposite, regions_cfg,
+                                 pot_title("combinatorial background", doc["pot"])),
+                    out / "combinatorial_ztax_cdatax.png")
+        components = {"combinatorial": opposite,
+                      "same-sign pairs (validation)": comb_pairs[comb_pairs["sign"] == "same"]}
+        if have:
+            components["prompt"] = candidates[candidates["zone"] == "prompt"]
+            components["upstream-prompt"] = candidates[candidates["zone"] == "upstream_prompt"]
+        save_figure(distributions_figure(components, pot_title("background components",
+                                                               doc["pot"])),
+                    out / "components.png")
+        written += [out / "combinatorial_ztax_cdatax.png", out / "components.png"]
+    return written
 
-    plt.style.use(mplhep.style.ROOT)
-    fig, ax = plt.subplots(figsize=(8, 6))
-    if candidates is not None and len(candidates):
-        h, xe, ye, im = ax.hist2d(candidates["z_tax_m"], candidates["cda_tax_m"] * 1e3,
-                                  bins=[np.linspace(-20, 100, 61), np.linspace(0, 300, 61)],
-                                  weights=candidates["weight"], cmin=1e-30)
-        fig.colorbar(im, ax=ax, label="events (weighted)")
+
+# ---------------------------------------------------------------------------
+# The summary table (backtrace.summary)
+# ---------------------------------------------------------------------------
+#: Column headers of the summary table.
+COMPONENT_LABELS = {"combinatorial": "combinatorial", "prompt": "prompt",
+                    "upstream_prompt": "upstream-prompt", "total": "total"}
+
+
+def summary_rows(doc: dict):
+    """(region, [(column, entry)]) of the summary table, regions in order."""
+    summ = doc["summary"]
+    cols = [*summ["components"], "total"]
+    for region in region_order(doc):
+        if region in summ["regions"]:
+            yield region, [(c, summ["regions"][region][c]) for c in cols]
+
+
+def p_sr_line(doc: dict) -> str:
+    """P(at least one background event in the SR) and its inputs."""
+    p = doc["summary"].get("sr")
+    if not p:
+        return "no SR in the regions file: no P(>= 1 event in SR)"
+    lo, hi = p["p_range"]
+    return (f"P(>= 1 background event in SR) = 1 - exp(-b) = {100 * p['p_at_least_one']:.3g} % "
+            f"for b = {p['expected']:.3g} (range {100 * lo:.3g}–{100 * hi:.3g} %; "
+            f"<= {100 * p['p_with_limits']:.3g} % with the limits of empty cells; "
+            f"NA62 quotes {100 * p['published_na62']:.3g} %)")
+
+
+def summary_title(doc: dict) -> str:
+    return f"Expected background, {doc['pot']:.3g} POT"
+
+
+def summary_terminal(doc: dict):
+    """The summary as a rich Table."""
+    from rich.table import Table
+
+    t = Table(title=summary_title(doc) + " (value ± stat [± syst]; < = 90% CL)")
+    rows = list(summary_rows(doc))
+    t.add_column("region")
+    for c, _ in rows[0][1]:
+        t.add_column(COMPONENT_LABELS[c], min_width=len(COMPONENT_LABELS[c]))
+    for region, entries in rows:
+        t.add_row(region, *(format_value(e) for _, e in entries))
+    return t
+
+
+def summary_notes(doc: dict) -> list[str]:
+    """The lines under the summary table (in every format)."""
+    summ = doc["summary"]
+    notes = [p_sr_line(doc)]
+    if not summ["combinatorial_included"]:
+        notes.append("combinatorial background not estimated (--no-combinatorial)")
     else:
-        ax.text(0.5, 0.5, "no MC candidate passed the selection", ha="center",
-                transform=ax.transAxes)
-        ax.set_xlim(-20, 100)
-        ax.set_ylim(0, 300)
-    for r in doc["config"]["regions"].get("region", []):
-        ax.add_patch(Rectangle((r["z_tax_min_m"], r["cda_tax_min_m"] * 1e3),
-                               r["z_tax_max_m"] - r["z_tax_min_m"],
-                               (r["cda_tax_max_m"] - r["cda_tax_min_m"]) * 1e3,
-                               fill=False, lw=2, ec="r" if r["name"] == "SR" else "k"))
-        ax.text(r["z_tax_min_m"], r["cda_tax_max_m"] * 1e3, r["name"], va="bottom")
-    ax.set_xlabel("Z_TAX [m]")
-    ax.set_ylabel("CDA_TAX [mm]")
-    ax.set_title(f"prompt background, {doc['pot']:.2g} POT", fontsize=12)
-    with atomic_path(out / "ztax_cdatax.png") as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
-    for ax, (col, label, bins) in zip(axes, [
-            ("z_tax_m", "Z_TAX [m]", np.linspace(-20, 100, 41)),
-            ("cda_tax_m", "CDA_TAX [m]", np.linspace(0, 0.3, 31)),
-            ("mass_gev", "M [GeV]", np.linspace(0, 2, 41))]):
-        if candidates is not None and len(candidates):
-            for cat in CATEGORIES:
-                sel = candidates[candidates["category"] == cat]
-                if len(sel):
-                    ax.hist(sel[col], bins, weights=sel["weight"], histtype="step", label=cat)
-            ax.legend(fontsize=9)
-        ax.set_xlabel(label)
-    with atomic_path(out / "distributions.png") as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+        comb = doc["combinatorial"]
+        s = comb["sampling"]
+        notes.append(f"combinatorial: {s['tracks_paired']} of {s['tracks']} single tracks "
+                     f"paired, {s['pairs_evaluated']} of {s['pairs_different_events']} pairs "
+                     f"evaluated ({s['method']}); spill model: {comb['spill_model']['name']} "
+                     f"(P2 = {comb['spill_model']['pairing_probability']:.3g}, T_eff = "
+                     f"{comb['spill_model']['effective_spill_length_s']:.3g} s)")
+    notes.append("prompt / upstream-prompt: all categories, ± stat (their systematics per "
+                 "region are in the total: POT added linearly between components, the rest "
+                 "in quadrature)")
+    m = summ["upper_limit_methods"]
+    notes.append(f"upper limits: prompt: {m['prompt']}; combinatorial: {m['combinatorial']}")
+    prov = summ["provenance"]
+    notes.append(f"provenance: {prov.get('command') or ' '.join(prov.get('argv') or [])}; "
+                 f"seed {prov['seed']}; tracks {prov['tracks']} (sha256 "
+                 f"{(prov['tracks_sha256'] or '')[:16]}…); versions "
+                 + ", ".join(f"{k} {v}" for k, v in sorted(prov["versions"].items())))
+    return notes
 
 
-def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None) -> list[Path]:
+def summary_markdown(doc: dict) -> str:
+    rows = list(summary_rows(doc))
+    head = [COMPONENT_LABELS[c] for c, _ in rows[0][1]]
+    lines = [f"# {summary_title(doc)}", "", "| region | " + " | ".join(head) + " |",
+             "|---|" + "---|" * len(head)]
+    for region, entries in rows:
+        lines.append(f"| {region} | " + " | ".join(format_value(e) for _, e in entries) + " |")
+    lines += ["", "Values: expected events ± stat [± syst]; `<` = 90 % CL upper limit.", ""]
+    lines += [f"- {n}" for n in summary_notes(doc)]
+    lines += ["", selection_line(doc)]
+    return "\n".join(lines) + "\n"
+
+
+def _tex_entry(e: dict) -> str:
+    if e.get("upper_limit_90") is not None:
+        return f"$< {_tex_num(e['upper_limit_90'])}$"
+    syst = f" \\pm {_tex_num(e['syst'])}" if "syst" in e else ""
+    return f"${_tex_num(e['value'], 3)} \\pm {_tex_num(e['stat'])}{syst}$"
+
+
+def summary_latex(doc: dict) -> str:
+    rows = list(summary_rows(doc))
+    head = [_tex_text(COMPONENT_LABELS[c]) for c, _ in rows[0][1]]
+    out = ["\\begin{tabular}{l" + "c" * len(head) + "}", "\\toprule",
+           "Region & " + " & ".join(head) + " \\\\", "\\midrule"]
+    for region, entries in rows:
+        out.append(f"{_tex_text(region)} & " + " & ".join(_tex_entry(e) for _, e in entries)
+                   + " \\\\")
+    out += ["\\bottomrule", "\\end{tabular}"]
+    out += [f"% {n}" for n in summary_notes(doc)]
+    return "\n".join(out) + "\n"
+
+
+def summary_csv(doc: dict) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["region", "component", "value", "stat", "syst", "upper_limit_90", "n_mc"])
+    for region, entries in summary_rows(doc):
+        for c, e in entries:
+            w.writerow([region, c, e["value"], e["stat"], e.get("syst", ""),
+                        e.get("upper_limit_90") if e.get("upper_limit_90") is not None else "",
+                        e.get("n_mc", "")])
+    return buf.getvalue()
+
+
+def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
+                  comb_pairs: pd.DataFrame | None = None) -> list[Path]:
     """background.json/.md/.tex/.csv, candidates.parquet and the plots
-    (the document is checked against its schema first)."""
+    (the document is checked against its schema first); with a ``summary``
+    block also summary.md/.tex/.csv/.json and, with the combinatorial
+    estimate, combinatorial_pairs.parquet and its plots."""
     from .document import validate_document
 
     out = Path(out_dir)
@@ -347,12 +452,24 @@ def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None) ->
                write_text_atomic(out / "background.md", markdown(payload)),
                write_text_atomic(out / "background.tex", latex(payload)),
                write_text_atomic(out / "background.csv", csv_text(payload))]
+    if "summary" in payload:
+        written += [write_text_atomic(out / "summary.md", summary_markdown(payload)),
+                    write_text_atomic(out / "summary.tex", summary_latex(payload)),
+                    write_text_atomic(out / "summary.csv", summary_csv(payload)),
+                    write_json_atomic(out / "summary.json", payload["summary"])]
     if candidates is not None:
         with atomic_path(out / "candidates.parquet") as tmp:
             candidates.to_parquet(tmp, index=False)
         written.append(out / "candidates.parquet")
-    _plots(out, payload, candidates)
-    written += [out / "ztax_cdatax.png", out / "distributions.png"]
+    if comb_pairs is not None:
+        with atomic_path(out / "combinatorial_pairs.parquet") as tmp:
+            comb_pairs.to_parquet(tmp, index=False)
+        written.append(out / "combinatorial_pairs.parquet")
+    written += _plots(out, payload, candidates, comb_pairs)
+    if "summary" in payload:
+        from .pyhf_model import write_model
+
+        written.append(write_model(out / "background.pyhf.json", payload))
     return written
 
 
@@ -370,9 +487,72 @@ def load_document(out_dir) -> dict:
 
 
 def render(out_dir) -> list[Path]:
-    """Re-create tables and plots from ``background.json`` (and candidates)."""
+    """Re-create tables and plots from ``background.json`` (and candidates,
+    combinatorial pairs)."""
     out = Path(out_dir)
     doc = load_document(out)
-    cand_path = out / "candidates.parquet"
-    candidates = pd.read_parquet(cand_path) if cand_path.exists() else None
-    return write_outputs(out, doc, candidates)
+    frames = [pd.read_parquet(p) if p.exists() else None
+              for p in (out / "candidates.parquet", out / "combinatorial_pairs.parquet")]
+    return write_outputs(out, doc, *frames)
+
+
+# ---------------------------------------------------------------------------
+# The combinatorial estimate alone (backtrace combinatorial)
+# ---------------------------------------------------------------------------
+def combinatorial_terminal(block: dict):
+    """Opposite-sign (estimate) and same-sign (validation) yields per region."""
+    from rich.table import Table
+
+    pot = block["normalisation"]["pot_target"]
+    t = Table(title=f"combinatorial background, {pot:.3g} POT (value ± pairing stat ± "
+              "spill-model syst; < = 90% CL)")
+    t.add_column("region")
+    for s in ("opposite", "same"):
+        t.add_column(f"{s}-sign" + (" (estimate)" if s == "opposite" else " (validation)"))
+    for region in block["regions"]["opposite"]:
+        t.add_row(region, *(format_value(block["regions"][s][region])
+                            for s in ("opposite", "same")))
+    return t
+
+
+def combinatorial_lines(block: dict) -> list[str]:
+    """Spill model, sampling sizes and cut flow of a combinatorial estimate."""
+    n, s, sm = block["normalisation"], block["sampling"], block["spill_model"]
+    flow = block["cutflow"]["opposite"]
+    lines = [f"spill model: {sm['name']}: P2 = {sm['pairing_probability']:.3g} "
+             f"(T_eff = {sm['effective_spill_length_s']:.3g} s, window ± "
+             f"{sm['parameters']['window_ns']['value']:g} ns), "
+             f"{sm['parameters']['pot_per_spill']['value']:.3g} POT/spill; "
+             f"{n['muons_per_spill']:.3g} muons per spill in the sample's acceptance "
+             f"({n['muon_rate_mhz']:.3g} MHz), {n['paired_muons_per_spill']:.3g} paired "
+             "(4 chambers, not vetoed)",
+             f"pairs: {s['tracks_paired']} of {s['tracks']} tracks paired "
+             f"({', '.join(f'{k} {v}' for k, v in block['track_status'].items())}); "
+             f"{s['pairs_evaluated']} of {s['pairs_different_events']} pairs of different "
+             f"events evaluated ({s['method']}), {s['pairs_same_event_excluded']} same-event "
+             "pairs excluded",
+             "cut flow (opposite sign, pairs / expected events): "
+             + "; ".join(f"{k} {v['pairs']} / {v['weight']:.3g}" for k, v in flow.items())]
+    return lines
+
+
+def write_combinatorial(out_dir, block: dict, pairs: pd.DataFrame) -> list[Path]:
+    """combinatorial.json, combinatorial_pairs.parquet and its plots."""
+    from .plots import distributions_figure, plane_figure, pot_title, save_figure
+
+    out = Path(out_dir)
+    written = [write_json_atomic(out / "combinatorial.json", block)]
+    with atomic_path(out / "combinatorial_pairs.parquet") as tmp:
+        pairs.to_parquet(tmp, index=False)
+    written.append(out / "combinatorial_pairs.parquet")
+    pot = block["normalisation"]["pot_target"]
+    regions_cfg = block["config"]["regions"].get("region", [])
+    save_figure(plane_figure(pairs[pairs["sign"] == "opposite"], regions_cfg,
+                             pot_title("combinatorial background", pot)),
+                out / "combinatorial_ztax_cdatax.png")
+    save_figure(distributions_figure({f"{s}-sign": pairs[pairs["sign"] == s]
+                                      for s in ("opposite", "same")},
+                                     pot_title("combinatorial background", pot)),
+                out / "combinatorial_distributions.png")
+    return written + [out / "combinatorial_ztax_cdatax.png",
+                      out / "combinatorial_distributions.png"]

@@ -17,7 +17,8 @@ Dask cluster (``docs/conventions.md``, "Random numbers").
   interactions per history (:func:`check_budget` says so clearly).
 - **Derived seeds**: product keys overlap the (track, sample) keys of the
   backward traces, and the C loop has one transport stream, so product
-  transport uses ``seed + PRODUCT_SEED_OFFSET``.
+  transport uses ``seed + PRODUCT_SEED_OFFSET``; the single tracks of the
+  combinatorial estimate use ``seed + SINGLE_TRACK_SEED_OFFSET``.
 - **Source-model keys**: a source muon is (event, muon rank < 4); the
   second forward stage of ``simulate-tracks`` adds :data:`STAGE2_KEY_OFFSET`;
   a backward-method proposal is (index, sample < 4: the shooting traces).
@@ -30,7 +31,7 @@ import numpy as np
 __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample",
            "check_budget", "source_muon_key", "proposal_key", "MAX_SAMPLES_PER_TRACK",
            "MAX_INTERACTIONS_PER_HISTORY", "MAX_PRODUCTS_PER_INTERACTION",
-           "PRODUCT_SEED_OFFSET", "STAGE2_KEY_OFFSET", "DENSITY_SOURCE_SEED",
+           "PRODUCT_SEED_OFFSET", "SINGLE_TRACK_SEED_OFFSET", "STAGE2_KEY_OFFSET", "DENSITY_SOURCE_SEED",
            "DENSITY_EVENTS_SEED_OFFSET", "YIELD_INTEGRAL_SEED", "MT_INTEGRAL_SEED",
            "BudgetError"]
 
@@ -52,6 +53,10 @@ MAX_TRACKS = 1 << TRACK_BITS
 
 #: Seed offset of the forward transport of interaction products.
 PRODUCT_SEED_OFFSET = 1
+#: Seed offset of the single tracks of the combinatorial estimate (their
+#: transport to MUV3 and back through the decay volume, their smearing and
+#: the pair subsample): independent of the prompt estimate's streams.
+SINGLE_TRACK_SEED_OFFSET = 2
 #: Key offset of the second forward stage (TAX exit → plane) of simulate-tracks.
 STAGE2_KEY_OFFSET = 1 << 40
 #: Source muons per event at most (a key holds the rank in 2 bits).

@@ -308,45 +308,94 @@ def _paired_differences(points, points_dir: Path) -> list[dict]:
     return out
 
 
+def _log_if_decades(ax, values, axis: str = "y") -> None:
+    """Logarithmic scale when the positive values span more than two decades."""
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) and v.max() > 100 * v.min():
+        (ax.set_yscale if axis == "y" else ax.set_xscale)("log")
+
+
+def _errorbar(ax, x, y, err, **kw):
+    """Error bars that stay positive on a log axis (the lower bar stops at
+    1 % of the value; the upper is the full error)."""
+    y, err = np.asarray(y, float), np.nan_to_num(np.asarray(err, float))
+    lower = np.minimum(err, 0.99 * np.abs(y)) if ax.get_yscale() == "log" else err
+    ax.errorbar(x, y, yerr=[lower, err], capsize=3, **kw)
+
+
 def _plots(out: Path, grids, table: pd.DataFrame) -> None:
-    import matplotlib
+    from .plots import new_figure, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figs = []
     if len(grids) == 1:
         (target, _), = grids
         x = table[target].to_numpy()
-        fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+        fig, axes = new_figure(1, 2, figsize=(13, 5.5))
         rate = table["rate_per_pot"].to_numpy()
-        axes[0].errorbar(x, rate, yerr=rate * table["rate_rel_err"].fillna(0).to_numpy(),
-                         fmt="o-")
-        axes[0].set(xlabel=target, ylabel="muons per POT at STRAW1", yscale="log")
-        for k in ("prompt_total", "prompt_sr", "prompt_cr"):
-            if k in table:
-                axes[1].errorbar(x, table[k], yerr=table[f"{k}:stat"], fmt="o-", label=k)
-        axes[1].set(xlabel=target, ylabel="prompt background (events)")
-        if "prompt_total" in table:
-            axes[1].legend()
-        figs.append(("scan.png", fig))
+        axes[0, 0].set_yscale("log")
+        _errorbar(axes[0, 0], x, rate, rate * table["rate_rel_err"].fillna(0).to_numpy(),
+                  fmt="o-")
+        axes[0, 0].set(xlabel=target, ylabel="muons per POT at STRAW1")
+        ax = axes[0, 1]
+        keys = [k for k in ("prompt_total", "prompt_sr", "prompt_cr") if k in table]
+        _log_if_decades(ax, np.concatenate([table[k].to_numpy() for k in keys])
+                        if keys else [])
+        for k in keys:
+            _errorbar(ax, x, table[k], table[f"{k}:stat"], fmt="o-", label=k)
+        ax.set(xlabel=target, ylabel="prompt background (events)")
+        if keys:
+            ax.legend(fontsize=12)
+        else:
+            ax.set_visible(False)
+        fig.suptitle("muon rate and prompt background per setting", fontsize=15)
+        save_figure(fig, out / "scan.png")
     elif len(grids) == 2:
+        from matplotlib.colors import LogNorm
+
         (tx, vx), (ty, vy) = grids
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-        for ax, col in zip(axes, ("rate_per_pot", "prompt_total")):
+        fig, axes = new_figure(1, 2, figsize=(14, 5.5))
+        for ax, col in zip(axes[0], ("rate_per_pot", "prompt_total")):
             if col not in table:
                 ax.set_visible(False)
                 continue
-            grid = table[col].to_numpy().reshape(len(vx), len(vy))
-            im = ax.pcolormesh(_edges(vy), _edges(vx), grid, shading="flat")
-            ax.set(xlabel=ty, ylabel=tx, title=col)
+            grid = table[col].to_numpy(float).reshape(len(vx), len(vy))
+            positive = grid[np.isfinite(grid) & (grid > 0)]
+            norm = LogNorm(vmin=positive.min(), vmax=positive.max()) \
+                if len(positive) and positive.max() > 100 * positive.min() else None
+            im = ax.pcolormesh(_edges(vy), _edges(vx), grid, shading="flat", norm=norm)
+            ax.set(xlabel=ty, ylabel=tx)
+            ax.set_title(col, fontsize=14)
             fig.colorbar(im, ax=ax)
-        figs.append(("scan.png", fig))
-    for name, fig in figs:
-        fig.tight_layout()
-        with atomic_path(out / name) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
+        save_figure(fig, out / "scan.png")
+
+
+def optimize_plot(out: Path, doc: dict) -> Path:
+    """optimize.png: the objective of every evaluation (log scale when it
+    spans decades) and the settings visited."""
+    from .plots import new_figure, save_figure
+
+    objective = doc["objective"]
+    path = doc["path"]
+    n = np.arange(1, len(path) + 1)
+    values = np.array([p[objective] for p in path], float)
+    rel = np.array([p.get(f"{objective}_rel_err") or 0.0 for p in path], float)
+    targets = list(doc["bounds"])
+    fig, axes = new_figure(1, 2, figsize=(13, 5.5))
+    ax = axes[0, 0]
+    _log_if_decades(ax, values)
+    _errorbar(ax, n, values, values * rel, fmt="o-")
+    best = int(np.argmin(values))
+    ax.plot(n[best], values[best], "r*", ms=16, label="best")
+    ax.set(xlabel="evaluation", ylabel=objective)
+    ax.legend(fontsize=12)
+    ax = axes[0, 1]
+    for t in targets:
+        ax.plot(n, [p["setting"][t] for p in path], "o-", label=t)
+    ax.set(xlabel="evaluation", ylabel="setting")
+    ax.legend(fontsize=12)
+    fig.suptitle(f"optimisation of {objective}", fontsize=15)
+    save_figure(fig, out / "optimize.png")
+    return out / "optimize.png"
 
 
 def _edges(v) -> np.ndarray:
@@ -408,6 +457,7 @@ def optimize(config: ScanConfig, bounds: dict, objective: str, out_dir, *,
         "common random numbers", "evaluations": len(path), "message": str(res.message),
         "best": {"setting": best["setting"], "point": best_point}, "path": path}
     write_json_atomic(out / "optimize.json", doc)
+    optimize_plot(out, doc)
     return doc
 
 

@@ -46,6 +46,13 @@ def test_run_writes_all_outputs_with_schema(tmp_path, small_sample):
     assert {"config", "versions", "systematics"} <= set(doc)
     assert doc["config"]["seed"] == 1 and doc["versions"]["pumas"] == "1.2.3"
     assert "\\toprule" in (tmp_path / "res" / "background.tex").read_text()
+    # the whole background table: combinatorial on by default, summary, pyhf model
+    for name in ("summary.md", "summary.tex", "summary.csv", "summary.json",
+                 "background.pyhf.json", "combinatorial_pairs.parquet", "components.png"):
+        assert (tmp_path / "res" / name).stat().st_size > 100
+    assert doc["summary"]["components"] == ["combinatorial", "prompt", "upstream_prompt"]
+    assert doc["combinatorial"]["sampling"]["tracks"] == 150
+    assert doc["summary"]["provenance"]["tracks_sha256"] == doc["config"]["tracks_sha256"]
 
 
 def test_same_seed_same_numbers_for_jobs_1_and_2(tmp_path, small_sample):
@@ -55,6 +62,8 @@ def test_same_seed_same_numbers_for_jobs_1_and_2(tmp_path, small_sample):
     b = _run(small_sample, tmp_path / "b", "--jobs", "2", "--batch-size", "30", *rounds)
     assert a["mc"]["samples_per_track"] == 3 and len(a["mc"]["rounds"]) >= 2
     assert a["regions"] == b["regions"]
+    assert a["combinatorial"]["regions"] == b["combinatorial"]["regions"]
+    assert a["summary"]["regions"] == b["summary"]["regions"]
     assert a["interactions"] == b["interactions"]
     assert a["upper_limit_weight_per_entry"] == b["upper_limit_weight_per_entry"]
     assert [r["total_prompt"] for r in a["mc"]["rounds"]] == \

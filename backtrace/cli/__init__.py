@@ -40,6 +40,9 @@ def _register() -> None:
 
     main.add_command(run)
     main.add_command(report)
+    from .combinatorial import combinatorial
+
+    main.add_command(combinatorial)
     from .bench import bench
 
     main.add_command(bench)

@@ -6,6 +6,7 @@ import click
 
 from ._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
                       open_tracks, resolve_jobs, scheduler_option, user_errors)
+from .combinatorial import spill_options
 
 
 @click.command()
@@ -82,6 +83,10 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               default=600.0, show_default=True,
               help="Time cap [s] of the sampling rounds with --target-rel-unc "
               "(systematic re-runs come on top: each repeats the rounds).")
+@click.option("--combinatorial/--no-combinatorial", "with_combinatorial", default=True,
+              show_default=True, help="Also estimate the combinatorial background (random "
+              "in-time pairs of the single tracks; see 'backtrace combinatorial').")
+@spill_options
 @click.option("--out", default="result", show_default=True, type=click.Path(file_okay=False),
               help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -90,7 +95,8 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
         regions_file, samples_per_track, interactions_per_history, processes,
         prompt_z_min_m, allocation, transfer_bias, final_states_per_point, track_allocation,
         target_cell, seed, jobs, batch_size, prior, systematics, target_rel_unc,
-        max_samples_per_track, max_time_s, out, quiet, scheduler):
+        max_samples_per_track, max_time_s, with_combinatorial, spill_file, max_pairs, out,
+        quiet, scheduler):
     """Estimate the prompt background from single tracks.
 
     Traces every track back to the dump, forces secondary interactions
@@ -109,13 +115,19 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.05 --systematics none
     """
     from ..allocation import parse_allocation
+    from ..combinatorial import CombinatorialConfig, run_combinatorial
     from ..interactions import PROCESSES
     from ..pipeline import RunConfig, run_estimate
-    from ..report import mc_line, selection_line, summary_line, terminal_tables, write_outputs
+    from ..report import (combinatorial_lines, combinatorial_terminal, mc_line, p_sr_line,
+                          selection_line, summary_line, summary_terminal, terminal_tables,
+                          write_outputs)
     from ..rounds import parse_target_cell
+    from ..spill import load_spill_model
+    from ..summary import build_summary
 
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
+    log = None if quiet else (lambda line: click.echo(line, err=True))
     with user_errors():
         cell = parse_target_cell(target_cell)
         config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
@@ -129,19 +141,47 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
                            transfer_bias=transfer_bias,
                            final_states_per_point=final_states_per_point,
                            track_allocation=track_allocation)
+        comb_config = CombinatorialConfig(
+            geometry_file=geometry_file, overrides=tuple(overrides), regions_file=regions_file,
+            spill_file=spill_file, pot_target=target_pot, seed=seed, max_pairs=max_pairs)
+        if with_combinatorial:
+            load_spill_model(spill_file)            # a bad spill file fails before the run
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
                               batch_size=batch_size, progress=not quiet,
                               systematics=systematics, target_rel_unc=target_rel_unc,
                               max_samples_per_track=max_samples_per_track,
                               max_time_s=max_time_s, scheduler=scheduler, target_cell=cell,
-                              log=None if quiet else lambda line: click.echo(line, err=True))
-        write_outputs(out, result.document, result.candidates)
+                              log=log)
+        doc, pairs = dict(result.document), None
+        if with_combinatorial:
+            comb = run_combinatorial(tracks, comb_config, jobs=resolve_jobs(jobs),
+                                     progress=not quiet, scheduler=scheduler, log=log)
+            doc["combinatorial"], pairs = comb.document, comb.pairs
+        doc["summary"] = build_summary(doc, result.candidates, doc.get("combinatorial"),
+                                       command=command_line())
+        write_outputs(out, doc, result.candidates, pairs)
     c = console()
-    for table in terminal_tables(result.document):
+    for table in terminal_tables(doc):
         c.print(table)
-    c.print(selection_line(result.document), markup=False)
-    c.print(f"MC: {mc_line(result.document)}")
-    c.print(summary_line(result.document, out))
+    c.print(selection_line(doc), markup=False)
+    c.print(f"MC: {mc_line(doc)}")
+    if with_combinatorial:
+        c.print(combinatorial_terminal(doc["combinatorial"]))
+        for line in combinatorial_lines(doc["combinatorial"]):
+            c.print(line, markup=False)
+    c.print(summary_terminal(doc))
+    c.print(p_sr_line(doc), markup=False)
+    c.print(summary_line(doc, out))
+
+
+def command_line() -> str:
+    """The command as typed (recorded in the summary's provenance)."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    return shlex.join(["backtrace", *sys.argv[1:]]) if Path(sys.argv[0]).name == "backtrace" \
+        else shlex.join(sys.argv)
 
 
 @click.command()

@@ -151,7 +151,8 @@ def optimize(vary_specs, objective, max_evaluations, out, jobs, quiet, **kw):
     with one seed for all (common random numbers, so the objective is a
     deterministic function of the setting and the simplex follows real
     differences, not MC noise). Writes OUT/optimize.json with the best
-    setting, its figures and the path taken.
+    setting, its figures and the path taken, and OUT/optimize.png (the
+    objective per evaluation and the settings visited).
 
     \b
     $ backtrace optimize --vary sweeper.scale=0:2 --objective rate --out opt/
@@ -185,4 +186,4 @@ def optimize(vary_specs, objective, max_evaluations, out, jobs, quiet, **kw):
             f"{100 * (p['rate_rel_err'] or 0):.0f}%")
     if "prompt_total" in p:
         c.print(f"  prompt total: {p['prompt_total']:.3g} ± {p['prompt_total:stat']:.2g}")
-    c.print(f"  path and figures → {out}/optimize.json")
+    c.print(f"  path and figures → {out}/optimize.json, {out}/optimize.png")

@@ -62,7 +62,9 @@ from .reconstruction import (Smearing, in_fiducial_volume, invariant_mass, point
                              straw_acceptance, two_track_vertex)
 
 __all__ = ["Reconstruction", "build_candidates", "category", "MUON_IDENTITIES",
-           "CANDIDATE_COLUMNS", "empty_pairs", "kinematic_precheck"]
+           "CANDIDATE_COLUMNS", "empty_pairs", "spectrometer_tracks", "measured_momenta",
+           "straw1_points", "measure_pairs", "passes_selection",
+           "identification_probability", "kinematic_precheck"]
 
 #: Outcomes that arrive at the detector as muons (MUV3 can identify them).
 MUON_IDENTITIES = frozenset({"mu", "mu_from_pi"})
@@ -234,7 +236,7 @@ def _pair_indices(interaction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a, a + 1 + rank
 
 
-def _measured_momenta(tracks: pd.DataFrame, recon: Reconstruction) -> np.ndarray:
+def measured_momenta(tracks: pd.DataFrame, recon: Reconstruction) -> np.ndarray:
     """(n, 3) momenta at STRAW1, smeared with each track's own normals."""
     p = tracks[["STRAW1_px_gev", "STRAW1_py_gev", "STRAW1_pz_gev"]].to_numpy(float)
     if not recon.smearing or not len(p):
@@ -260,10 +262,21 @@ def _pairs(tracks: pd.DataFrame, selection: dict) -> tuple[np.ndarray, np.ndarra
 
 def _measure_pairs(tracks, a, b, recon: Reconstruction) -> dict:
     """Vertex, CDA, Z_TAX, CDA_TAX, mass and momenta of pairs (a, b)."""
-    p = _measured_momenta(tracks, recon)
-    x = np.column_stack([tracks["STRAW1_x_m"].to_numpy(float),
-                         tracks["STRAW1_y_m"].to_numpy(float),
-                         np.full(len(tracks), recon.straw1_z_m)])
+    return measure_pairs(straw1_points(tracks, recon), measured_momenta(tracks, recon),
+                         a, b, recon)
+
+
+def straw1_points(tracks: pd.DataFrame, recon: Reconstruction) -> np.ndarray:
+    """(n, 3) positions [m] of tracks at STRAW1 (its entry face)."""
+    return np.column_stack([tracks["STRAW1_x_m"].to_numpy(float),
+                            tracks["STRAW1_y_m"].to_numpy(float),
+                            np.full(len(tracks), recon.straw1_z_m)])
+
+
+def measure_pairs(x, p, a, b, recon: Reconstruction) -> dict:
+    """Vertex, CDA, Z_TAX, CDA_TAX, mass and momenta of pairs (a, b) of
+    tracks measured at STRAW1 at positions ``x`` with momenta ``p`` ((n, 3)
+    arrays, smeared)."""
     p1, p2 = p[a], p[b]
     vertex, cda = two_track_vertex(x[a], p1, x[b], p2)
     z_tax, cda_tax = pointing(vertex, p1 + p2, recon.axis_point, recon.axis_direction)
@@ -275,8 +288,8 @@ def _measure_pairs(tracks, a, b, recon: Reconstruction) -> dict:
             "mass_gev": invariant_mass(p1, p2, MUON_MASS_GEV, MUON_MASS_GEV)}
 
 
-def _passes(m: dict, tracks, a, b, selection: dict, recon: Reconstruction) -> np.ndarray:
-    """Selection cuts of step 5 on measured pairs."""
+def passes_selection(m: dict, selection: dict, recon: Reconstruction) -> np.ndarray:
+    """Selection cuts of step 5 on measured pairs (:func:`measure_pairs`)."""
     p_min, p_max = selection["track_p_min_gev"], selection.get("track_p_max_gev", 1e9)
     ok = (p_min <= m["p1_gev"]) & (m["p1_gev"] <= p_max)
     ok &= (p_min <= m["p2_gev"]) & (m["p2_gev"] <= p_max)
@@ -312,7 +325,7 @@ def kinematic_precheck(readout: pd.DataFrame, inter: pd.DataFrame, recon: Recons
     a, b = a[keep], b[keep]
     if not len(a):
         return np.zeros(0, dtype=np.int64)
-    ok = _passes(_measure_pairs(t, a, b, recon), t, a, b, selection, recon)
+    ok = passes_selection(_measure_pairs(t, a, b, recon), selection, recon)
     return np.unique(t["interaction"].to_numpy()[a[ok]])
 
 
@@ -360,7 +373,7 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
         return _empty_candidates(), pairs
     m = _measure_pairs(tracks, a, b, recon)
     id_prob = identification_probability(tracks, a, b, sel)
-    ok = _passes(m, tracks, a, b, sel, recon) & (id_prob > 0)
+    ok = passes_selection(m, sel, recon) & (id_prob > 0)
     if not ok.any():
         return _empty_candidates(), pairs
     muon_id = tracks["muon_id"].to_numpy(float)
