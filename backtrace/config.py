@@ -14,7 +14,9 @@ class RunConfig:
     """What one estimate does (recorded in ``background.json`` → ``config``).
 
     Geometry (``geometry_file`` + ``overrides``) and selection
-    (``regions_file``); ``pot_target``: POT the yields are normalised to;
+    (``regions_file``, else the packaged NA62 file of ``channel``: 'mumu'
+    or 'ee', :data:`backtrace.regions.CHANNELS`; None: the file's channel,
+    μ+μ− without a file); ``pot_target``: POT the yields are normalised to;
     ``samples_per_track``: backward histories per track; ``seed``;
     ``energy_loss``: PUMAS mode of the backward traces; ``prior``: source
     prior of the per-track posterior ('energy', 'full', 'none');
@@ -50,6 +52,7 @@ class RunConfig:
     geometry_file: str | None = None
     overrides: tuple[str, ...] = ()
     regions_file: str | None = None
+    channel: str | None = None
     pot_target: float = 1.4e17
     samples_per_track: int = 4
     seed: int = 1
@@ -70,6 +73,11 @@ class RunConfig:
 
     def __post_init__(self):
         from .allocation import ALLOCATION_MODES
+        from .regions import CHANNELS
+
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise ValueError(f"channel {self.channel!r}: expected one of "
+                             f"{', '.join(CHANNELS)}")
 
         if self.processes is not None:
             from .interactions import PROCESSES

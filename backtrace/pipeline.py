@@ -56,7 +56,7 @@ class Pipeline:
         self.config = config
         self.beamline = BeamLine.for_config(config, beamline)
         self.geometry = self.beamline.geometry
-        self.regions = load_regions(config.regions_file)
+        self.regions = load_regions(config.regions_file, config.channel)
         self.tracer = Tracer(TraceConfig(
             geometry_file=config.geometry_file, overrides=tuple(config.overrides),
             samples_per_track=config.samples_per_track, seed=config.seed,
@@ -147,8 +147,7 @@ class Pipeline:
         prods = pd.concat(parts_p, ignore_index=True)
         drawn = inter.groupby("stratum").size()     # every draw, vetoed or not
         # the incoming muon fires the vetoes it crossed upstream of its interaction
-        inter = inter.assign(weight=inter["weight"].to_numpy()
-                             * np.exp(self.response.incoming_log_survival(states, inter)))
+        inter = self.response.with_incoming_vetoes(states, inter)
         inter = inter[inter["weight"] > 0]
         return inter, prods[prods["interaction"].isin(inter["interaction"])], drawn
 

@@ -18,8 +18,16 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @click.option("--target-pot", type=float, default=1.4e17, show_default=True,
               help="POT the estimate is normalised to.")
 @geometry_options
+@click.option("--channel", type=click.Choice(["mumu", "ee"]), default=None,
+              help="Final state searched for: 'mumu' (NA62's A' -> mu+mu- selection, the "
+              "default) or 'ee' (the A' -> e+e- selection: cone fiducial volume, electron "
+              "identification in the LKr, MUV3/ANTI0/LAV vetoes, upstream-activity rule, "
+              "and NA62's factorised estimate next to the direct one). Picks the packaged, "
+              "estimated NA62 selection of the channel; with --regions, the file must be of "
+              "this channel.")
 @click.option("--regions", "regions_file", type=click.Path(dir_okay=False), default=None,
-              help="Selection and SR/CR file (default: the estimated NA62 one).")
+              help="Selection and SR/CR file (default: the estimated NA62 one of the "
+              "channel).")
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
 @click.option("--interactions-per-history", "-k", type=click.IntRange(min=1), default=4,
@@ -51,9 +59,10 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               "the tracks: 'weight', the tracks furthest below their share of the input "
               "weight double theirs (heavy tracks dominate the MC error); 'uniform', "
               "every track the same number.")
-@click.option("--target-cell", default="outside/mu-mu", show_default=True,
-              metavar="REGION/CATEGORY", help="The cell whose relative MC uncertainty "
-              "--target-rel-unc aims at and 'auto' optimises ('total': all cells).")
+@click.option("--target-cell", default=None, metavar="REGION/CATEGORY",
+              help="The cell whose relative MC uncertainty --target-rel-unc aims at and "
+              "'auto' optimises ('total': all cells). Default: outside/mu-mu for the mumu "
+              "channel, total for ee.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
@@ -79,7 +88,7 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
-        regions_file, samples_per_track, interactions_per_history, processes,
+        channel, regions_file, samples_per_track, interactions_per_history, processes,
         prompt_z_min_m, allocation, forcing_slice_m, track_allocation, target_cell, seed, jobs, batch_size, prior, systematics, target_rel_unc, max_samples_per_track, max_time_s, out, quiet,
         scheduler):
     """Estimate the prompt background from single tracks.
@@ -90,27 +99,35 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     through the detector, applies the selection's vetoes (the LAVs for
     μ+μ−, as weights with each detector's inefficiency) and muon
     identification (MUV3, LKr E/p), reconstructs two-track vertices and
-    Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other yields in the SR, CR
-    and outside, prompt and upstream-prompt, normalised to --target-pot,
-    with statistical and systematic uncertainties (reweighting, and re-runs
-    with common random numbers per --systematics).
+    Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other yields (e-e / other with
+    --channel ee) in the SR, CR and outside, prompt and upstream-prompt,
+    normalised to --target-pot, with statistical and systematic
+    uncertainties (reweighting, and re-runs with common random numbers per
+    --systematics). Every particle is taken as in time (no timing is
+    simulated).
 
     \b
     $ backtrace run --tracks examples/sample.parquet --out result/
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.05 --systematics none
+    $ backtrace run --tracks examples/sample.parquet --channel ee --out result-ee/
     """
     from ..allocation import parse_allocation
     from ..interactions import PROCESSES
     from ..pipeline import RunConfig, run_estimate
+    from ..regions import load_regions
     from ..report import mc_line, selection_line, summary_line, terminal_tables, write_outputs
     from ..rounds import parse_target_cell
 
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     with user_errors():
-        cell = parse_target_cell(target_cell)
+        selection = load_regions(regions_file, channel)
+        if target_cell is None:
+            target_cell = "total" if selection.channel == "ee" else "outside/mu-mu"
+        cell = parse_target_cell(target_cell, selection.categories)
         config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
-                           regions_file=regions_file, pot_target=target_pot,
+                           regions_file=regions_file, channel=channel,
+                           pot_target=target_pot,
                            samples_per_track=samples_per_track, seed=seed, prior=prior,
                            interactions_per_history=interactions_per_history,
                            processes=tuple(processes) or None,

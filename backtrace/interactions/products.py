@@ -122,7 +122,8 @@ class ProductTransport:
         E/p of every product (:mod:`backtrace.detector.response`)."""
         r = self.response
         k = pd.Index(key)
-        log_s = r.product_log_survival(states).reindex(k).fillna(0.0).to_numpy()
+        logs = r.product_log_survivals(states).reindex(k).fillna(0.0)
+        log_s = logs["log"].to_numpy()
         e_lkr = r.lkr_energy_gev(states).reindex(k).fillna(0.0).to_numpy()
         e_meas = r.smeared_energy(e_lkr, key)
         p_ref = np.where(np.isfinite(out["STRAW1_pz_gev"]),
@@ -130,7 +131,10 @@ class ProductTransport:
                                  + out["STRAW1_pz_gev"] ** 2), out["p_gev"])
         with np.errstate(divide="ignore", invalid="ignore"):
             ep = np.where(p_ref > 0, e_meas / p_ref, np.inf)
-        return out.assign(veto_log_survival=log_s, lkr_energy_gev=e_meas, e_over_p=ep)
+        out = out.assign(veto_log_survival=log_s, lkr_energy_gev=e_meas, e_over_p=ep)
+        if r.eta_volumes:
+            out["veto_log_survival_eta"] = logs["log_eta"].to_numpy()
+        return out.assign(**r.product_entries(states, key))
 
     def _readout(self, states, key):
         cols = {}
