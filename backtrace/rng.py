@@ -30,14 +30,15 @@ import numpy as np
 __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample",
            "check_budget", "source_muon_key", "proposal_key", "MAX_SAMPLES_PER_TRACK",
            "MAX_INTERACTIONS_PER_HISTORY", "MAX_PRODUCTS_PER_INTERACTION",
-           "PRODUCT_SEED_OFFSET", "STAGE2_KEY_OFFSET", "DENSITY_SOURCE_SEED",
+           "PRODUCT_SEED_OFFSET", "PRODUCT_STAGE2_SEED_OFFSET", "STAGE2_KEY_OFFSET",
+           "DENSITY_SOURCE_SEED",
            "DENSITY_EVENTS_SEED_OFFSET", "YIELD_INTEGRAL_SEED", "MT_INTEGRAL_SEED",
            "BudgetError"]
 
 #: Named streams (stream 0 is PUMAS transport inside C; 4 was an unused
 #: "secondary" stream and stays free so that the other ids keep their values).
 STREAMS = {"transport": 0, "source": 1, "source_decay": 2, "interaction": 3,
-           "smearing": 5, "proposal": 6, "lkr": 7}
+           "smearing": 5, "proposal": 6, "lkr": 7, "brems": 8}
 
 #: Product-key bit budget: rank of a product in its final state, forced
 #: interaction index within a history ("repeat"), history index within a
@@ -51,6 +52,9 @@ MAX_TRACKS = 1 << TRACK_BITS
 
 #: Seed offset of the forward transport of interaction products.
 PRODUCT_SEED_OFFSET = 1
+#: Seed offset of the second stage (from STRAW1) of the electrons' transport
+#: (:mod:`backtrace.interactions.products`): a stream independent of the first.
+PRODUCT_STAGE2_SEED_OFFSET = 2
 #: Key offset of the second forward stage (TAX exit → plane) of simulate-tracks.
 STAGE2_KEY_OFFSET = 1 << 40
 #: Source muons per event at most (a key holds the rank in 2 bits).

@@ -51,7 +51,8 @@ LKr energy deposit. E is the kinetic energy the track leaves in the LKr
 volume in the forward transport (ionisation and radiative losses, PUMAS
 straggled mode), smeared with the LKr resolution σ_E/E = a/√E ⊕ b/E ⊕ c
 (one normal per track, stream ``lkr``); p the momentum at STRAW1.
-Electrons shower in the LKr (E/p ≈ 1) and never reach MUV3. A pion is
+An electron's E is its energy where it enters the LKr (it showers there,
+:meth:`Response.lkr_entry_energy_gev`); it never reaches MUV3. A pion is
 identified as a muon when it decays in flight before MUV3 (``mu_from_pi``)
 or when it punches through without a nuclear interaction: probability
 exp(−Σ X/λ_π) over the matter between the last STRAW chamber and MUV3
@@ -344,6 +345,19 @@ class Response:
         same = track[nxt] == track
         loss = np.where(in_lkr & same, k - k[nxt], 0.0)
         return pd.Series(np.maximum(loss, 0.0)).groupby(track).sum()
+
+    def lkr_entry_energy_gev(self, states: pd.DataFrame) -> pd.Series:
+        """Energy [GeV] of each product where it enters the LKr volume (the
+        first recorded state inside it; index: product key): what an
+        electron's shower deposits."""
+        from ..tracks import momentum_gev
+
+        if self.lkr_volume is None or states is None or states.empty:
+            return pd.Series(dtype=float)
+        s = states[states["volume"] == self.lkr_volume].sort_values(
+            ["track_index", "state_index"], kind="stable").drop_duplicates("track_index")
+        return pd.Series(momentum_gev(s["kinetic_energy_gev"].to_numpy(float)),
+                         index=s["track_index"].to_numpy())
 
     def smeared_energy(self, energy_gev, keys) -> np.ndarray:
         """LKr energy with the resolution a/√E ⊕ b/E ⊕ c (stream ``lkr``)."""

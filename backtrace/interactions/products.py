@@ -20,11 +20,18 @@ beam hole).
     length L to STRAW1 the pion has become a muon (identity ``mu_from_pi``;
     its kink is neglected, the muon keeps the pion's track), otherwise it is
     a pion; pions never reach MUV3 (absorbed in LKr/MUV1/MUV2/iron wall).
-- **Electrons/positrons**: transported like muons of the same momentum and
-  considered absorbed (status ``absorbed``) once they have crossed, upstream
-  of the last STRAW chamber, 100 kg/m² (10 g/cm²) of matter — less than one
-  radiation length of every solid material used (iron: 13.84 g/cm²); they
-  never reach MUV3.
+- **Electrons/positrons** (:mod:`.electrons`): transported like muons of
+  the same momentum in two stages. To STRAW1, with a bremsstrahlung loss
+  drawn from the Bethe–Heitler distribution of the radiation lengths they
+  crossed (the momentum falls where the matter is; an electron below
+  :data:`backtrace.interactions.electrons.STOP_P_GEV` is ``absorbed`` there
+  and its later states are dropped); then from STRAW1 with the momentum left,
+  so that the spectrometer magnet bends what reaches it; there a second
+  Bethe–Heitler draw only decides where they stop (in the LKr's 27 X0, the
+  iron of MUV1, a lead-glass ring: nothing of them goes further).
+  Their LKr energy is their energy where they enter the LKr (a full shower,
+  27 X0; 0 if they miss it), smeared with the LKr resolution; they never
+  reach MUV3.
 
 Random numbers: each product is transported with its own key
 (:func:`backtrace.rng.product_key`: track, sample, forced-interaction index,
@@ -37,15 +44,16 @@ import numpy as np
 import pandas as pd
 
 from ..hadroproduction import absorption_length_g_cm2
-from ..rng import PRODUCT_SEED_OFFSET
+from ..rng import PRODUCT_SEED_OFFSET, PRODUCT_STAGE2_SEED_OFFSET, uniforms
 from ..rng import product_key as pack_key
-from ..tracks import momentum_gev
+from ..tracks import kinetic_energy_gev, momentum_gev
 from .decay import decay_length_m
+from .electrons import (ELECTRON_NAMES, STOP_P_GEV, bethe_heitler_log_loss,
+                        momentum_profile, radiation_lengths)
 
 __all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
            "TRANSPORT_P_MIN_GEV", "TRACK_P_MIN_GEV"]
 
-ELECTRON_ABSORPTION_KG_M2 = 100.0
 #: No product below this momentum [GeV/c] can cross three STRAW chambers
 #: (the MNP33 kick of 0.27 GeV/c bends it by > 0.5 rad, out of the 1 m
 #: chambers 7.5 m downstream), so none is a track: measured in
@@ -70,6 +78,29 @@ def product_key(hist, particle) -> np.ndarray:
                     hist["sample_index"].to_numpy(np.int64), repeat, particle)
 
 
+def _bremsstrahlung(states: pd.DataFrame, u: pd.Series):
+    """Bethe–Heitler loss of electron histories (:mod:`.electrons`) from one
+    uniform per history (``u`` by product key): the states up to the one
+    where each stops, the z [m] where those that stop do (by key), and the
+    momentum fraction kept at each remaining state."""
+    from ..materials import properties
+
+    s = states.sort_values(["track_index", "state_index"], kind="stable").reset_index(drop=True)
+    t_cum = radiation_lengths(s, lambda m: properties(m).radiation_length_kg_m2)
+    track = s["track_index"].to_numpy()
+    t_tot = t_cum.groupby(track).max()
+    loss = pd.Series(bethe_heitler_log_loss(t_tot.to_numpy(),
+                                            u.reindex(t_tot.index).to_numpy()),
+                     index=t_tot.index)
+    share = momentum_profile(t_cum, s["track_index"], loss)
+    stopped = np.asarray(momentum_gev(s["kinetic_energy_gev"].to_numpy()) * share
+                         < STOP_P_GEV)
+    gone = pd.Series(stopped).groupby(track).cummax().to_numpy()
+    keep = ~(np.r_[False, gone[:-1]] & np.r_[False, track[1:] == track[:-1]])
+    stop_z = s.loc[stopped, ["track_index", "z_m"]].drop_duplicates("track_index")
+    return s[keep].copy(), stop_z.set_index("track_index")["z_m"], share[keep]
+
+
 class ProductTransport:
     """Forward PUMAS transport of products with detector read-out."""
 
@@ -82,11 +113,18 @@ class ProductTransport:
         self.planes = beamline.detector_planes
         if "STRAW1" not in self.planes:
             raise ValueError("the geometry has no STRAW1 detector element")
-        self.tracer = Tracer(TraceConfig(geometry_file=beamline.geometry_file,
-                                         overrides=beamline.overrides,
-                                         direction="forward", to_z_m=beamline.end_z_m,
-                                         seed=seed + PRODUCT_SEED_OFFSET, record=True),
-                             beamline)
+        self.seed = seed
+        common = dict(geometry_file=beamline.geometry_file, overrides=beamline.overrides,
+                      direction="forward", record=True)
+        self.tracer = Tracer(TraceConfig(to_z_m=beamline.end_z_m,
+                                         seed=seed + PRODUCT_SEED_OFFSET, **common), beamline)
+        # electrons: to STRAW1, then on from there with an independent stream
+        self.to_straw1 = Tracer(TraceConfig(to_z_m=self.planes["STRAW1"],
+                                            seed=seed + PRODUCT_SEED_OFFSET, **common),
+                                beamline)
+        self.from_straw1 = Tracer(TraceConfig(to_z_m=beamline.end_z_m,
+                                              seed=seed + PRODUCT_STAGE2_SEED_OFFSET,
+                                              **common), beamline)
 
     def transport(self, products: pd.DataFrame, interactions: pd.DataFrame) -> pd.DataFrame:
         """One row per product outcome with the detector read-out:
@@ -104,18 +142,68 @@ class ProductTransport:
             "px_gev": products["px_gev"].to_numpy(), "py_gev": products["py_gev"].to_numpy(),
             "pz_gev": products["pz_gev"].to_numpy(), "charge": products["charge"].to_numpy(),
         })[forward]
-        result = self.tracer.trace(tracks)
-        states = result.states
+        electron = np.isin(products["name"].to_numpy()[forward], ELECTRON_NAMES)
+        result = self.tracer.trace(tracks[~electron])
+        e_states, e_status = self._electrons(tracks[electron])
+        states = pd.concat([f for f in (result.states, e_states) if f is not None
+                            and len(f)]) if electron.any() else result.states
         out = products[["interaction", "particle", "name", "charge"]].copy()
         out["p_gev"] = p
         out["status"] = "backward_going"
-        status = result.histories.set_index("track_index")["status"]
+        status = pd.concat([result.histories.set_index("track_index")["status"], e_status])
         out.loc[forward, "status"] = status.reindex(key[forward]).to_numpy()
         readout = self._readout(states, key)
         out = pd.concat([out.reset_index(drop=True), readout.reset_index(drop=True)], axis=1)
         if self.response is not None:
             out = self._response(out, states, key)
         return self._identities(out, states, key, p)
+
+    def _electrons(self, tracks: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.Series]:
+        """Two-stage transport of electrons (module docstring): their
+        recorded states (dropped after the electron stops; the first stage's
+        momenta with the bremsstrahlung loss; the second stage appended with
+        its STRAW1 state as a boundary) and their status per product key."""
+        if not len(tracks):
+            return None, pd.Series(dtype=object)
+        first = self.to_straw1.trace(tracks)
+        u = pd.DataFrame(uniforms(self.seed, tracks["track_index"].to_numpy(np.int64), 2,
+                                  stream="brems"), index=tracks["track_index"].to_numpy())
+        s1, stopped, keep_share = _bremsstrahlung(first.states, u[0])
+        s1["kinetic_energy_gev"] = kinetic_energy_gev(
+            momentum_gev(s1["kinetic_energy_gev"].to_numpy()) * keep_share)
+        status = first.histories.set_index("track_index")["status"].copy()
+        status.loc[stopped.index] = "absorbed"
+        on = status[status == "reached_target"].index
+        if not len(on):
+            return s1, status
+        end = first.histories.set_index("track_index").loc[on]
+        # the momentum left at STRAW1: the last state's, with the loss
+        p_end = momentum_gev(s1.groupby("track_index")["kinetic_energy_gev"].last()
+                             .reindex(on).to_numpy())
+        u_dir = end[["ux", "uy", "uz"]].to_numpy()
+        second = self.from_straw1.trace(pd.DataFrame({
+            "track_index": on.to_numpy(), "x_m": end["x_m"].to_numpy(),
+            "y_m": end["y_m"].to_numpy(), "z_m": end["z_m"].to_numpy(),
+            "px_gev": p_end * u_dir[:, 0], "py_gev": p_end * u_dir[:, 1],
+            "pz_gev": p_end * u_dir[:, 2], "charge": end["charge"].to_numpy()}))
+        status.loc[on] = second.histories.set_index("track_index")["status"] \
+            .reindex(on).to_numpy()
+        # downstream of STRAW1 the loss only decides where the electron stops
+        # (in a calorimeter, or a lead-glass ring); the momenta stay: the
+        # photons emitted after the magnet join its LKr cluster
+        s2, stop_z, _ = _bremsstrahlung(second.states, u[1])
+        z_last = max(z for n, z in self.planes.items() if n != "MUV3")
+        status.loc[stop_z.index[stop_z.to_numpy() < z_last]] = "absorbed"
+        s1 = s1[~(s1["track_index"].isin(on) & (s1["event"] == "end"))]
+        last = s1.groupby("track_index")[["state_index", "grammage_kg_m2",
+                                          "distance_m"]].max()
+        offset = last.reindex(s2["track_index"].to_numpy())
+        s2["state_index"] = s2["state_index"].to_numpy() + offset["state_index"].to_numpy() + 1
+        for col in ("grammage_kg_m2", "distance_m"):
+            s2[col] = s2[col].to_numpy() + offset[col].to_numpy()
+        s2["event"] = s2["event"].astype(object).where(s2["event"] != "start", "boundary")
+        s1 = s1.assign(event=s1["event"].astype(object))
+        return pd.concat([s1, s2], ignore_index=True), status
 
     def _response(self, out, states, key):
         """Veto survival (Σ log ε of the product's crossings), LKr energy and
@@ -125,6 +213,11 @@ class ProductTransport:
         logs = r.product_log_survivals(states).reindex(k).fillna(0.0)
         log_s = logs["log"].to_numpy()
         e_lkr = r.lkr_energy_gev(states).reindex(k).fillna(0.0).to_numpy()
+        electron = np.isin(out["name"].to_numpy(), ELECTRON_NAMES)
+        if electron.any():
+            # an electron showers in the LKr: its energy where it enters
+            entry = r.lkr_entry_energy_gev(states).reindex(k).fillna(0.0).to_numpy()
+            e_lkr = np.where(electron, entry, e_lkr)
         e_meas = r.smeared_energy(e_lkr, key)
         p_ref = np.where(np.isfinite(out["STRAW1_pz_gev"]),
                          np.sqrt(out["STRAW1_px_gev"] ** 2 + out["STRAW1_py_gev"] ** 2
@@ -181,7 +274,6 @@ class ProductTransport:
         x_by_material = dx.groupby([states["track_index"], prev_material]).sum()
         lam = x_by_material.index.get_level_values(1).map(pion_absorption_length_kg_m2)
         optical = (x_by_material / np.asarray(lam, float)).groupby(level=0).sum()
-        total_x = x_by_material.groupby(level=0).sum()
         z0 = states.groupby("track_index")["z_m"].first()
         z_straw1 = self.planes["STRAW1"]
         names = out["name"].to_numpy()
@@ -190,7 +282,6 @@ class ProductTransport:
         flight = np.maximum(z_straw1 - z0.reindex(k).fillna(z_straw1).to_numpy(), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             p_dec = -np.expm1(-flight / decay_length_m(np.maximum(p, 1e-9), "pion"))
-        absorbed = total_x.reindex(k).fillna(0.0).to_numpy() > ELECTRON_ABSORPTION_KG_M2
         punch = np.exp(-self._optical_depth(states, z_last, self.planes.get("MUV3", np.inf))
                        .reindex(k).fillna(0.0).to_numpy())
         frames = []
@@ -205,13 +296,9 @@ class ProductTransport:
                                          weight_factor=(w_abs * p_dec)[pi], punch_through=0.0))
         el = np.isin(names, ["e+", "e-"])
         if el.any():
-            # electrons shower in the LKr (E/p ~ 1) and never reach MUV3
-            e_out = out[el].assign(identity="e", weight_factor=1.0, muv3_hit=False,
-                                   punch_through=0.0)
-            if "e_over_p" in e_out:
-                e_out["e_over_p"] = 1.0
-            e_out.loc[absorbed[el], "status"] = "absorbed"
-            frames.append(e_out)
+            # electrons shower in the LKr and never reach MUV3
+            frames.append(out[el].assign(identity="e", weight_factor=1.0, muv3_hit=False,
+                                         punch_through=0.0))
         mu = ~(pi | el)
         if mu.any():
             frames.append(out[mu].assign(identity="mu", weight_factor=1.0, punch_through=0.0))
