@@ -31,7 +31,8 @@ class RunConfig:
     measured momenta; ``source_overrides``: geometry overrides of the source
     density (None: ``overrides``; systematic re-runs vary the geometry
     downstream of the TAX and keep the nominal prior); ``processes``: the
-    forced processes (None: all of :data:`backtrace.interactions.PROCESSES`;
+    forced processes (None: the channel's,
+    :data:`backtrace.interactions.CHANNEL_PROCESSES`;
     estimates over disjoint subsets add up to the estimate over their union,
     and a rare process forced alone gets all the histories); ``allocation``:
     how the forced interactions are shared among the processes
@@ -114,9 +115,13 @@ class RunConfig:
         return dict(self.allocation)
 
     def forced_processes(self) -> tuple[str, ...]:
-        from .interactions import PROCESSES
+        """``processes``, else the channel's default set
+        (:data:`backtrace.interactions.CHANNEL_PROCESSES`; μ+μ− when the
+        channel is not given)."""
+        from .interactions import CHANNEL_PROCESSES
 
-        return tuple(PROCESSES) if self.processes is None else tuple(self.processes)
+        return CHANNEL_PROCESSES[self.channel or "mumu"] if self.processes is None \
+            else tuple(self.processes)
 
     def prompt_boundary_m(self, geometry) -> float:
         """The prompt / upstream-prompt boundary [m]: ``prompt_z_min_m``,

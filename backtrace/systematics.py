@@ -72,7 +72,7 @@ POT_RELATIVE = 0.2
 #: Relative uncertainty assigned to each process cross section [est].
 PROCESS_SCALE_UNCERTAINTY = {"photonuclear": 0.3, "pair_production": 0.1,
                              "mumu_pair": 0.3, "bremsstrahlung": 0.1,
-                             "knock_on": 0.05}
+                             "knock_on": 0.05, "photon_conversion": 0.1}
 #: Relative variation of the field scale of each magnet group [est].
 FIELD_SCALE_RELATIVE = 0.05
 #: Relative variation of the density of the varied materials [est].

@@ -34,9 +34,10 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
               show_default=True, help="Independent forced interactions per backward "
               "history (each weighted 1/K).")
 @click.option("--processes", "processes", multiple=True, metavar="NAME",
-              help="Force only these processes (repeatable; default all: photonuclear, "
-              "pair_production, mumu_pair, bremsstrahlung, knock_on). Estimates over "
-              "disjoint sets add up; a rare process forced alone gets every history.")
+              help="Force only these processes (repeatable; default: the channel's, "
+              "photonuclear, pair_production, mumu_pair, bremsstrahlung, knock_on, and "
+              "for ee also photon_conversion). Estimates over disjoint sets add up; a "
+              "rare process forced alone gets every history.")
 @click.option("--prompt-z-min", "prompt_z_min_m", type=float, default=None,
               metavar="Z_M", help="Boundary [m] between upstream-prompt (interactions "
               "upstream of it) and prompt (at or downstream of it) in every table "
@@ -112,7 +113,7 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     $ backtrace run --tracks examples/sample.parquet --channel ee --out result-ee/
     """
     from ..allocation import parse_allocation
-    from ..interactions import PROCESSES
+    from ..interactions import CHANNEL_PROCESSES
     from ..pipeline import RunConfig, run_estimate
     from ..regions import load_regions
     from ..report import mc_line, selection_line, summary_line, terminal_tables, write_outputs
@@ -126,14 +127,15 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
             target_cell = "total" if selection.channel == "ee" else "outside/mu-mu"
         cell = parse_target_cell(target_cell, selection.categories)
         config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
-                           regions_file=regions_file, channel=channel,
+                           regions_file=regions_file, channel=selection.channel,
                            pot_target=target_pot,
                            samples_per_track=samples_per_track, seed=seed, prior=prior,
                            interactions_per_history=interactions_per_history,
                            processes=tuple(processes) or None,
                            prompt_z_min_m=prompt_z_min_m,
-                           allocation=parse_allocation(allocation,
-                                                       tuple(processes) or tuple(PROCESSES)),
+                           allocation=parse_allocation(
+                               allocation,
+                               tuple(processes) or CHANNEL_PROCESSES[selection.channel]),
                            forcing_slice_m=forcing_slice_m,
                            track_allocation=track_allocation)
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),
