@@ -69,6 +69,12 @@ _BASE = ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='both'\n"
     ("straw_chambers=2\nreconstructable_min_chambers=3", "reconstructable_min_chambers"),
     ("vetoes='LAV3'", "vetoes must be a list"),
     ("vetoes=[3]", "vetoes must be a list"),
+    ("electron_id='two'", "electron_id 'two'"),
+    ("electron_id='both'", "cannot both be 'both'"),
+    ("vetoes=['LAV*']\neta_vetoes=['ANTI0']", r"eta_vetoes \['ANTI0'\] are not in"),
+    ("upstream_activity_detectors='ANTI0'", "upstream_activity_detectors must be a list"),
+    ("upstream_activity_radius_m=0", "must be > 0"),
+    ("electron_ep_max=0.9", "E/p window is empty"),
 ])
 def test_bad_selection_keys_are_named(tmp_path, extra, message):
     path = tmp_path / "r.toml"
@@ -132,18 +138,3 @@ def test_the_electron_e_over_p_window_opens_above_150_gev(p_gev, lower):
 
     lo, hi = electron_ep_window(p_gev, load_regions(channel="ee").selection)
     assert float(lo) == pytest.approx(lower, abs=1e-12) and hi == 1.05
-
-
-@pytest.mark.parametrize("extra,message", [
-    ("electron_id='two'", "electron_id 'two'"),
-    ("electron_id='both'", "cannot both be 'both'"),
-    ("vetoes=['LAV*']\neta_vetoes=['ANTI0']", r"eta_vetoes \['ANTI0'\] are not in"),
-    ("upstream_activity_detectors='ANTI0'", "upstream_activity_detectors must be a list"),
-    ("upstream_activity_radius_m=0", "must be > 0"),
-    ("electron_ep_max=0.9", "E/p window is empty"),
-])
-def test_bad_electron_keys_are_named(tmp_path, extra, message):
-    path = tmp_path / "r.toml"
-    path.write_text(_BASE.format(extra))
-    with pytest.raises(RegionsError, match=message):
-        load_regions(path)
