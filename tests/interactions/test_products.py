@@ -133,7 +133,7 @@ def test_an_electron_through_the_tank_end_cap_keeps_e_to_the_minus_t(transport):
     (t = 20 mm × 7.874 g/cm³ / 13.84 g/cm² = 1.138 X0): their mean momentum
     at STRAW1 is 30 e^(−1.138) GeV (+ < 1 % ionisation), with the broad
     Bethe–Heitler spread."""
-    prods, inter = _electrons(1500, 30.0, 105.5751, 0.4)
+    prods, inter = _electrons(600, 30.0, 105.5751, 0.4)
     out = transport.transport(prods, inter)
     p1 = np.sqrt(out["STRAW1_px_gev"] ** 2 + out["STRAW1_py_gev"] ** 2
                  + out["STRAW1_pz_gev"] ** 2).fillna(0.0)
