@@ -25,7 +25,9 @@ class RunConfig:
     """What one estimate does (recorded in ``background.json`` → ``config``).
 
     Geometry (``geometry_file`` + ``overrides``) and selection
-    (``regions_file``); ``pot_target``: POT the yields are normalised to;
+    (``regions_file``, else the packaged NA62 file of ``channel``: 'mumu'
+    or 'ee', :data:`backtrace.regions.CHANNELS`; None: the file's channel,
+    μ+μ− without a file); ``pot_target``: POT the yields are normalised to;
     ``samples_per_track``: backward histories per track; ``seed``;
     ``energy_loss``: PUMAS mode of the backward traces; ``prior``: source
     prior of the per-track posterior ('energy', 'full', 'none');
@@ -40,7 +42,8 @@ class RunConfig:
     measured momenta; ``source_overrides``: geometry overrides of the source
     density (None: ``overrides``; systematic re-runs vary the geometry
     downstream of the TAX and keep the nominal prior); ``processes``: the
-    forced processes (None: all of :data:`backtrace.interactions.PROCESSES`;
+    forced processes (None: the channel's,
+    :data:`backtrace.interactions.CHANNEL_PROCESSES`;
     estimates over disjoint subsets add up to the estimate over their union,
     and a rare process forced alone gets all the histories); ``allocation``:
     how the forced interactions are shared among the processes
@@ -66,6 +69,7 @@ class RunConfig:
     geometry_file: str | None = None
     overrides: tuple[str, ...] = ()
     regions_file: str | None = None
+    channel: str | None = None
     pot_target: float = 1.4e17
     samples_per_track: int = 4
     seed: int = 1
@@ -88,6 +92,11 @@ class RunConfig:
 
     def __post_init__(self):
         from .allocation import ALLOCATION_MODES
+        from .regions import CHANNELS
+
+        if self.channel is not None and self.channel not in CHANNELS:
+            raise ValueError(f"channel {self.channel!r}: expected one of "
+                             f"{', '.join(CHANNELS)}")
 
         if self.processes is not None:
             from .interactions import PROCESSES
@@ -139,9 +148,13 @@ class RunConfig:
         return DrawPlan("shares", k, shares, float(self.forcing_defensive))
 
     def forced_processes(self) -> tuple[str, ...]:
-        from .interactions import PROCESSES
+        """``processes``, else the channel's default set
+        (:data:`backtrace.interactions.CHANNEL_PROCESSES`; μ+μ− when the
+        channel is not given)."""
+        from .interactions import CHANNEL_PROCESSES
 
-        return tuple(PROCESSES) if self.processes is None else tuple(self.processes)
+        return CHANNEL_PROCESSES[self.channel or "mumu"] if self.processes is None \
+            else tuple(self.processes)
 
     def prompt_boundary_m(self, geometry) -> float:
         """The prompt / upstream-prompt boundary [m]: ``prompt_z_min_m``,

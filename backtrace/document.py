@@ -3,9 +3,12 @@
 :func:`build_document` turns a combined estimate (:func:`backtrace.estimate.combine_passes`),
 its systematic re-runs and the Monte Carlo summary into one JSON-ready dict:
 yields per region and category (value, stat, syst with breakdown, 90 % CL
-limits of empty cells, prompt / upstream-prompt split), the systematics
-table, the upper-limit convention, the configuration (geometry, regions,
-tracks and their digest), versions and track statuses.
+limits of empty cells, prompt / upstream-prompt split; the categories are
+the channel's, :data:`backtrace.regions.CHANNELS`), the systematics table,
+the upper-limit convention, the configuration (geometry, regions, tracks
+and their digest), versions and track statuses; with a selection that names
+``eta_vetoes``, NA62's factorised estimate next to the direct one
+(``factorised``, :mod:`backtrace.factorised`).
 
 The document carries ``schema_version`` and is checked against the packaged
 JSON schema ``backtrace/data/background-<version>.schema.json`` when it is
@@ -20,8 +23,8 @@ from importlib import resources
 
 import pandas as pd
 
-from .estimate import (CATEGORIES, UPPER_LIMIT_METHOD, mc_error, quadrature,
-                       weight_per_entry, weighted_yield)
+from .estimate import (UPPER_LIMIT_METHOD, mc_error, quadrature, weight_per_entry,
+                       weighted_yield)
 
 __all__ = ["SCHEMA_VERSION", "DocumentError", "build_document", "validate_document"]
 
@@ -93,7 +96,7 @@ def _regions_block(c, runs, regions, per_entry, mc) -> dict:
     out = {}
     for region in regions.names:
         out[region] = {}
-        for cat in CATEGORIES:
+        for cat in regions.categories:
             def mask(f, region=region, cat=cat):
                 return (f["region"] == region) & (f["category"] == cat)
             out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"], mc)
@@ -191,11 +194,11 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
     from .pumas import pumas_version
 
     c = est["candidates"]
-    per_entry = weight_per_entry(est["pairs"], CATEGORIES, est["interaction_weight"],
+    per_entry = weight_per_entry(est["pairs"], regions.categories, est["interaction_weight"],
                                  est["interactions"])
     runs = {name: {d: r["candidates"] for d, (_, r) in dirs.items()}
             for name, dirs in reruns.items()}
-    return {
+    doc = {
         "schema_version": SCHEMA_VERSION,
         "pot": config.pot_target, "pot_sample": tracks.pot,
         "regions": _regions_block(
@@ -224,3 +227,9 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
         "candidates": int(len(c)),
         "elapsed_s": elapsed,
     }
+    eta = regions.selection.get("eta_vetoes")
+    if eta:
+        from .factorised import factorised_estimate
+
+        doc["factorised"] = factorised_estimate(c, regions.names, eta)
+    return doc

@@ -57,7 +57,7 @@ class Pipeline:
         self.config = config
         self.beamline = BeamLine.for_config(config, beamline)
         self.geometry = self.beamline.geometry
-        self.regions = load_regions(config.regions_file)
+        self.regions = load_regions(config.regions_file, config.channel)
         self.tracer = Tracer(TraceConfig(
             geometry_file=config.geometry_file, overrides=tuple(config.overrides),
             samples_per_track=config.samples_per_track, seed=config.seed,
@@ -118,7 +118,9 @@ class Pipeline:
         inter, prods, info = self.sampler.draws(
             result.states, self.config.seed, histories["weight"],
             plan or self.config.first_plan(), histories)
-        inter = inter[inter["weight"] > 0]
+        # the η share of the incoming muon's veto survival and its hits on
+        # the upstream-activity surfaces (its survival is in the weight)
+        inter = self.response.incoming_columns(result.states, inter[inter["weight"] > 0])
         prods = prods[prods["interaction"].isin(inter["interaction"])]
         p = np.linalg.norm(prods[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
             if len(prods) else np.zeros(0)
@@ -336,7 +338,7 @@ def _shifted(full: dict, varied: dict, nominal: dict) -> dict:
 def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 200,
                  progress: bool = True, systematics: str = "fast",
                  target_rel_unc: float | None = None,
-                 max_samples_per_track: int = 1024, max_time_s: float | None = None,
+                 max_samples_per_track: int = 4096, max_time_s: float | None = None,
                  log=None, scheduler: str | None = None,
                  target_cell=("outside", "mu-mu")) -> RunResult:
     """Run the pipeline over a track file (a :class:`backtrace.tracks.Tracks`).

@@ -1,9 +1,13 @@
 """Selection and signal/control regions from a TOML file.
 
-Default: ``backtrace/data/regions_na62_mumu.toml`` (estimated NA62 limits,
-marked as such); ``--regions FILE`` replaces it. Regions are rectangles in
-(Z_TAX, CDA_TAX), tested in order (SR before CR: the CR excludes the SR),
-with half-open limits min <= value < max.
+A file belongs to a **channel** (top-level ``channel``, default ``"mumu"``):
+the final state the selection looks for, which fixes the background
+categories of the tables (:data:`CHANNELS`). Each channel has a packaged
+file — ``backtrace/data/regions_na62_mumu.toml`` (the default) and
+``regions_na62_ee.toml`` (estimated NA62 limits, marked as such); ``backtrace
+run --channel ee`` picks the second, ``--regions FILE`` replaces either.
+Regions are rectangles in (Z_TAX, CDA_TAX), tested in order (SR before CR:
+the CR excludes the SR), with half-open limits min <= value < max.
 
 ``[selection]`` keys (required unless a default is given; an unknown key is
 an error, so that a typo cannot silently drop a cut):
@@ -35,7 +39,28 @@ vetoes                         []        veto detectors of the geometry the
                                          detector's inefficiency)
 muon_id_ep_max                 inf       a muon-identified track also needs
                                          LKr E/p below this
+electron_id                    "none"    "both", "one" or "none": tracks
+                                         identified as electrons: E/p in the
+                                         window below and no MUV3 hit
+electron_ep_min                1.0       lower E/p limit: electron_ep_min −
+electron_ep_min_slope_per_gev  0.0013    slope × max(p − p_ref, dp_min),
+electron_ep_min_p_ref_gev      100.0     p the measured momentum [GeV/c]
+electron_ep_min_dp_min_gev     50.0      (NA62 e+e− selection)
+electron_ep_max                1.05      upper E/p limit
+eta_vetoes                     []        vetoes (entries of ``vetoes``) whose
+                                         rejection is the η of the factorised
+                                         estimate (:mod:`backtrace.factorised`)
+upstream_activity_detectors    []        active surfaces (names or patterns):
+                                         a charged particle crossing one
+                                         upstream of the vertex within
+                                         upstream_activity_radius_m of the
+                                         backward extrapolation of a selected
+                                         track rejects the event
+upstream_activity_radius_m     0.2       that distance [m]
 =============================  ========  ====================================
+
+Timing is not simulated: every particle of an event is in time, so the
+time windows of a selection (e.g. NA62's 5 ns) are always satisfied.
 """
 
 from __future__ import annotations
@@ -45,9 +70,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 __all__ = ["Region", "Regions", "RegionsError", "load_regions", "OUTSIDE",
-           "describe_selection", "SELECTION_DEFAULTS"]
+           "describe_selection", "SELECTION_DEFAULTS", "CHANNELS", "electron_ep_window"]
 
 OUTSIDE = "outside"
+
+#: The channels: the packaged selection of each and its background
+#: categories (true identities of the two selected tracks, as in the
+#: analysis' tables). μ+μ−: μ-μ, μ-π (a pion taken for a muon), other.
+#: e+e−: e-e (two true electrons/positrons), other (a muon or a pion taken
+#: for an electron; NA62's e+e− table has a single 'prompt' column).
+CHANNELS = {
+    "mumu": {"file": "regions_na62_mumu.toml", "categories": ("mu-mu", "mu-pi", "other")},
+    "ee": {"file": "regions_na62_ee.toml", "categories": ("e-e", "other")},
+}
 
 
 class RegionsError(ValueError):
@@ -76,10 +111,16 @@ class Regions:
     estimated: bool = True
     path: str | None = None
     raw: dict = field(default_factory=dict, repr=False)
+    channel: str = "mumu"
 
     @property
     def names(self) -> list[str]:
         return [r.name for r in self.regions] + [OUTSIDE]
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """The background categories of the channel (:data:`CHANNELS`)."""
+        return CHANNELS[self.channel]["categories"]
 
     def classify(self, z_tax, cda_tax) -> np.ndarray:
         """Region name of each point (first match, else 'outside')."""
@@ -96,6 +137,7 @@ class Regions:
         """What outputs record: the file's content with the selection's
         defaults filled in, its path and a one-line description of the cuts."""
         return dict(self.raw, selection=dict(self.selection), path=self.path,
+                    channel=self.channel, categories=list(self.categories),
                     description=describe_selection(self.selection))
 
 
@@ -106,7 +148,33 @@ SELECTION_DEFAULTS = {"track_p_max_gev": 1e9, "straw_chambers": 4,
                       "reconstructable_min_chambers": 3, "exactly_two_tracks": True,
                       "fiducial_r_max_m": None, "fiducial_cones": None,
                       "fiducial_cone_tip_z_m": None, "vetoes": [],
-                      "muon_id_ep_max": float("inf")}
+                      "muon_id_ep_max": float("inf"),
+                      "electron_id": "none", "electron_ep_min": 1.0,
+                      "electron_ep_min_slope_per_gev": 0.0013,
+                      "electron_ep_min_p_ref_gev": 100.0,
+                      "electron_ep_min_dp_min_gev": 50.0, "electron_ep_max": 1.05,
+                      "eta_vetoes": [], "upstream_activity_detectors": [],
+                      "upstream_activity_radius_m": 0.2}
+_ID_MODES = ("both", "one", "none")
+
+
+def electron_ep_window(p_gev, selection: dict) -> tuple[np.ndarray, float]:
+    """(lower, upper) limits of the electron E/p window at measured momenta
+    ``p_gev`` [GeV/c]: lower = electron_ep_min − slope × max(p − p_ref,
+    dp_min) — NA62's 1 − 0.0013 × max(p − 100, 50) (e+e− selection, 2021
+    dump data) — and upper = electron_ep_max; a track is identified when
+    lower < E/p < upper."""
+    p = np.asarray(p_gev, float)
+    lower = selection["electron_ep_min"] - selection["electron_ep_min_slope_per_gev"] \
+        * np.maximum(p - selection["electron_ep_min_p_ref_gev"],
+                     selection["electron_ep_min_dp_min_gev"])
+    return lower, float(selection["electron_ep_max"])
+
+
+def _check_names(sel: dict, key: str, source: str) -> None:
+    value = sel[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RegionsError(f"{source}: selection.{key} must be a list of detector names")
 
 
 def _check_selection(sel: dict, source: str) -> dict:
@@ -122,11 +190,26 @@ def _check_selection(sel: dict, source: str) -> dict:
     if missing:
         raise RegionsError(f"{source}: [selection] misses {', '.join(missing)}")
     sel = {**SELECTION_DEFAULTS, **sel}
-    if sel["muon_id"] not in ("both", "one", "none"):
-        raise RegionsError(f"{source}: selection.muon_id {sel['muon_id']!r} "
-                           "(expected both, one or none)")
-    if not isinstance(sel["vetoes"], list) or not all(isinstance(v, str) for v in sel["vetoes"]):
-        raise RegionsError(f"{source}: selection.vetoes must be a list of detector names")
+    for key in ("muon_id", "electron_id"):
+        if sel[key] not in _ID_MODES:
+            raise RegionsError(f"{source}: selection.{key} {sel[key]!r} "
+                               "(expected both, one or none)")
+    if sel["muon_id"] == "both" and sel["electron_id"] == "both":
+        raise RegionsError(f"{source}: selection.muon_id and electron_id cannot both be "
+                           "'both' (a track is not a muon and an electron)")
+    for key in ("vetoes", "eta_vetoes", "upstream_activity_detectors"):
+        _check_names(sel, key, source)
+    missing = [v for v in sel["eta_vetoes"] if v not in sel["vetoes"]]
+    if missing:
+        raise RegionsError(f"{source}: selection.eta_vetoes {missing} are not in "
+                           f"selection.vetoes {sel['vetoes']}")
+    if not sel["upstream_activity_radius_m"] > 0:
+        raise RegionsError(f"{source}: selection.upstream_activity_radius_m must be > 0")
+    lower_at_low_p = electron_ep_window(0.0, sel)[0]
+    if not lower_at_low_p < sel["electron_ep_max"]:
+        raise RegionsError(f"{source}: the electron E/p window is empty (lower limit "
+                           f"{float(lower_at_low_p):g} >= electron_ep_max "
+                           f"{sel['electron_ep_max']:g})")
     if not 1 <= sel["reconstructable_min_chambers"] <= sel["straw_chambers"] <= 4:
         raise RegionsError(f"{source}: need 1 <= reconstructable_min_chambers <= "
                            "straw_chambers <= 4")
@@ -160,19 +243,43 @@ def describe_selection(sel: dict) -> str:
         parts.append("opposite charges")
     if np.isfinite(sel.get("muon_id_ep_max", np.inf)) and sel["muon_id"] != "none":
         parts.append(f"muon E/p < {sel['muon_id_ep_max']:g}")
+    if sel.get("electron_id", "none") != "none":
+        which = "both tracks" if sel["electron_id"] == "both" else "at least one track"
+        parts.append(
+            f"{which} electron-identified ({sel['electron_ep_min']:g} − "
+            f"{sel['electron_ep_min_slope_per_gev']:g} × max(p − "
+            f"{sel['electron_ep_min_p_ref_gev']:g}, {sel['electron_ep_min_dp_min_gev']:g}) "
+            f"< E/p < {sel['electron_ep_max']:g}, no MUV3 hit)")
     parts.append(f"{sel['straw_chambers']} STRAW chambers per track")
     if sel.get("exactly_two_tracks", True):
         parts.append(f"no other track (>= {sel['reconstructable_min_chambers']} chambers)")
     parts.append("vetoes: " + (", ".join(sel["vetoes"]) if sel.get("vetoes") else "none"))
+    if sel.get("upstream_activity_detectors"):
+        parts.append(f"no activity in {', '.join(sel['upstream_activity_detectors'])} "
+                     f"upstream of the vertex within "
+                     f"{1e3 * sel['upstream_activity_radius_m']:g} mm of a track")
+    if sel.get("eta_vetoes"):
+        parts.append("factorised estimate: η from " + ", ".join(sel["eta_vetoes"]))
     return "; ".join(parts)
 
 
-def load_regions(path=None) -> Regions:
-    """Read and check a regions file (default: the packaged NA62 one)."""
+def load_regions(path=None, channel: str | None = None) -> Regions:
+    """Read and check a regions file (default: the packaged NA62 file of
+    ``channel``, μ+μ− when None). With both a path and a channel, the file
+    must be of that channel."""
     from .io import read_data_toml
 
-    raw, source, _ = read_data_toml(path, "regions_na62_mumu.toml", RegionsError,
+    if channel is not None and channel not in CHANNELS:
+        raise RegionsError(f"channel {channel!r} unknown (known: {', '.join(CHANNELS)})")
+    raw, source, _ = read_data_toml(path, CHANNELS[channel or "mumu"]["file"], RegionsError,
                                     "regions file")
+    file_channel = raw.get("channel", "mumu")
+    if file_channel not in CHANNELS:
+        raise RegionsError(f"{source}: channel {file_channel!r} unknown "
+                           f"(known: {', '.join(CHANNELS)})")
+    if channel is not None and file_channel != channel:
+        raise RegionsError(f"{source}: a selection of the {file_channel} channel, "
+                           f"not {channel}")
     sel = _check_selection(raw.get("selection", {}), source)
     regions = []
     for i, r in enumerate(raw.get("region", [])):
@@ -190,4 +297,5 @@ def load_regions(path=None) -> Regions:
     if len(set(names)) != len(names) or OUTSIDE in names:
         raise RegionsError(f"{source}: region names must be unique and not 'outside'")
     return Regions(raw.get("name", source), sel, regions,
-                   bool(raw.get("estimated", False)), str(path) if path else None, raw)
+                   bool(raw.get("estimated", False)), str(path) if path else None, raw,
+                   file_channel)

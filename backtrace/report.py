@@ -3,7 +3,10 @@ JSON (``background.json``) and plots, all written atomically into a
 directory; :func:`render` re-creates tables and plots from a saved JSON
 (checked against its schema, :mod:`backtrace.document`). The terminal
 (:func:`terminal_tables`) and the files show the same numbers, formatted
-by the same functions."""
+by the same functions. The category columns are the run's channel's
+(:data:`backtrace.regions.CHANNELS`, recorded in the document); with a
+factorised estimate (:mod:`backtrace.factorised`) the outputs show it next
+to the direct one, with their ratio (:func:`factorised_lines`)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,19 @@ from .io import atomic_path, write_json_atomic, write_text_atomic
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
            "shift_note", "mc_line", "terminal_tables", "summary_line", "load_document",
            "selection_line", "summary_rows", "summary_terminal", "summary_markdown",
-           "summary_latex", "summary_csv", "summary_notes", "p_sr_line", "region_order"]
+           "summary_latex", "summary_csv", "summary_notes", "p_sr_line", "region_order",
+           "categories", "factorised_lines"]
+
+#: Column labels of the categories (Markdown, LaTeX).
+CATEGORY_LABELS = {"mu-mu": ("μ-μ", "$\\mu$-$\\mu$"), "mu-pi": ("μ-π", "$\\mu$-$\\pi$"),
+                   "e-e": ("e-e", "$e$-$e$"), "other": ("other", "other")}
+
+
+def categories(doc: dict) -> tuple[str, ...]:
+    """The category columns of a document: its channel's (documents written
+    before channels: the μ+μ− ones)."""
+    cats = doc.get("config", {}).get("regions", {}).get("categories")
+    return tuple(cats) if cats else CATEGORIES
 
 def format_value(entry: dict) -> str:
     if entry.get("upper_limit_90") is not None:
@@ -50,8 +65,8 @@ def table_rows(doc: dict):
     (± stat ± syst)."""
     for region, cats in regions(doc):
         for zone, label in ZONE_LABELS.items():
-            yield region, label, {c: zone_entry(cats[c], zone) for c in CATEGORIES}
-        yield region, "total", {c: cats[c] for c in CATEGORIES}
+            yield region, label, {c: zone_entry(cats[c], zone) for c in categories(doc)}
+        yield region, "total", {c: cats[c] for c in categories(doc)}
 
 
 def region_order(doc: dict) -> list[str]:
@@ -71,7 +86,7 @@ def regions(doc: dict):
 
 def rows(doc: dict):
     for region, cats in regions(doc):
-        for cat in CATEGORIES:
+        for cat in categories(doc):
             e = cats[cat]
             yield region, cat, e
 
@@ -157,12 +172,13 @@ def terminal_tables(doc: dict) -> list:
 
     t = Table(title=f"prompt background, {doc['pot']:.3g} POT (value ± stat [± syst]; "
               "< = 90% CL)")
-    for col in ("region", "", *CATEGORIES):
+    cats = categories(doc)
+    for col in ("region", "", *cats):
         t.add_column(col)
     labels = list(table_rows(doc))
     for i, (region, label, entries) in enumerate(labels):
         t.add_row(region if label == "prompt" else "", label,
-                  *(format_value(entries[c]) for c in CATEGORIES),
+                  *(format_value(entries[c]) for c in cats),
                   end_section=label == "total" and i < len(labels) - 1)
     tables = [t]
     srows = list(syst_rows(doc))
@@ -176,7 +192,58 @@ def terminal_tables(doc: dict) -> list:
             st.add_row(name, *(f"{vals[col]:.2g}" for col in cols), shift_note(doc, name),
                        end_section=i == len(srows) - 2)
         tables.append(st)
+    ft = factorised_table(doc)
+    if ft is not None:
+        tables.append(ft)
     return tables
+
+
+def _ratio(r: dict | None) -> str:
+    return "—" if r is None else f"{r['value']:.3g} ± {r['stat']:.2g}"
+
+
+def factorised_lines(doc: dict) -> list[str]:
+    """Markdown lines of the factorised estimate next to the direct one
+    (empty without one)."""
+    f = doc.get("factorised")
+    if not f:
+        return []
+    head = ["## Factorised estimate (η from " + ", ".join(f["eta_vetoes"]) + ")", ""]
+    if not f.get("available"):
+        return head + [f"Not available: {f.get('reason', '')}."]
+    lines = head + [
+        f"N(in FV, PID) before the η vetoes: {format_value(f['n_before_eta'])}; "
+        f"1 − η_veto = {format_value(f['one_minus_eta_veto'])}.", "",
+        "| region | 1 − η_R | factorised N(R) | direct N(R) | direct / factorised |",
+        "|---|---|---|---|---|"]
+    for region in region_order(doc):
+        e = f["regions"].get(region)
+        if e is None:
+            continue
+        lines.append(f"| {region} | {format_value(e['one_minus_eta'])} | "
+                     f"{format_value(e['factorised'])} | {format_value(e['direct'])} | "
+                     f"{_ratio(e['direct_over_factorised'])} |")
+    return lines + ["", f"Method: {f['method']}."]
+
+
+def factorised_table(doc: dict):
+    """A rich Table of the factorised and the direct estimate (None without)."""
+    f = doc.get("factorised")
+    if not f or not f.get("available"):
+        return None
+    from rich.table import Table
+
+    t = Table(title=f"factorised vs direct (all categories): N(in FV, PID) = "
+              f"{format_value(f['n_before_eta'])}, 1 − η_veto = "
+              f"{format_value(f['one_minus_eta_veto'])} (η from {', '.join(f['eta_vetoes'])})")
+    for col in ("region", "1 − η_R", "factorised", "direct", "direct/factorised"):
+        t.add_column(col)
+    for region in region_order(doc):
+        e = f["regions"].get(region)
+        if e is not None:
+            t.add_row(region, format_value(e["one_minus_eta"]), format_value(e["factorised"]),
+                      format_value(e["direct"]), _ratio(e["direct_over_factorised"]))
+    return t
 
 
 def selection_line(doc: dict) -> str:
@@ -201,11 +268,13 @@ def summary_line(doc: dict, out_dir) -> str:
 
 
 def markdown(doc: dict) -> str:
+    cats = categories(doc)
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
-             "| region | | μ-μ | μ-π | other |", "|---|---|---|---|---|"]
+             "| region | | " + " | ".join(CATEGORY_LABELS.get(c, (c,))[0] for c in cats)
+             + " |", "|---|---|" + "---|" * len(cats)]
     for region, label, entries in table_rows(doc):
         lines.append(f"| {region} | {label} | "
-                     + " | ".join(format_value(entries[c]) for c in CATEGORIES) + " |")
+                     + " | ".join(format_value(entries[c]) for c in cats) + " |")
     lines += ["", f"{selection_line(doc)[0].upper()}{selection_line(doc)[1:]}", "",
               "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
               f"({doc['upper_limit_method']}).",
@@ -221,6 +290,8 @@ def markdown(doc: dict) -> str:
         for name, desc, vals in srows:
             lines.append(f"| {name} | " + " | ".join(f"{vals[c]:.2g}" for c in cols)
                          + f" | {desc} | {shift_note(doc, name)} |")
+    if factorised_lines(doc):
+        lines += ["", *factorised_lines(doc)]
     if mc_line(doc):
         lines += ["", f"Monte Carlo: {mc_line(doc)}."]
     return "\n".join(lines) + "\n"
@@ -228,12 +299,14 @@ def markdown(doc: dict) -> str:
 
 def latex(doc: dict) -> str:
     tex = _tex_entry
-    out = ["\\begin{tabular}{llccc}", "\\toprule",
-           "Region & & $\\mu$-$\\mu$ & $\\mu$-$\\pi$ & other \\\\", "\\midrule"]
+    cats = categories(doc)
+    out = ["\\begin{tabular}{ll" + "c" * len(cats) + "}", "\\toprule",
+           "Region & & " + " & ".join(CATEGORY_LABELS.get(c, (c, _tex_text(c)))[1]
+                                      for c in cats) + " \\\\", "\\midrule"]
     rows_ = list(table_rows(doc))
     for i, (region, label, entries) in enumerate(rows_):
         name = _tex_text(region) if label == "prompt" else ""
-        out.append(f"{name} & {label} & " + " & ".join(tex(entries[c]) for c in CATEGORIES)
+        out.append(f"{name} & {label} & " + " & ".join(tex(entries[c]) for c in cats)
                    + " \\\\")
         if label == "total" and i < len(rows_) - 1:
             out.append("\\midrule")

@@ -31,7 +31,8 @@ import numpy as np
 __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample",
            "check_budget", "source_muon_key", "proposal_key", "MAX_SAMPLES_PER_TRACK",
            "MAX_INTERACTIONS_PER_HISTORY", "MAX_PRODUCTS_PER_INTERACTION",
-           "PRODUCT_SEED_OFFSET", "SINGLE_TRACK_SEED_OFFSET", "STAGE2_KEY_OFFSET", "DENSITY_SOURCE_SEED",
+           "PRODUCT_SEED_OFFSET", "SINGLE_TRACK_SEED_OFFSET", "PRODUCT_STAGE2_SEED_OFFSET",
+           "STAGE2_KEY_OFFSET", "DENSITY_SOURCE_SEED",
            "DENSITY_EVENTS_SEED_OFFSET", "YIELD_INTEGRAL_SEED", "MT_INTEGRAL_SEED",
            "BudgetError"]
 
@@ -39,7 +40,7 @@ __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample"
 #: "secondary" stream and stays free so that the other ids keep their values;
 #: "allocation" rounds the expected number of forced draws of a history).
 STREAMS = {"transport": 0, "source": 1, "source_decay": 2, "interaction": 3,
-           "smearing": 5, "proposal": 6, "lkr": 7, "allocation": 8}
+           "smearing": 5, "proposal": 6, "lkr": 7, "allocation": 8, "brems": 9}
 
 #: Product-key bit budget: rank of a product in its final state, forced
 #: interaction index within a history ("repeat"), history index within a
@@ -57,6 +58,9 @@ PRODUCT_SEED_OFFSET = 1
 #: transport to MUV3 and back through the decay volume, their smearing and
 #: the pair subsample): independent of the prompt estimate's streams.
 SINGLE_TRACK_SEED_OFFSET = 2
+#: Seed offset of the electrons' transport from STRAW1 on
+#: (:mod:`backtrace.interactions.products`): a stream independent of the others.
+PRODUCT_STAGE2_SEED_OFFSET = 3
 #: Key offset of the second forward stage (TAX exit → plane) of simulate-tracks.
 STAGE2_KEY_OFFSET = 1 << 40
 #: Source muons per event at most (a key holds the rank in 2 bits).

@@ -31,16 +31,19 @@ __all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_
 DEFAULT_TARGET_CELL = ("outside", "mu-mu")
 
 
-def parse_target_cell(text: str | None) -> tuple[str, str] | None:
-    """'REGION/CATEGORY' → (region, category); 'total' → None."""
+def parse_target_cell(text: str | None,
+                      categories=("mu-mu", "mu-pi", "other")) -> tuple[str, str] | None:
+    """'REGION/CATEGORY' → (region, category); 'total' → None; ``categories``:
+    those of the run's channel (:data:`backtrace.regions.CHANNELS`)."""
     if text is None:
         return DEFAULT_TARGET_CELL
     if text == "total":
         return None
     region, sep, cat = text.partition("/")
-    if not sep or not region or cat not in ("mu-mu", "mu-pi", "other"):
+    if not sep or not region or cat not in categories:
         raise ValueError(f"target cell {text!r}: expected REGION/CATEGORY (category "
-                         "mu-mu, mu-pi or other), e.g. outside/mu-mu, or 'total'")
+                         f"{', '.join(categories)}), e.g. outside/{categories[0]}, "
+                         "or 'total'")
     return region, cat
 
 

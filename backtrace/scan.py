@@ -40,7 +40,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .estimate import CATEGORIES
 from .geometry import GeometryError, parse_override
 from .io import atomic_path, write_json_atomic, write_text_atomic
 
@@ -199,7 +198,7 @@ def _yields(doc: dict | None, flux_scale: float) -> dict:
               "prompt_cr": [0.0, 0.0]}
     regions = doc["regions"] if doc else {}
     for region, cats in regions.items():
-        for cat in CATEGORIES:
+        for cat in cats:                    # the run's channel's categories
             v = cats[cat]["value"] * flux_scale
             s = cats[cat]["stat"] * flux_scale
             out[f"{region}:{cat}"] = v

@@ -6,7 +6,8 @@ Estimate):
 - **reweighting** (exact, no re-run): the POT normalisation ± ``POT_RELATIVE``
   and the cross-section scale of each secondary process ±
   ``PROCESS_SCALE_UNCERTAINTY`` (a candidate's weight is linear in the
-  scale of the process that made it);
+  scale of the process that made it; the conversions of bremsstrahlung
+  photons to e+e- scale with bremsstrahlung, ``SCALE_OF``);
 - **re-runs with common random numbers**: the whole pipeline again with
   the same seed, the same tracks and the same number of histories, one
   thing changed. Every random stream is keyed by (seed, track, sample,
@@ -61,7 +62,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-__all__ = ["LEVELS", "POT_RELATIVE", "PROCESS_SCALE_UNCERTAINTY",
+__all__ = ["LEVELS", "POT_RELATIVE", "PROCESS_SCALE_UNCERTAINTY", "SCALE_OF",
            "FIELD_SCALE_RELATIVE", "DENSITY_RELATIVE", "DENSITY_MATERIALS",
            "Variation", "magnet_groups", "rerun_variations", "varied_config",
            "deltas", "shift_stat", "NOT_EVALUATED"]
@@ -73,6 +74,9 @@ POT_RELATIVE = 0.2
 PROCESS_SCALE_UNCERTAINTY = {"photonuclear": 0.3, "pair_production": 0.1,
                              "mumu_pair": 0.3, "bremsstrahlung": 0.1,
                              "knock_on": 0.05}
+#: Processes whose rate is another's cross section: the conversions of
+#: bremsstrahlung photons to e+e- move with the bremsstrahlung scale.
+SCALE_OF = {"photon_conversion": "bremsstrahlung"}
 #: Relative variation of the field scale of each magnet group [est].
 FIELD_SCALE_RELATIVE = 0.05
 #: Relative variation of the density of the varied materials [est].
@@ -169,8 +173,9 @@ def deltas(nominal: pd.DataFrame, reruns: dict, mask) -> dict[str, float]:
     sel = nominal[mask(nominal)] if len(nominal) else nominal
     value = float(sel["weight"].sum()) if len(sel) else 0.0
     out = {"pot": POT_RELATIVE * value}
+    scaled = sel["process"].map(lambda p: SCALE_OF.get(p, p)) if len(sel) else None
     for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
-        out[f"scale:{proc}"] = rel * (float(sel.loc[sel["process"] == proc, "weight"].sum())
+        out[f"scale:{proc}"] = rel * (float(sel.loc[scaled == proc, "weight"].sum())
                                       if len(sel) else 0.0)
     for name, runs in reruns.items():
         out[name] = max(abs(_sum(c, mask) - value) for c in runs.values())

@@ -410,3 +410,38 @@ def test_load_invalid_json(written, tmp_path):
     with pytest.raises(DocumentError, match="not valid JSON"):
         report.render(out)
     assert sorted(p.name for p in out.iterdir()) == ["background.json"]
+
+
+@pytest.fixture(scope="module")
+def ee_doc(tmp_path_factory):
+    """A real tiny e+e− estimate (the channel's categories) with a
+    factorised section computed from hand-made candidates."""
+    from backtrace.factorised import factorised_estimate
+    from backtrace.pipeline import RunConfig, run_estimate
+    from backtrace.tracks import Tracks, write_tracks
+
+    path = write_tracks(tmp_path_factory.mktemp("report_ee") / "t.parquet",
+                        synthetic_tracks(10, seed=3), pot=1e9)
+    d = copy.deepcopy(run_estimate(Tracks.open(path), RunConfig(
+        samples_per_track=1, interactions_per_history=1, channel="ee"),
+        systematics="none", progress=False).document)
+    cands = pd.DataFrame({"track_index": [0, 1, 2], "region": ["SR", "CR", "outside"],
+                          "weight": [0.01, 0.02, 0.07], "eta_veto_survival": 0.01})
+    d["factorised"] = factorised_estimate(cands, ["SR", "CR", "outside"], ["LAV*", "ANTI0"])
+    return validate_document(d)
+
+
+def test_an_ee_document_has_its_channel_columns_and_the_factorised_estimate(ee_doc, tmp_path):
+    assert report.categories(ee_doc) == ("e-e", "other")
+    assert set(ee_doc["regions"]["SR"]) == {"e-e", "other"}
+    md = report.markdown(ee_doc)
+    assert "| region | | e-e | other |" in md and "μ-μ" not in md
+    assert "## Factorised estimate (η from LAV*, ANTI0)" in md
+    assert "N(in FV, PID) before the η vetoes: 10 ± " in md
+    assert "| SR | 0.1 ± 0.12 | 0.01 ± 0.01 | 0.01 ± 0.01 | 1 ± " in md   # it factorises
+    assert "Region & & $e$-$e$ & other" in report.latex(ee_doc)
+    assert {r[1] for r in report.rows(ee_doc)} == {"e-e", "other"}
+    titles = [t.title for t in report.terminal_tables(ee_doc)]
+    assert any(t.startswith("factorised vs direct") for t in titles)
+    report.write_outputs(tmp_path, ee_doc)
+    assert "e-e" in (tmp_path / "background.csv").read_text()

@@ -140,3 +140,17 @@ def test_prompt_boundary_option_moves_the_split(tmp_path, small_sample):
     assert total > 0 and up_b > up_a
     assert sum(c["value"] for cats in b["regions"].values() for c in cats.values()) == \
         pytest.approx(total, rel=1e-12)
+
+
+def test_the_channel_picks_the_selection_and_must_agree_with_a_file(tmp_path, small_sample):
+    from importlib import resources
+
+    mumu = resources.files("backtrace.data") / "regions_na62_mumu.toml"
+    r = CliRunner().invoke(main, ["run", "--tracks", str(small_sample), "--out",
+                                  str(tmp_path / "x"), "--channel", "ee", "--regions",
+                                  str(mumu)])
+    assert r.exit_code == 1 and "a selection of the mumu channel, not ee" in r.output
+    r = CliRunner().invoke(main, ["run", "--tracks", str(small_sample), "--out",
+                                  str(tmp_path / "y"), "--channel", "ee", "--target-cell",
+                                  "SR/mu-mu"])
+    assert r.exit_code == 1 and "category e-e, other" in r.output

@@ -19,8 +19,16 @@ from .combinatorial import spill_options
 @click.option("--target-pot", type=float, default=1.4e17, show_default=True,
               help="POT the estimate is normalised to.")
 @geometry_options
+@click.option("--channel", type=click.Choice(["mumu", "ee"]), default=None,
+              help="Final state searched for: 'mumu' (NA62's A' -> mu+mu- selection, the "
+              "default) or 'ee' (the A' -> e+e- selection: cone fiducial volume, electron "
+              "identification in the LKr, MUV3/ANTI0/LAV vetoes, upstream-activity rule, "
+              "and NA62's factorised estimate next to the direct one). Picks the packaged, "
+              "estimated NA62 selection of the channel; with --regions, the file must be of "
+              "this channel.")
 @click.option("--regions", "regions_file", type=click.Path(dir_okay=False), default=None,
-              help="Selection and SR/CR file (default: the estimated NA62 one).")
+              help="Selection and SR/CR file (default: the estimated NA62 one of the "
+              "channel).")
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
 @click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
@@ -28,9 +36,10 @@ from .combinatorial import spill_options
               "history, on average (the allocation shares them among histories and "
               "strata).")
 @click.option("--processes", "processes", multiple=True, metavar="NAME",
-              help="Force only these processes (repeatable; default all: photonuclear, "
-              "pair_production, mumu_pair, bremsstrahlung, knock_on). Estimates over "
-              "disjoint sets add up; a rare process forced alone gets every history.")
+              help="Force only these processes (repeatable; default: the channel's, "
+              "photonuclear, pair_production, mumu_pair, bremsstrahlung, knock_on, and "
+              "for ee also photon_conversion). Estimates over disjoint sets add up; a "
+              "rare process forced alone gets every history.")
 @click.option("--prompt-z-min", "prompt_z_min_m", type=float, default=None,
               metavar="Z_M", help="Boundary [m] between upstream-prompt (interactions "
               "upstream of it) and prompt (at or downstream of it) in every table "
@@ -60,9 +69,10 @@ from .combinatorial import spill_options
               "the importance (input weight × what their paths can give the target "
               "cell, with --allocation auto; else the input weight) double theirs; "
               "'uniform', every track the same number.")
-@click.option("--target-cell", default="outside/mu-mu", show_default=True,
-              metavar="REGION/CATEGORY", help="The cell whose relative MC uncertainty "
-              "--target-rel-unc aims at and 'auto' optimises ('total': all cells).")
+@click.option("--target-cell", default=None, metavar="REGION/CATEGORY",
+              help="The cell whose relative MC uncertainty --target-rel-unc aims at and "
+              "'auto' optimises ('total': all cells). Default: outside/mu-mu for the mumu "
+              "channel, total for ee.")
 @click.option("--seed", type=int, default=1, show_default=True)
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=200, show_default=True)
@@ -76,7 +86,7 @@ from .combinatorial import spill_options
 @click.option("--target-rel-unc", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Add rounds of histories until the relative MC uncertainty of the "
               "--target-cell is at most this (e.g. 0.05), or a cap is hit.")
-@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=1024,
+@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=4096,
               show_default=True, help="Cap of the histories per track with --target-rel-unc "
               "(at most 4096: the random-key layout, backtrace.rng).")
 @click.option("--max-time", "max_time_s", type=click.FloatRange(min=0, min_open=True),
@@ -92,7 +102,7 @@ from .combinatorial import spill_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overrides,
-        regions_file, samples_per_track, interactions_per_history, processes,
+        channel, regions_file, samples_per_track, interactions_per_history, processes,
         prompt_z_min_m, allocation, transfer_bias, final_states_per_point, track_allocation,
         target_cell, seed, jobs, batch_size, prior, systematics, target_rel_unc,
         max_samples_per_track, max_time_s, with_combinatorial, spill_file, max_pairs, out,
@@ -105,19 +115,23 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     through the detector, applies the selection's vetoes (the LAVs for
     μ+μ−, as weights with each detector's inefficiency) and muon
     identification (MUV3, LKr E/p), reconstructs two-track vertices and
-    Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other yields in the SR, CR
-    and outside, prompt and upstream-prompt, normalised to --target-pot,
-    with statistical and systematic uncertainties (reweighting, and re-runs
-    with common random numbers per --systematics).
+    Z_TAX/CDA_TAX, and writes the μ-μ / μ-π / other yields (e-e / other with
+    --channel ee) in the SR, CR and outside, prompt and upstream-prompt,
+    normalised to --target-pot, with statistical and systematic
+    uncertainties (reweighting, and re-runs with common random numbers per
+    --systematics). Every particle is taken as in time (no timing is
+    simulated).
 
     \b
     $ backtrace run --tracks examples/sample.parquet --out result/
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.05 --systematics none
+    $ backtrace run --tracks examples/sample.parquet --channel ee --out result-ee/
     """
     from ..allocation import parse_allocation
     from ..combinatorial import CombinatorialConfig, run_combinatorial
-    from ..interactions import PROCESSES
+    from ..interactions import CHANNEL_PROCESSES
     from ..pipeline import RunConfig, run_estimate
+    from ..regions import load_regions
     from ..report import (combinatorial_lines, combinatorial_terminal, mc_line, p_sr_line,
                           selection_line, summary_line, summary_terminal, terminal_tables,
                           write_outputs)
@@ -129,21 +143,32 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     log = None if quiet else (lambda line: click.echo(line, err=True))
     with user_errors():
-        cell = parse_target_cell(target_cell)
+        selection = load_regions(regions_file, channel)
+        if target_cell is None:
+            target_cell = "total" if selection.channel == "ee" else "outside/mu-mu"
+        cell = parse_target_cell(target_cell, selection.categories)
         config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
-                           regions_file=regions_file, pot_target=target_pot,
+                           regions_file=regions_file, channel=selection.channel,
+                           pot_target=target_pot,
                            samples_per_track=samples_per_track, seed=seed, prior=prior,
                            interactions_per_history=interactions_per_history,
                            processes=tuple(processes) or None,
                            prompt_z_min_m=prompt_z_min_m,
-                           allocation=parse_allocation(allocation,
-                                                       tuple(processes) or tuple(PROCESSES)),
+                           allocation=parse_allocation(
+                               allocation,
+                               tuple(processes) or CHANNEL_PROCESSES[selection.channel]),
                            transfer_bias=transfer_bias,
                            final_states_per_point=final_states_per_point,
                            track_allocation=track_allocation)
         comb_config = CombinatorialConfig(
             geometry_file=geometry_file, overrides=tuple(overrides), regions_file=regions_file,
             spill_file=spill_file, pot_target=target_pot, seed=seed, max_pairs=max_pairs)
+        if with_combinatorial and selection.channel != "mumu":
+            # single tracks are muons: their random pairs only fake a μ+μ− pair
+            with_combinatorial = False
+            if log is not None:
+                log(f"combinatorial estimate: implemented for the mumu selection only, "
+                    f"skipped for the {selection.channel} channel")
         if with_combinatorial:
             load_spill_model(spill_file)            # a bad spill file fails before the run
         result = run_estimate(tracks, config, jobs=resolve_jobs(jobs),

@@ -13,9 +13,11 @@ position and momentum at each STRAW chamber and the MUV3 hit).
    (2017) P05025; three of the four chambers always include one on each
    side of the MNP33 magnet, which the momentum measurement needs) —
    whatever their momentum. Each gets its batch-independent random key
-   (:func:`backtrace.rng.product_key`) and its muon identification: a MUV3
+   (:func:`backtrace.rng.product_key`), its muon identification: a MUV3
    hit, which a particle arriving there as a muon makes — a true muon
-   (``mu``) or a pion that decayed in flight (``mu_from_pi``).
+   (``mu``) or a pion that decayed in flight (``mu_from_pi``) — and, when
+   the selection asks for it, its electron identification (E/p window, no
+   MUV3 hit; :meth:`backtrace.detector.response.Response.electron_id_probability`).
 2. **Pairs**: every pair of reconstructed tracks of an interaction that
    both cross ``straw_chambers`` chambers (default 4 [est]), with opposite
    charges when ``opposite_charges``, never the two outcomes of one pion.
@@ -38,15 +40,23 @@ position and momentum at each STRAW chamber and the MUV3 hit).
    both momenta in [``track_p_min_gev``, ``track_p_max_gev``], the vertex
    in the fiducial volume, CDA below ``cda_max_m``, the muon identification
    (``both``: both tracks identified as muons, the same for every category;
-   ``one``; ``none``).
+   ``one``; ``none``), the electron identification (same modes), and no
+   upstream activity near the tracks (:func:`upstream_activity_survival`).
 6. Category from the *true* identities of the two tracks, as in NA62's
-   table: ``mu-mu`` both true muons; ``mu-pi`` a true muon and a true pion
-   (identified as a muon after decaying in flight); ``other`` any other
-   pair. Region from (Z_TAX, CDA_TAX).
+   table (:data:`backtrace.regions.CHANNELS`): μ+μ− channel ``mu-mu`` both
+   true muons, ``mu-pi`` a true muon and a true pion (identified as a muon
+   after decaying in flight), ``other`` any other pair; e+e− channel
+   ``e-e`` two true electrons/positrons, ``other`` any other pair. Region
+   from (Z_TAX, CDA_TAX).
 
 Weight of a candidate: interaction weight × the product weight factors of
-its two tracks (pion survival/decay split) × the probability that no other
-product is reconstructed × ``scale`` (POT ratio).
+its two tracks (pion survival/decay split) × the veto survival of the
+products × the probability that no other product is reconstructed × the
+identification probability × the upstream-activity survival × ``scale``
+(POT ratio). ``eta_veto_survival`` holds the survival of the vetoes of the
+factorised estimate's η alone (incoming muon and products), so that the
+weight before those vetoes is ``weight / eta_veto_survival``
+(:mod:`backtrace.factorised`).
 """
 
 from __future__ import annotations
@@ -64,7 +74,7 @@ from .reconstruction import (Smearing, in_fiducial_volume, invariant_mass, point
 __all__ = ["Reconstruction", "build_candidates", "category", "MUON_IDENTITIES",
            "CANDIDATE_COLUMNS", "empty_pairs", "spectrometer_tracks", "measured_momenta",
            "straw1_points", "measure_pairs", "passes_selection",
-           "identification_probability", "kinematic_precheck"]
+           "identification_probability", "kinematic_precheck", "upstream_activity_survival"]
 
 #: Outcomes that arrive at the detector as muons (MUV3 can identify them).
 MUON_IDENTITIES = frozenset({"mu", "mu_from_pi"})
@@ -76,8 +86,8 @@ CANDIDATE_COLUMNS = ["interaction", "region", "category", "zone", "process", "st
                      "weight",
                      "track_index", "sample_index", "z_tax_m", "cda_tax_m", "vertex_x_m",
                      "vertex_y_m", "vertex_z_m", "cda_m", "mass_gev", "p1_gev", "p2_gev",
-                     "muon_ids", "id_probability", "veto_survival", "volume",
-                     "interaction_z_m"]
+                     "muon_ids", "id_probability", "veto_survival", "eta_veto_survival",
+                     "upstream_survival", "volume", "interaction_z_m"]
 
 
 #: Active area of a chamber without an ``[element.detector]`` table: the
@@ -119,11 +129,14 @@ class Reconstruction:
         return self.chambers[i] if self.chambers else DEFAULT_CHAMBER
 
 
-def category(id1, id2) -> np.ndarray:
-    """'mu-mu' (two true muons), 'mu-pi' (a true muon and a true pion) or
-    'other', from arrays of outcome identities (``mu``, ``mu_from_pi``,
-    ``pi``, ``e``)."""
+def category(id1, id2, channel: str = "mumu") -> np.ndarray:
+    """The category of pairs from arrays of outcome identities (``mu``,
+    ``mu_from_pi``, ``pi``, ``e``): μ+μ− channel 'mu-mu' (two true muons),
+    'mu-pi' (a true muon and a true pion) or 'other'; e+e− channel 'e-e'
+    (two true electrons) or 'other'."""
     id1, id2 = np.asarray(id1, dtype=object), np.asarray(id2, dtype=object)
+    if channel == "ee":
+        return np.where((id1 == "e") & (id2 == "e"), "e-e", "other").astype(object)
     mu1, mu2 = id1 == "mu", id2 == "mu"
     pi1 = np.isin(id1, list(PION_IDENTITIES))
     pi2 = np.isin(id2, list(PION_IDENTITIES))
@@ -160,11 +173,12 @@ def chambers_crossed(det: pd.DataFrame, straws, recon=None) -> np.ndarray:
 
 
 def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, recon: "Reconstruction",
-                        min_chambers: int) -> pd.DataFrame:
+                        min_chambers: int, selection: dict | None = None) -> pd.DataFrame:
     """Outcomes the spectrometer reconstructs (step 1): a track status, a
     non-zero weight factor and at least ``min_chambers`` STRAW chambers
-    crossed (``n_chambers``), with ``rng_key`` and ``muon_id`` (the
-    probability that the track is identified as a muon); product order
+    crossed (``n_chambers``), with ``rng_key``, ``muon_id`` (the
+    probability that the track is identified as a muon) and, when
+    ``selection`` asks for electrons, ``electron_id``; product order
     kept."""
     from ..interactions.products import product_key
 
@@ -182,17 +196,41 @@ def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, recon: "Reconstr
         tracks["muon_id"] = recon.response.muon_id_probability(
             tracks["identity"], tracks["muv3_hit"], tracks["e_over_p"],
             tracks["punch_through"])
+    if selection is not None and selection.get("electron_id", "none") != "none":
+        tracks["electron_id"] = _electron_id(tracks, recon, selection)
     return tracks
 
 
-def veto_survival(det: pd.DataFrame) -> pd.Series:
+def _electron_id(tracks: pd.DataFrame, recon: "Reconstruction", selection: dict):
+    """P(identified as an electron) of each track (without a detector
+    response: a true electron without a MUV3 hit)."""
+    if recon.response is None:
+        return ((tracks["identity"] == "e") & ~tracks["muv3_hit"].astype(bool)).astype(float)
+    p = np.sqrt(tracks["STRAW1_px_gev"] ** 2 + tracks["STRAW1_py_gev"] ** 2
+                + tracks["STRAW1_pz_gev"] ** 2).to_numpy(float)
+    return recon.response.electron_id_probability(tracks["muv3_hit"], tracks["e_over_p"],
+                                                  p, selection)
+
+
+def veto_survival(det: pd.DataFrame, column: str = "veto_log_survival") -> pd.Series:
     """Π ε over the veto crossings of all products of each interaction
     (index: interaction): one value per product (its outcomes share its
-    trajectory)."""
-    if "veto_log_survival" not in det:
+    trajectory); ``column``: the log survival summed (all vetoes, or
+    ``veto_log_survival_eta``: the factorised estimate's η vetoes)."""
+    if column not in det:
         return pd.Series(1.0, index=pd.Index(det["interaction"].unique()))
     per_product = det.drop_duplicates(["interaction", "particle"])
-    return np.exp(per_product.groupby("interaction")["veto_log_survival"].sum())
+    return np.exp(per_product.groupby("interaction")[column].sum())
+
+
+def _eta_survival(det, inter, iid) -> np.ndarray:
+    """Survival of the η vetoes (incoming muon and products) of the
+    interactions ``iid``."""
+    out = veto_survival(det, "veto_log_survival_eta").reindex(iid).to_numpy(float)
+    if "incoming_log_survival_eta" in inter:
+        inc = inter.set_index("interaction")["incoming_log_survival_eta"]
+        out = out * np.exp(inc.reindex(iid).to_numpy(float))
+    return out
 
 
 def absence_factor(tracks: pd.DataFrame, a, b) -> np.ndarray:
@@ -330,12 +368,59 @@ def kinematic_precheck(readout: pd.DataFrame, inter: pd.DataFrame, recon: Recons
 
 
 def identification_probability(tracks, a, b, selection: dict) -> np.ndarray:
-    """P(the pair passes the selection's muon identification): both, at
-    least one, or no identified muon (independent tracks)."""
-    pa = tracks["muon_id"].to_numpy(float)[a]
-    pb = tracks["muon_id"].to_numpy(float)[b]
-    return {"both": pa * pb, "one": 1 - (1 - pa) * (1 - pb),
-            "none": np.ones(len(a))}[selection["muon_id"]]
+    """P(the pair passes the selection's muon and electron identification):
+    for each, both, at least one, or no identified track (independent
+    tracks)."""
+    out = np.ones(len(a))
+    for column, key in (("muon_id", "muon_id"), ("electron_id", "electron_id")):
+        mode = selection.get(key, "none")
+        if mode == "none":
+            continue
+        pa = tracks[column].to_numpy(float)[a]
+        pb = tracks[column].to_numpy(float)[b]
+        out = out * (pa * pb if mode == "both" else 1 - (1 - pa) * (1 - pb))
+    return out
+
+
+def upstream_activity_survival(tracks, a, b, vertex_z, p, det, inter,
+                               recon: "Reconstruction") -> np.ndarray:
+    """Survival of pairs (a, b) under the upstream-activity rule
+    (:mod:`backtrace.detector.response`): for each surface of
+    ``recon.response.upstream``, every entry of a charged particle of the
+    interaction — the incoming muon (``upstream_<det>_*`` columns of
+    ``inter``) and every product (same columns of ``det``), the two tracks
+    included — upstream of the vertex z and within the radius of the
+    backward straight-line extrapolation of either track (position at
+    STRAW1, measured momentum ``p``) costs a factor ε of the surface."""
+    response = recon.response
+    out = np.ones(len(a))
+    if response is None or not response.upstream or not len(a):
+        return out
+    x0 = tracks["STRAW1_x_m"].to_numpy(float)
+    y0 = tracks["STRAW1_y_m"].to_numpy(float)
+    tx, ty = p[:, 0] / p[:, 2], p[:, 1] / p[:, 2]
+    pairs = pd.DataFrame({"pair": np.arange(len(a)),
+                          "interaction": tracks["interaction"].to_numpy()[a],
+                          "vz": vertex_z})
+    products = det.drop_duplicates(["interaction", "particle"])
+    for v in response.upstream:
+        cols = [f"upstream_{v.name}_{c}" for c in ("x_m", "y_m", "z_m")]
+        hits = pd.concat([f[["interaction", *cols]] for f in (inter, products)
+                          if set(cols) <= set(f.columns)], ignore_index=True)
+        hits = hits.dropna().set_axis(["interaction", "hx", "hy", "hz"], axis=1)
+        m = pairs.merge(hits, on="interaction", how="inner")
+        if m.empty:
+            continue
+        i = m["pair"].to_numpy()
+        dz = m["hz"].to_numpy() - recon.straw1_z_m
+        near = np.zeros(len(m), bool)
+        for t in (a[i], b[i]):
+            near |= np.hypot(m["hx"].to_numpy() - (x0[t] + tx[t] * dz),
+                             m["hy"].to_numpy() - (y0[t] + ty[t] * dz)) \
+                < response.upstream_radius_m
+        seen = near & (m["hz"].to_numpy() < m["vz"].to_numpy())
+        out *= v.inefficiency ** np.bincount(i[seen], minlength=len(a))
+    return out
 
 
 def _pairs_frame(interaction, cats, factor, inter, scale) -> pd.DataFrame:
@@ -354,10 +439,10 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
     if det is None or det.empty:
         return _empty_candidates(), empty_pairs()
     sel = regions.selection
-    tracks = spectrometer_tracks(det, inter, recon, sel["reconstructable_min_chambers"])
+    tracks = spectrometer_tracks(det, inter, recon, sel["reconstructable_min_chambers"], sel)
     a, b = _pairs(tracks, sel)
     ident = tracks["identity"].to_numpy(object)
-    cats = category(ident[a], ident[b])
+    cats = category(ident[a], ident[b], getattr(regions, "channel", "mumu"))
     wf = tracks["weight_factor"].to_numpy(float)
     iid = tracks["interaction"].to_numpy()[a]
     survival = veto_survival(det).reindex(iid).to_numpy(float) if len(a) else np.zeros(0)
@@ -371,15 +456,20 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
     pairs = _pairs_frame(iid, cats, factor, inter, scale)
     if not len(a):
         return _empty_candidates(), pairs
-    m = _measure_pairs(tracks, a, b, recon)
+    p = measured_momenta(tracks, recon)
+    m = measure_pairs(straw1_points(tracks, recon), p, a, b, recon)
     id_prob = identification_probability(tracks, a, b, sel)
-    ok = passes_selection(m, sel, recon) & (id_prob > 0)
+    upstream = upstream_activity_survival(tracks, a, b, m["vertex_z_m"], p, det, inter, recon)
+    ok = passes_selection(m, sel, recon) & (id_prob > 0) & (upstream > 0)
     if not ok.any():
         return _empty_candidates(), pairs
     muon_id = tracks["muon_id"].to_numpy(float)
-    c = pd.DataFrame({"interaction": iid, "category": cats, "factor": factor * id_prob,
+    c = pd.DataFrame({"interaction": iid, "category": cats,
+                      "factor": factor * id_prob * upstream,
                       "muon_ids": (muon_id[a] > 0).astype(int) + (muon_id[b] > 0).astype(int),
-                      "id_probability": id_prob, "veto_survival": survival, **m})[ok]
+                      "id_probability": id_prob, "veto_survival": survival,
+                      "eta_veto_survival": _eta_survival(det, inter, iid),
+                      "upstream_survival": upstream, **m})[ok]
     if not two_only:
         # more tracks allowed: per interaction the pair with the smallest CDA
         c = c.sort_values(["interaction", "cda_m"], kind="stable") \

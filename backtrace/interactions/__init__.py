@@ -10,7 +10,12 @@ pair_production     other        :mod:`.pair_production` (PUMAS SSR DCS)
 mumu_pair           mu-mu        :mod:`.mumu_pair` (KKP 2000 DCS)     
 bremsstrahlung      mu-mu        :mod:`.bremsstrahlung` (+ γ → μμ, BKK)
 knock_on            other        :mod:`.knock_on` (PDG δ-ray formula)
+photon_conversion   other        :mod:`.photon_conversion` (brems. + γ → e⁺e⁻)
 ==================  ===========  ==========================================
+
+The processes forced by default depend on the channel
+(:data:`CHANNEL_PROCESSES`): the μ⁺μ⁻ selection's five, and for e⁺e⁻ also
+the conversions of bremsstrahlung photons.
 
 π/K decay in flight and absorption: :mod:`.decay`. Each module exposes
 ``table``, ``cross_section`` and ``sample`` (see :mod:`._common`); a
@@ -20,7 +25,7 @@ per-process ``scale`` multiplies cross sections for systematic studies.
 from __future__ import annotations
 
 from . import (bremsstrahlung, decay, knock_on, mumu_pair, pair_production,
-               photonuclear)
+               photon_conversion, photonuclear)
 from ._common import FinalState, ProcessTable
 
 PROCESSES = {
@@ -29,13 +34,19 @@ PROCESSES = {
     "mumu_pair": mumu_pair,
     "bremsstrahlung": bremsstrahlung,
     "knock_on": knock_on,
+    "photon_conversion": photon_conversion,
+}
+#: The processes forced by default in each channel (backtrace.regions.CHANNELS).
+CHANNEL_PROCESSES = {
+    "mumu": ("photonuclear", "pair_production", "mumu_pair", "bremsstrahlung", "knock_on"),
+    "ee": tuple(PROCESSES),
 }
 
 #: Default lower cut on the energy given to the secondary [GeV]: below it a
 #: product cannot make a selected track (NA62 tracks need several GeV).
 DEFAULT_Q_MIN_GEV = 1.0
 
-__all__ = ["PROCESSES", "DEFAULT_Q_MIN_GEV", "FinalState", "ProcessTable",
+__all__ = ["PROCESSES", "CHANNEL_PROCESSES", "DEFAULT_Q_MIN_GEV", "FinalState", "ProcessTable",
            "decay", "interaction_table", "build_tables"]
 
 

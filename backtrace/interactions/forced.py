@@ -77,7 +77,7 @@ import numpy as np
 import pandas as pd
 
 from ..rng import MAX_INTERACTIONS_PER_HISTORY, interaction_sample, uniforms
-from . import DEFAULT_Q_MIN_GEV, PROCESSES
+from . import CHANNEL_PROCESSES, DEFAULT_Q_MIN_GEV, PROCESSES
 
 __all__ = ["ForcedConfig", "ForcedSampler", "DrawPlan", "segments", "ENERGY_BANDS_GEV",
            "VETO_FLOOR", "stratum_process", "PLAN_MODES"]
@@ -103,7 +103,7 @@ class ForcedConfig:
     """Where and what to force (recorded in outputs)."""
 
     q_min_gev: float = DEFAULT_Q_MIN_GEV
-    processes: tuple[str, ...] = tuple(PROCESSES)
+    processes: tuple[str, ...] = CHANNEL_PROCESSES["mumu"]
     scales: dict = field(default_factory=dict)
     prompt_z_min_m: float = 105.0
     #: Upstream end of the forcing window [m]: from B4A (80.48 m) on. Products

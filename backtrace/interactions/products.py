@@ -20,11 +20,18 @@ beam hole).
     length L to STRAW1 the pion has become a muon (identity ``mu_from_pi``;
     its kink is neglected, the muon keeps the pion's track), otherwise it is
     a pion; pions never reach MUV3 (absorbed in LKr/MUV1/MUV2/iron wall).
-- **Electrons/positrons**: transported like muons of the same momentum and
-  considered absorbed (status ``absorbed``) once they have crossed, upstream
-  of the last STRAW chamber, 100 kg/m² (10 g/cm²) of matter — less than one
-  radiation length of every solid material used (iron: 13.84 g/cm²); they
-  never reach MUV3.
+- **Electrons/positrons** (:mod:`.electrons`): transported like muons of
+  the same momentum in two stages. To STRAW1, with a bremsstrahlung loss
+  drawn from the Bethe–Heitler distribution of the radiation lengths they
+  crossed (the momentum falls where the matter is; an electron below
+  :data:`backtrace.interactions.electrons.STOP_P_GEV` is ``absorbed`` there
+  and its later states are dropped); then from STRAW1 with the momentum left,
+  so that the spectrometer magnet bends what reaches it; there a second
+  Bethe–Heitler draw only decides where they stop (in the LKr's 27 X0, the
+  iron of MUV1, a lead-glass ring: nothing of them goes further).
+  Their LKr energy is their energy where they enter the LKr (a full shower,
+  27 X0; 0 if they miss it), smeared with the LKr resolution; they never
+  reach MUV3.
 
 Two stages: every product is first transported to STRAW1 (just inside its
 entry face); a selection can then say which interactions may still give a
@@ -40,6 +47,7 @@ Random numbers: each product is transported with its own key
 rank in the final state) and the seed ``seed + PRODUCT_SEED_OFFSET``; the
 first stage uses the key's sample 0, the second its sample 1 (independent
 streams).
+The electrons' second stage uses the seed ``seed + PRODUCT_STAGE2_SEED_OFFSET``.
 """
 
 from __future__ import annotations
@@ -48,15 +56,16 @@ import numpy as np
 import pandas as pd
 
 from ..hadroproduction import absorption_length_g_cm2
-from ..rng import PRODUCT_SEED_OFFSET
+from ..rng import PRODUCT_SEED_OFFSET, PRODUCT_STAGE2_SEED_OFFSET, uniforms
 from ..rng import product_key as pack_key
-from ..tracks import momentum_gev
+from ..tracks import kinetic_energy_gev, momentum_gev
 from .decay import decay_length_m
+from .electrons import (ELECTRON_NAMES, STOP_P_GEV, bethe_heitler_log_loss,
+                        momentum_profile, radiation_lengths)
 
 __all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
            "TRANSPORT_P_MIN_GEV", "TRACK_P_MIN_GEV"]
 
-ELECTRON_ABSORPTION_KG_M2 = 100.0
 #: No product below this momentum [GeV/c] can cross three STRAW chambers
 #: (the MNP33 kick of 0.27 GeV/c bends it by > 0.5 rad, out of the 1 m
 #: chambers 7.5 m downstream), so none is a track: measured in
@@ -79,6 +88,14 @@ PRODUCT_ACCURACY = 0.03
 def pion_absorption_length_kg_m2(material: str) -> float:
     """Pion absorption length [kg/m²] (λ_I / 0.77)."""
     return absorption_length_g_cm2(material, "pion") * 10.0  # g/cm^2 -> kg/m^2
+
+
+def product_key(hist, particle) -> np.ndarray:
+    """Batch-independent random key of products (:func:`backtrace.rng.product_key`)
+    from their interactions' rows ``hist`` (track_index, sample_index, repeat)."""
+    repeat = hist["repeat"].to_numpy(np.int64) if "repeat" in hist else 0
+    return pack_key(hist["track_index"].to_numpy(np.int64),
+                    hist["sample_index"].to_numpy(np.int64), repeat, particle)
 
 
 def _continued(histories: pd.DataFrame, keys) -> pd.DataFrame:
@@ -124,6 +141,12 @@ def _joined_states(first: pd.DataFrame, second: pd.DataFrame,
     return pd.concat([first, second], ignore_index=True)
 
 
+def _concat_states(frames) -> pd.DataFrame | None:
+    """The recorded states of several transports as one frame (None: none)."""
+    frames = [f for f in frames if f is not None and len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
 def _absorption_lengths(materials: pd.Index) -> np.ndarray:
     """λ_π [kg/m²] of each entry of ``materials`` (one lookup per distinct
     material)."""
@@ -131,12 +154,27 @@ def _absorption_lengths(materials: pd.Index) -> np.ndarray:
     return np.asarray(materials.map(table), float)
 
 
-def product_key(hist, particle) -> np.ndarray:
-    """Batch-independent random key of products (:func:`backtrace.rng.product_key`)
-    from their interactions' rows ``hist`` (track_index, sample_index, repeat)."""
-    repeat = hist["repeat"].to_numpy(np.int64) if "repeat" in hist else 0
-    return pack_key(hist["track_index"].to_numpy(np.int64),
-                    hist["sample_index"].to_numpy(np.int64), repeat, particle)
+def _bremsstrahlung(states: pd.DataFrame, u: pd.Series):
+    """Bethe–Heitler loss of electron histories (:mod:`.electrons`) from one
+    uniform per history (``u`` by product key): the states up to the one
+    where each stops, the z [m] where those that stop do (by key), and the
+    momentum fraction kept at each remaining state."""
+    from ..materials import properties
+
+    s = states.sort_values(["track_index", "state_index"], kind="stable").reset_index(drop=True)
+    t_cum = radiation_lengths(s, lambda m: properties(m).radiation_length_kg_m2)
+    track = s["track_index"].to_numpy()
+    t_tot = t_cum.groupby(track).max()
+    loss = pd.Series(bethe_heitler_log_loss(t_tot.to_numpy(),
+                                            u.reindex(t_tot.index).to_numpy()),
+                     index=t_tot.index)
+    share = momentum_profile(t_cum, s["track_index"], loss)
+    stopped = np.asarray(momentum_gev(s["kinetic_energy_gev"].to_numpy()) * share
+                         < STOP_P_GEV)
+    gone = pd.Series(stopped).groupby(track).cummax().to_numpy()
+    keep = ~(np.r_[False, gone[:-1]] & np.r_[False, track[1:] == track[:-1]])
+    stop_z = s.loc[stopped, ["track_index", "z_m"]].drop_duplicates("track_index")
+    return s[keep].copy(), stop_z.set_index("track_index")["z_m"], share[keep]
 
 
 class ProductTransport:
@@ -151,17 +189,20 @@ class ProductTransport:
         self.planes = beamline.detector_planes
         if "STRAW1" not in self.planes:
             raise ValueError("the geometry has no STRAW1 detector element")
+        self.seed = seed
         straw1 = beamline.geometry.element("STRAW1")
         #: the first stage ends just inside STRAW1 (its entry face is recorded)
         self.stage1_z_m = min(straw1.z_min_m + 1e-4, 0.5 * (straw1.z_min_m + straw1.z_max_m))
 
-        def tracer(to_z_m):
+        def tracer(to_z_m, offset=PRODUCT_SEED_OFFSET):
             return Tracer(TraceConfig(geometry_file=beamline.geometry_file,
                                       overrides=beamline.overrides, direction="forward",
-                                      to_z_m=to_z_m, seed=seed + PRODUCT_SEED_OFFSET,
-                                      record=True, accuracy=PRODUCT_ACCURACY), beamline)
+                                      to_z_m=to_z_m, seed=seed + offset, record=True,
+                                      accuracy=PRODUCT_ACCURACY), beamline)
         self.tracer = tracer(beamline.end_z_m)
         self.tracer_stage1 = tracer(self.stage1_z_m)
+        # electrons go on from STRAW1 with an independent stream
+        self.electron_stage2 = tracer(beamline.end_z_m, PRODUCT_STAGE2_SEED_OFFSET)
 
     def transport(self, products: pd.DataFrame, interactions: pd.DataFrame,
                   precheck=None) -> pd.DataFrame:
@@ -185,52 +226,129 @@ class ProductTransport:
             "px_gev": products["px_gev"].to_numpy(), "py_gev": products["py_gev"].to_numpy(),
             "pz_gev": products["pz_gev"].to_numpy(), "charge": products["charge"].to_numpy(),
         })[forward]
+        electron = np.isin(products["name"].to_numpy()[forward], ELECTRON_NAMES)
         # products created downstream of the first stage's end go in one stage
         late = tracks["z_m"].to_numpy() >= self.stage1_z_m
-        first = self.tracer_stage1.trace(tracks[~late])
-        direct = self.tracer.trace(tracks[late]) if late.any() else None
-        status = pd.concat([first.histories, *([direct.histories] if direct else [])]) \
-            .set_index("track_index")["status"]
+        first = self.tracer_stage1.trace(tracks[~late & ~electron])
+        e_first = self._electrons_first(tracks[~late & electron])
+        direct = self.tracer.trace(tracks[late & ~electron]) if (late & ~electron).any() \
+            else None
+        e_direct = self._electrons_second(tracks[late & electron], None) \
+            if (late & electron).any() else None
+        statuses = [first.histories.set_index("track_index")["status"], e_first[1]]
+        statuses += [direct.histories.set_index("track_index")["status"]] if direct else []
+        statuses += [e_direct[1]] if e_direct else []
         out = products[["interaction", "particle", "name", "charge"]].copy()
         out["p_gev"] = p
         out["status"] = "backward_going"
-        out.loc[forward, "status"] = status.reindex(key[forward]).to_numpy()
-        states = first.states
-        early = pd.Index(tracks["track_index"][~late])
-        go_on = np.isin(key, early) & (out["status"].to_numpy() == "reached_target")
+        out.loc[forward, "status"] = pd.concat(statuses).reindex(key[forward]).to_numpy()
+        states = _concat_states([first.states, e_first[0]])
+        early = np.isin(key, tracks["track_index"].to_numpy()[~late])
+        go_on = early & (out["status"].to_numpy() == "reached_target")
         if precheck is not None:
             at_straw1 = pd.concat([out[["interaction", "particle", "charge"]]
                                    .reset_index(drop=True),
                                    self._readout(states, key, ("STRAW1",))], axis=1)
             go_on &= out["interaction"].isin(precheck(at_straw1)).to_numpy()
-        if go_on.any():
-            second = self.tracer.trace(_continued(first.histories, key[go_on]),
+        is_el = np.isin(out["name"].to_numpy(), ELECTRON_NAMES)
+        mu_on, el_on = key[go_on & ~is_el], key[go_on & is_el]
+        if len(mu_on):
+            second = self.tracer.trace(_continued(first.histories, mu_on),
                                        first_sample=1, n_samples=1)
             states = _joined_states(states, second.states, first.histories)
             status = second.histories.set_index("track_index")["status"]
-            out.loc[go_on, "status"] = status.reindex(key[go_on]).to_numpy()
-        if direct is not None and direct.states is not None:
-            states = pd.concat([states, direct.states], ignore_index=True)
+            out.loc[go_on & ~is_el, "status"] = status.reindex(mu_on).to_numpy()
+        if len(el_on):
+            start = e_first[2][e_first[2]["track_index"].isin(el_on)]
+            e_states, e_status = self._electrons_second(start, e_first)
+            states = _concat_states([states[~(states["track_index"].isin(el_on)
+                                              & (states["event"] == "end"))], e_states])
+            out.loc[go_on & is_el, "status"] = e_status.reindex(el_on).to_numpy()
+        states = _concat_states([states, *(x.states for x in [direct] if x),
+                                 *(x[0] for x in [e_direct] if x)])
         readout = self._readout(states, key)
         out = pd.concat([out.reset_index(drop=True), readout.reset_index(drop=True)], axis=1)
         if self.response is not None:
             out = self._response(out, states, key)
         return self._identities(out, states, key, p)
 
+    def _electrons_first(self, tracks: pd.DataFrame):
+        """First stage of the electrons (module docstring): to STRAW1 with
+        the Bethe–Heitler loss of the radiation lengths crossed. Returns
+        (states, status per key, the stage's end states with the momentum
+        left, as second-stage input)."""
+        if not len(tracks):
+            return None, pd.Series(dtype=object), _continued(
+                pd.DataFrame(columns=["track_index", "x_m", "y_m", "z_m", "ux", "uy", "uz",
+                                      "kinetic_energy_gev", "charge"]), [])
+        first = self.tracer_stage1.trace(tracks)
+        u = self._brems_uniforms(tracks["track_index"].to_numpy(np.int64))
+        s1, stopped, keep_share = _bremsstrahlung(first.states, u[0])
+        s1["kinetic_energy_gev"] = kinetic_energy_gev(
+            momentum_gev(s1["kinetic_energy_gev"].to_numpy()) * keep_share)
+        status = first.histories.set_index("track_index")["status"].copy()
+        status.loc[stopped.index] = "absorbed"
+        end = first.histories.set_index("track_index").loc[status.index].reset_index()
+        # the momentum left at STRAW1: the last state's, with the loss
+        end["kinetic_energy_gev"] = s1.groupby("track_index")["kinetic_energy_gev"].last() \
+            .reindex(end["track_index"]).to_numpy()
+        return s1.assign(event=s1["event"].astype(object)), status, _continued(
+            end, end["track_index"])
+
+    def _electrons_second(self, start: pd.DataFrame, first):
+        """Second stage of electrons from ``start`` (their first-stage end,
+        or their creation point downstream of STRAW1 when ``first`` is
+        None): the loss there only decides where they stop (in a
+        calorimeter, or a lead-glass ring); the momenta stay, the photons
+        emitted after the magnet joining its LKr cluster. Returns (states,
+        status per key), the states continuing the first stage's."""
+        keys = start["track_index"].to_numpy(np.int64)
+        second = self.electron_stage2.trace(start)
+        u = self._brems_uniforms(keys)
+        s2, stop_z, _ = _bremsstrahlung(second.states, u[1])
+        status = second.histories.set_index("track_index")["status"].copy()
+        z_last = max(z for n, z in self.planes.items() if n != "MUV3")
+        status.loc[stop_z.index[stop_z.to_numpy() < z_last]] = "absorbed"
+        if first is not None:
+            s1 = first[0]
+            last = s1[s1["event"] != "end"].groupby("track_index")[
+                ["state_index", "grammage_kg_m2", "distance_m"]].max()
+            offset = last.reindex(s2["track_index"].to_numpy())
+            s2["state_index"] = s2["state_index"].to_numpy() \
+                + offset["state_index"].to_numpy() + 1
+            for col in ("grammage_kg_m2", "distance_m"):
+                s2[col] = s2[col].to_numpy() + offset[col].to_numpy()
+        return s2.assign(event=s2["event"].astype(object)), status
+
+    def _brems_uniforms(self, keys) -> pd.DataFrame:
+        """Two uniforms per electron (stream ``brems``): its losses upstream
+        and downstream of STRAW1."""
+        return pd.DataFrame(uniforms(self.seed, np.asarray(keys, np.int64), 2,
+                                     stream="brems"), index=np.asarray(keys, np.int64))
+
     def _response(self, out, states, key):
         """Veto survival (Σ log ε of the product's crossings), LKr energy and
         E/p of every product (:mod:`backtrace.detector.response`)."""
         r = self.response
         k = pd.Index(key)
-        log_s = r.product_log_survival(states).reindex(k).fillna(0.0).to_numpy()
+        logs = r.product_log_survivals(states).reindex(k).fillna(0.0)
+        log_s = logs["log"].to_numpy()
         e_lkr = r.lkr_energy_gev(states).reindex(k).fillna(0.0).to_numpy()
+        electron = np.isin(out["name"].to_numpy(), ELECTRON_NAMES)
+        if electron.any():
+            # an electron showers in the LKr: its energy where it enters
+            entry = r.lkr_entry_energy_gev(states).reindex(k).fillna(0.0).to_numpy()
+            e_lkr = np.where(electron, entry, e_lkr)
         e_meas = r.smeared_energy(e_lkr, key)
         p_ref = np.where(np.isfinite(out["STRAW1_pz_gev"]),
                          np.sqrt(out["STRAW1_px_gev"] ** 2 + out["STRAW1_py_gev"] ** 2
                                  + out["STRAW1_pz_gev"] ** 2), out["p_gev"])
         with np.errstate(divide="ignore", invalid="ignore"):
             ep = np.where(p_ref > 0, e_meas / p_ref, np.inf)
-        return out.assign(veto_log_survival=log_s, lkr_energy_gev=e_meas, e_over_p=ep)
+        out = out.assign(veto_log_survival=log_s, lkr_energy_gev=e_meas, e_over_p=ep)
+        if r.eta_volumes:
+            out["veto_log_survival_eta"] = logs["log_eta"].to_numpy()
+        return out.assign(**r.product_entries(states, key))
 
     def _readout(self, states, key, planes=None):
         """Position and momentum at each STRAW plane crossed (NaN if not)
@@ -280,7 +398,6 @@ class ProductTransport:
         x_by_material = dx.groupby([states["track_index"], prev_material]).sum()
         optical = (x_by_material / _absorption_lengths(x_by_material.index.get_level_values(1))
                    ).groupby(level=0).sum()
-        total_x = x_by_material.groupby(level=0).sum()
         z0 = states.groupby("track_index")["z_m"].first()
         z_straw1 = self.planes["STRAW1"]
         names = out["name"].to_numpy()
@@ -289,7 +406,6 @@ class ProductTransport:
         flight = np.maximum(z_straw1 - z0.reindex(k).fillna(z_straw1).to_numpy(), 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             p_dec = -np.expm1(-flight / decay_length_m(np.maximum(p, 1e-9), "pion"))
-        absorbed = total_x.reindex(k).fillna(0.0).to_numpy() > ELECTRON_ABSORPTION_KG_M2
         punch = np.exp(-self._optical_depth(states, z_last, self.planes.get("MUV3", np.inf))
                        .reindex(k).fillna(0.0).to_numpy())
         frames = []
@@ -304,13 +420,9 @@ class ProductTransport:
                                          weight_factor=(w_abs * p_dec)[pi], punch_through=0.0))
         el = np.isin(names, ["e+", "e-"])
         if el.any():
-            # electrons shower in the LKr (E/p ~ 1) and never reach MUV3
-            e_out = out[el].assign(identity="e", weight_factor=1.0, muv3_hit=False,
-                                   punch_through=0.0)
-            if "e_over_p" in e_out:
-                e_out["e_over_p"] = 1.0
-            e_out.loc[absorbed[el], "status"] = "absorbed"
-            frames.append(e_out)
+            # electrons shower in the LKr and never reach MUV3
+            frames.append(out[el].assign(identity="e", weight_factor=1.0, muv3_hit=False,
+                                         punch_through=0.0))
         mu = ~(pi | el)
         if mu.any():
             frames.append(out[mu].assign(identity="mu", weight_factor=1.0, punch_through=0.0))

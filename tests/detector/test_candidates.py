@@ -237,3 +237,81 @@ def test_tracks_outside_the_straw_annulus_do_not_count():
     det.loc[0, ["STRAW3_x_m", "STRAW3_y_m"]] = [0.05, 0.0]   # in the beam hole
     cands, _ = build_candidates(det, inter, 1.0, load_regions(None), RECON)
     assert cands.empty
+
+
+def _ee_pair(extra=()):
+    rows = [(0, 1, "e", 1.0, *_from_vertex(0.3, 0.05, 40.0), False),
+            (0, 2, "e", -1.0, *_from_vertex(-0.3, 0.05, 30.0), False), *extra]
+    return _det(rows), _inter(1)
+
+
+def test_an_electron_pair_is_an_e_e_candidate_of_the_ee_selection():
+    """Two electrons from (0, 0, 150 m) (in the cones: 22 mm from the beam
+    axis): one e-e candidate; an electron and a muon are 'other', and the
+    muon (MUV3 hit, no E/p in the window) fails the electron identification."""
+    ee = load_regions(channel="ee")
+    det, inter = _ee_pair()
+    cands, pairs = build_candidates(det, inter, 1.0, ee, RECON)
+    assert list(cands["category"]) == ["e-e"] and list(pairs["category"]) == ["e-e"]
+    assert cands["weight"].iloc[0] == pytest.approx(0.5)
+    assert list(category(["e", "e", "mu"], ["e", "mu", "pi"], "ee")) == \
+        ["e-e", "other", "other"]
+    det.loc[0, ["identity", "muv3_hit"]] = ["mu", True]
+    cands, pairs = build_candidates(det, inter, 1.0, ee, RECON)
+    assert cands.empty and list(pairs["category"]) == ["other"]
+
+
+def test_the_eta_veto_survival_of_a_candidate_holds_the_incoming_and_product_shares():
+    """weight / eta_veto_survival is the weight before the η vetoes: here the
+    incoming muon's η share (ε = 0.01) and one product's (ε = 1e-3); the
+    products' total veto survival (1e-3 × 0.005) is in the weight."""
+    det, inter = _ee_pair()
+    det["veto_log_survival"] = [np.log(1e-3) + np.log(0.005), 0.0]
+    det["veto_log_survival_eta"] = [np.log(1e-3), 0.0]
+    inter["incoming_log_survival_eta"] = np.log(0.01)
+    cands, _ = build_candidates(det, inter, 1.0, load_regions(channel="ee"), RECON)
+    assert cands["eta_veto_survival"].iloc[0] == pytest.approx(1e-5)
+    assert cands["weight"].iloc[0] == pytest.approx(0.5 * 5e-6)
+
+
+def _upstream_response(radius_m=0.2):
+    from backtrace.detector.response import Response, VetoDetector
+
+    return Response(vetoes=(), muon_volume=None, muon_efficiency=1.0, lkr_volume=None,
+                    lkr_resolution=(0.0, 0.0, 0.0), muon_id_ep_max=np.inf, seed=1,
+                    upstream=(VetoDetector("ANTI0", "ANTI0", 0.01, True, ""),),
+                    upstream_radius_m=radius_m, upstream_named=("ANTI0",))
+
+
+@pytest.mark.parametrize("who, dx, z_hit, kept", [
+    ("incoming", 0.1, 105.08, 0.01),     # 100 mm from track 1's extrapolation
+    ("incoming", 0.25, 105.08, 1.0),     # 250 mm from it (and 0.55 m from track 2)
+    ("incoming", 0.0, 160.0, 1.0),       # on the track, but downstream of the vertex
+    ("product", 0.05, 105.08, 0.01),     # a third product's crossing near track 1
+    ("none", 0.0, 0.0, 1.0)])
+def test_upstream_activity_near_a_track_rejects_the_event(who, dx, z_hit, kept):
+    """An e+e− pair from (0, 0, 150 m); a crossing of ANTI0 (not an in-time
+    veto of this selection) by a charged particle of the event upstream of
+    the vertex within 200 mm of the backward extrapolation of a selected
+    track costs ANTI0's inefficiency (0.01); farther away, or downstream of
+    the vertex, nothing."""
+    from dataclasses import replace
+
+    ee = load_regions(channel="ee")
+    recon = replace(RECON, smearing=False, response=_upstream_response())
+    x1 = 0.3 + 0.3 / (183.508 - 150.0) * (z_hit - 183.508)   # track 1 at z_hit
+    y1 = 0.05 + 0.05 / (183.508 - 150.0) * (z_hit - 183.508)
+    third = (0, 3, "e", 1.0, *_from_vertex(2.0, 2.0, 1.0), False)   # misses the STRAWs
+    det, inter = _ee_pair([third])
+    det = det.assign(e_over_p=1.0, punch_through=0.0)
+    cols = ["upstream_ANTI0_x_m", "upstream_ANTI0_y_m", "upstream_ANTI0_z_m"]
+    for c in cols:
+        det[c], inter[c] = np.nan, np.nan
+    if who == "incoming":
+        inter.loc[0, cols] = [x1 + dx, y1, z_hit]
+    elif who == "product":
+        det.loc[2, cols] = [x1 + dx, y1, z_hit]
+    cands, _ = build_candidates(det, inter, 1.0, ee, recon)
+    assert len(cands) == 1
+    assert cands["upstream_survival"].iloc[0] == pytest.approx(kept)
+    assert cands["weight"].iloc[0] == pytest.approx(0.5 * kept)

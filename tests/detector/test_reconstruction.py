@@ -108,3 +108,47 @@ def test_fiducial_volume_applies_every_given_cut():
     sel_c = dict(sel, fiducial_cones=CONES, fiducial_cone_tip_z_m=23.07)
     # r = 0.3 m at 150 m is inside (LAV5 cone radius there: 0.537 m)
     assert list(in_fiducial_volume(v, sel_c, AXIS_P, AXIS_D)) == [True, False, False]
+
+
+@pytest.mark.parametrize("cone", [0, 1])
+def test_each_cone_of_the_ee_fiducial_volume_alone(cone):
+    """Points just inside / just outside each cone (LAV5: z 152.393 m,
+    R 536.5 mm; LAV8: z 180.923 m, R 767.5 mm; tips at the TAX, 23.07 m):
+    at 1 % of the edge radius, at the base plane and past it."""
+    from backtrace.detector import in_cones
+
+    z_base, r_base = CONES[cone]
+    one = [CONES[cone]]
+    for z in (60.0, 105.0, 140.0, z_base - 0.01):
+        edge = r_base * (z - 23.07) / (z_base - 23.07)
+        for phi in (0.0, 1.0, 2.5):
+            dx, dy = np.cos(phi), np.sin(phi)
+            inside = [edge * 0.99 * dx, -0.022 + edge * 0.99 * dy, z]
+            outside = [edge * 1.01 * dx, -0.022 + edge * 1.01 * dy, z]
+            assert in_cones([inside], one, 23.07, AXIS_P, AXIS_D)[0]
+            assert not in_cones([outside], one, 23.07, AXIS_P, AXIS_D)[0]
+    assert not in_cones([[0.0, -0.022, z_base + 0.01]], one, 23.07, AXIS_P, AXIS_D)[0]
+
+
+def test_the_packaged_ee_fiducial_volume():
+    """The ee selection's vertex cuts with the shipped geometry's beam axis:
+    the union of the two cones within 105 m <= z <= 180.923 m; the LAV8
+    cone holds the LAV5 one (4.86 vs 4.15 mm of radius per metre), so a
+    point outside the LAV5 cone but inside the LAV8 one is in."""
+    from backtrace.detector import in_fiducial_volume
+    from backtrace.geometry import load_geometry
+    from backtrace.regions import load_regions
+
+    sel = load_regions(channel="ee").selection
+    point, direction = load_geometry().beam_axis
+    r5 = 0.5365 * (140.0 - 23.07) / (152.393 - 23.07)
+    r8 = 0.7675 * (140.0 - 23.07) / (180.923 - 23.07)
+    y0 = point[1]
+    v = np.array([[0.0, y0 + 0.9 * r5, 140.0],              # in both cones
+                  [0.0, y0 + 0.5 * (r5 + r8), 140.0],       # LAV8 cone only: in
+                  [0.0, y0 + 1.01 * r8, 140.0],             # outside both
+                  [0.0, y0 + 0.5 * 0.7675, 170.0],          # past LAV5: LAV8 cone
+                  [0.0, y0, 104.0],                         # upstream of 105 m
+                  [0.0, y0, 181.0]])                        # past the LAV8 base
+    assert list(in_fiducial_volume(v, sel, point, direction)) == [
+        True, True, False, True, False, False]

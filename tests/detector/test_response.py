@@ -222,3 +222,72 @@ def test_an_override_changes_one_inefficiency(selection):
     r = Response.from_geometry(geometry, selection, 1)
     eps = {v.name: v.inefficiency for v in r.vetoes}
     assert eps["LAV3"] == 0.5 and eps["LAV4"] == pytest.approx(1e-3)
+
+
+@pytest.fixture(scope="module")
+def ee_selection():
+    return load_regions(None, channel="ee").selection
+
+
+@pytest.fixture(scope="module")
+def ee_response(beamline, ee_selection):
+    return Response.from_geometry(beamline.geometry, ee_selection, seed=1)
+
+
+def test_the_ee_selection_vetoes_muv3_anti0_and_the_lavs(ee_response):
+    """MUV3 vetoes with 1 − its muon efficiency; LAV and ANTI0 form the η of
+    the factorised estimate, MUV3 does not; ANTI0 is an in-time veto, so
+    the upstream-activity rule adds no detector."""
+    by_name = {v.name: v for v in ee_response.vetoes}
+    assert sorted(by_name) == sorted(LAVS + ["ANTI0", "MUV3"])
+    assert by_name["MUV3"].inefficiency == pytest.approx(1 - ee_response.muon_efficiency)
+    assert by_name["MUV3"].volume == "MUV3" and not by_name["MUV3"].eta
+    assert by_name["ANTI0"].eta and all(by_name[n].eta for n in LAVS)
+    assert ee_response.muv3_is_veto and ee_response.upstream == ()
+    assert ee_response.config()["upstream_activity"]["detectors"] == ["ANTI0"]
+
+
+def test_a_veto_needs_an_inefficiency_or_an_efficiency(beamline, ee_selection):
+    with pytest.raises(GeometryError, match="STRAW1"):
+        Response.from_geometry(beamline.geometry, {**ee_selection, "vetoes": ["STRAW1"]}, 1)
+
+
+@pytest.mark.parametrize("p_gev, inside, outside", [(20.0, 0.94, 0.93), (150.0, 0.94, 0.93),
+                                                    (250.0, 0.81, 0.80)])
+def test_electron_identification_follows_the_momentum_dependent_window(
+        ee_response, ee_selection, p_gev, inside, outside):
+    """1 − 0.0013 max(p − 100, 50) < E/p < 1.05: 0.935 up to 150 GeV/c, 0.805
+    at 250 GeV/c; a MUV3 hit costs nothing more when MUV3 is an in-time veto
+    (its miss is already in the veto weight)."""
+    got = ee_response.electron_id_probability(
+        muv3_hit=[False, False, False, True], e_over_p=[inside, outside, 1.06, inside],
+        p_gev=p_gev, selection=ee_selection)
+    np.testing.assert_array_equal(got, [1.0, 0.0, 0.0, 1.0])
+    no_muv3_veto = replace(ee_response, vetoes=tuple(v for v in ee_response.vetoes
+                                                     if v.name != "MUV3"))
+    got = no_muv3_veto.electron_id_probability([True], [inside], p_gev, ee_selection)
+    assert got[0] == pytest.approx(1 - ee_response.muon_efficiency)
+
+
+def test_the_eta_share_of_a_product_veto(beamline, ee_response):
+    """The μ+ through LAV3's lead glass: its survival is ε_LAV3, all of it in
+    the η of the factorised estimate; a muon down the axis to MUV3 is
+    vetoed by MUV3 (ε = 0.005), none of it in the η."""
+    row = _transport(beamline, ee_response, [_product(theta_x=0.1)]).iloc[0]
+    assert row["veto_log_survival"] == pytest.approx(np.log(1e-3))
+    assert row["veto_log_survival_eta"] == pytest.approx(np.log(1e-3))
+    to_muv3 = _transport(beamline, ee_response, [_product(x=0.5, z=230.0, p=30.0)]).iloc[0]
+    assert bool(to_muv3["muv3_hit"])
+    assert to_muv3["veto_log_survival"] == pytest.approx(np.log(0.005))
+    assert to_muv3["veto_log_survival_eta"] == 0.0
+
+
+def test_the_incoming_muon_records_its_eta_share(ee_response, wide_muon_states):
+    """Upstream of z = 140 m the wide muon crossed ANTI0 (at r ≈ 0.5 m,
+    ε = 0.01) and LAV1-3 (ε = 1e-3 each): all of it in the η."""
+    inter = pd.DataFrame({"track_index": 0, "sample_index": 0, "z_m": [140.0],
+                          "weight": [2.0]})
+    out = ee_response.with_incoming_vetoes(wide_muon_states, inter)
+    log3 = 3 * np.log(1e-3) + np.log(0.01)
+    assert out["weight"].iloc[0] == pytest.approx(2.0 * np.exp(log3))
+    assert out["incoming_log_survival_eta"].iloc[0] == pytest.approx(log3)

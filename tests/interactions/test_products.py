@@ -103,3 +103,60 @@ def test_products_below_the_transport_cut_cannot_make_a_track(transport):
     assert TRACK_P_MIN_GEV == 0.5
     assert crossed(TRACK_P_MIN_GEV).max() <= 2
     assert (crossed(2.0) >= 3).any()
+
+
+def test_bethe_heitler_keeps_e_to_the_minus_t_on_average():
+    """−ln z ~ Gamma(t/ln 2): ⟨z⟩ = 2^(−t/ln 2) = e^(−t) and ⟨z²⟩ = 3^(−t/ln 2)
+    (the definition of the radiation length, and the second moment of the
+    Bethe–Heitler distribution), for thin and thick layers."""
+    from backtrace.interactions.electrons import bethe_heitler_log_loss
+
+    u = (np.arange(200000) + 0.5) / 200000           # a quasi-random grid
+    for t in (0.0092, 0.3, 1.138, 5.0):
+        z = np.exp(-bethe_heitler_log_loss(np.full(len(u), t), u))
+        assert z.mean() == pytest.approx(np.exp(-t), rel=2e-3)
+        assert (z ** 2).mean() == pytest.approx(3.0 ** (-t / np.log(2)), rel=5e-3)
+    assert bethe_heitler_log_loss(np.zeros(3), [0.1, 0.5, 0.9]).tolist() == [0, 0, 0]
+
+
+def _electrons(n, p, z, x):
+    prods = pd.DataFrame({"interaction": np.arange(n), "particle": 1, "name": "e-",
+                          "charge": -1.0, "e_gev": p, "px_gev": 0.0, "py_gev": 0.0,
+                          "pz_gev": p, "scattered": False, "x_m": x, "y_m": 0.0, "z_m": z})
+    inter = pd.DataFrame({"interaction": np.arange(n), "track_index": np.arange(n),
+                          "sample_index": 0})
+    return prods, inter
+
+
+def test_an_electron_through_the_tank_end_cap_keeps_e_to_the_minus_t(transport):
+    """30 GeV electrons born at the upstream face of the 20 mm iron end cap
+    (t = 20 mm × 7.874 g/cm³ / 13.84 g/cm² = 1.138 X0): their mean momentum
+    at STRAW1 is 30 e^(−1.138) GeV (+ < 1 % ionisation), with the broad
+    Bethe–Heitler spread."""
+    prods, inter = _electrons(600, 30.0, 105.5751, 0.4)
+    out = transport.transport(prods, inter)
+    p1 = np.sqrt(out["STRAW1_px_gev"] ** 2 + out["STRAW1_py_gev"] ** 2
+                 + out["STRAW1_pz_gev"] ** 2).fillna(0.0)
+    z = p1 / 30.0
+    assert z.mean() == pytest.approx(np.exp(-1.138), abs=4 * z.std() / np.sqrt(len(z)))
+    assert 0.15 < (z < 0.1).mean() < 0.35 and (z > 0.9).mean() < 0.1
+
+
+def test_an_electron_showers_in_the_lkr_with_e_over_p_one(beamline):
+    """30 GeV electrons from the decay volume (vacuum) through the
+    spectrometer: E/p at 1 within the LKr resolution (~1.2 %), inside the
+    e+e− identification window; no MUV3 hit and no MUV3 crossing (they stop
+    in the krypton), so the ee selection's MUV3 veto keeps them."""
+    from backtrace.detector.response import Response
+    from backtrace.regions import electron_ep_window, load_regions
+
+    sel = load_regions(channel="ee").selection
+    r = Response.from_geometry(beamline.geometry, sel, 1)
+    out = ProductTransport(beamline, response=r).transport(*_electrons(300, 30.0, 150.0, 0.4))
+    ep = out["e_over_p"].to_numpy()
+    assert np.mean(ep) == pytest.approx(1.0, abs=0.005)
+    assert np.std(ep) == pytest.approx(0.012, rel=0.3)
+    lo, hi = electron_ep_window(30.0, sel)
+    assert np.mean((ep > lo) & (ep < hi)) > 0.99
+    assert not out["muv3_hit"].any() and (out["veto_log_survival"] == 0).all()
+    assert (out["status"] == "reached_target").all()
