@@ -369,7 +369,7 @@ def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None,
     fig = plane_figure(candidates if have else None, regions_cfg,
                        pot_title("prompt background (all categories)", doc["pot"]))
     save_figure(fig, out / "ztax_cdatax.png")
-    groups = {cat: candidates[candidates["category"] == cat] for cat in CATEGORIES} \
+    groups = {cat: candidates[candidates["category"] == cat] for cat in categories(doc)} \
         if have else {}
     save_figure(distributions_figure(groups, pot_title("prompt background per category",
                                                        doc["pot"])),

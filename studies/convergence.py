@@ -2,23 +2,27 @@
 yield outside SR/CR against histories and CPU time, for each variance
 reduction.
 
-One run per method with rounds of new histories (2 → 4 → 8 → … per track,
-doubling): the record of each round gives the value, its MC error and the
-elapsed time. Methods:
+One run per method with rounds of new histories (the histories per track
+at most double per round): the record of each round gives the value, its MC
+error, the elapsed wall time and the CPU time. Methods:
 
-- ``plain``: the former forcing (no strata: a point ∝ Σ σ ΔX, a process ∝
-  σ) and the same number of histories for every track;
-- ``strata``: the strata process × 5 m slice, uniform in round 1, Neyman
-  shares after it (``--allocation auto``), histories even over tracks;
-- ``strata+tracks``: as ``strata``, and rounds after the first give their
-  histories in proportion to the track weights (the default of ``run``).
+- ``plain``: the former forcing (``--allocation natural``: no strata, a
+  point ∝ Σ σ ΔX, a process ∝ σ, no veto-aware points, no transfer bias)
+  of all processes, every track the same histories;
+- ``plain-trident``: the same forcing of the trident alone (the process
+  that makes the μ-μ yield: a stronger reference than ``plain``, which
+  almost never forces it);
+- ``auto``: the defaults of ``run`` (pilot round, then the importance
+  allocation, veto-aware points, transfer bias, histories in proportion to
+  each track's importance).
 
-With 1/√N convergence rel × √(histories) stays constant; the figure of
-merit 1/(rel² t) compares the methods.
+With 1/√N convergence rel × √t stays constant; the figure of merit
+1/(rel² t) compares the methods (t: CPU time; with ``--jobs 1`` the wall
+time is the CPU time of the one process that does all the work).
 
 Run: python studies/convergence.py [--tracks examples/sample.parquet]
-         [--max-samples 16] [--max-time 600] [--methods plain strata strata+tracks]
-         [--jobs 2] [--out studies/convergence]
+         [--max-samples 4096] [--max-time 300] [--methods plain plain-trident auto]
+         [--jobs 1] [--out studies/convergence]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import time
 from pathlib import Path
 
 from backtrace.pipeline import RunConfig, run_estimate
@@ -33,65 +38,82 @@ from backtrace.tracks import Tracks
 
 
 METHODS = {"plain": dict(allocation="natural", track_allocation="uniform"),
-           "strata": dict(allocation="auto", track_allocation="uniform"),
-           "strata+tracks": dict(allocation="auto", track_allocation="weight")}
+           "plain-trident": dict(allocation="natural", track_allocation="uniform",
+                                 processes=("mumu_pair",)),
+           "auto": dict()}
 
 
 def measure(tracks: str, method: str, max_samples: int, max_time: float,
             jobs: int) -> list[dict]:
-    doc = run_estimate(Tracks.open(tracks), RunConfig(samples_per_track=2, **METHODS[method]),
+    cpu = []
+    t0 = time.process_time()
+
+    def log(line):
+        cpu.append(time.process_time() - t0)
+        print(method, line)
+    doc = run_estimate(Tracks.open(tracks), RunConfig(**METHODS[method]),
                        jobs=jobs, systematics="none", target_rel_unc=1e-9,
                        max_samples_per_track=max_samples, max_time_s=max_time,
-                       progress=False, log=print).document
+                       progress=False, log=log).document
     rows = []
-    for r in doc["mc"]["rounds"]:
+    for r, t_cpu in zip(doc["mc"]["rounds"], cpu):
         rel = r["rel_unc"]
+        t = t_cpu if jobs == 1 else r["elapsed_s"]
         rows.append({"method": method, "samples_per_track": r["samples_per_track"],
-                     "histories": r["histories"],
+                     "histories": r["histories"], "interactions": r.get("interactions"),
                      "value": r["target_value"], "mc": r["target_mc"], "rel_unc": rel,
-                     "elapsed_s": r["elapsed_s"],
-                     "rel_sqrt_n": rel * math.sqrt(r["histories_per_track_mean"])
-                     if rel else None,
-                     "figure_of_merit": 1 / (rel ** 2 * r["elapsed_s"]) if rel else 0.0})
+                     "elapsed_s": r["elapsed_s"], "cpu_s": t_cpu if jobs == 1 else None,
+                     "rel_sqrt_t": rel * math.sqrt(t) if rel else None,
+                     "figure_of_merit": 1 / (rel ** 2 * t) if rel else 0.0})
     return rows
 
 
 def table(rows: list[dict], tracks: str) -> str:
     lines = ["# Convergence of μ-μ outside SR/CR", "",
              f"`python studies/convergence.py` on `{tracks}` (1.4e17 POT, K = 4, "
-             "`--systematics none`, rounds doubling the histories; the time is "
-             "cumulative wall time on this machine; N = mean histories per track).", "",
-             "| method | histories (most per track) | μ-μ outside | MC error | rel. | "
-             "rel·√N | time [s] | 1/(rel² t) [1/s] |", "|---|---|---|---|---|---|---|---|"]
+             "`--systematics none`, rounds of new histories; times cumulative on this "
+             "machine: wall, and CPU when one process did the work; t in rel·√t and "
+             "the figure of merit 1/(rel² t) is the CPU time, else the wall time).", "",
+             "| method | histories (most per track) | forced draws | μ-μ outside | MC error "
+             "| rel. | rel·√t | wall [s] | CPU [s] | 1/(rel² t) [1/s] |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         rel = "—" if r["rel_unc"] is None else f"{100 * r['rel_unc']:.1f} %"
-        rsn = "—" if r["rel_sqrt_n"] is None else f"{r['rel_sqrt_n']:.2f}"
+        rst = "—" if r["rel_sqrt_t"] is None else f"{r['rel_sqrt_t']:.2f}"
         mc = "—" if r["mc"] is None else f"{r['mc']:.3g}"
+        cpu = "—" if r.get("cpu_s") is None else f"{r['cpu_s']:.0f}"
         lines.append(f"| {r['method']} | {r['histories']} ({r['samples_per_track']}) | "
-                     f"{r['value']:.3g} | "
-                     f"{mc} | {rel} | {rsn} | {r['elapsed_s']:.0f} | "
+                     f"{r.get('interactions') or '—'} | {r['value']:.3g} | "
+                     f"{mc} | {rel} | {rst} | {r['elapsed_s']:.0f} | {cpu} | "
                      f"{r['figure_of_merit']:.3g} |")
     last = {}
     for r in rows:
         last[r["method"]] = r
-    if "plain" in last and len(last) > 1:
-        lines += [""]
+    lines += [""]
+    for ref in ("plain", "plain-trident"):
+        if ref not in last:
+            continue
         for name, r in last.items():
-            if name != "plain" and last["plain"]["figure_of_merit"] > 0:
-                ratio = r["figure_of_merit"] / last["plain"]["figure_of_merit"]
-                lines.append(f"Figure of merit at the last round, {name} / plain: "
+            if name.startswith("plain"):
+                continue
+            if last[ref]["figure_of_merit"] > 0:
+                ratio = r["figure_of_merit"] / last[ref]["figure_of_merit"]
+                lines.append(f"Figure of merit at the last round, {name} / {ref}: "
                              f"×{ratio:.3g}.")
+            else:
+                lines.append(f"{ref} has no μ-μ entry outside SR/CR: its figure of merit "
+                             "is 0.")
     return "\n".join(lines) + "\n"
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", default="examples/sample.parquet")
-    parser.add_argument("--max-samples", type=int, default=16)
-    parser.add_argument("--max-time", type=float, default=600.0,
+    parser.add_argument("--max-samples", type=int, default=4096)
+    parser.add_argument("--max-time", type=float, default=300.0,
                         help="time cap [s] of each method's rounds")
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--out", default="studies/convergence")
     args = parser.parse_args()
     out = Path(args.out)

@@ -36,5 +36,6 @@ def test_bench_quick_json_structure():
     assert report["cpu_count"] >= 1
     alloc = report["allocation"]
     assert alloc["tracks"] == 40
-    for mode in ("plain", "variance-reduced"):
+    for mode in ("plain", "plain-trident", "variance-reduced"):
         assert alloc[mode]["elapsed_s"] > 0 and alloc[mode]["figure_of_merit"] >= 0
+    assert "ratio_plain" in alloc and "ratio_plain-trident" in alloc

@@ -74,16 +74,16 @@ def _print(report) -> None:
             f"{r['peak_rss_mb']:.0f} MB")
     a = report["allocation"]
     parts = []
-    for mode in ("plain", "variance-reduced"):
+    for mode in ("plain", "plain-trident", "variance-reduced"):
         m = a[mode]
         rel = "no candidate" if m["rel_unc"] is None else f"±{100 * m['rel_unc']:.0f} %"
         parts.append(f"{mode} {m['value']:.3g} {rel} in {m['elapsed_s']:.0f} s "
                      f"(FOM {m['figure_of_merit']:.3g}/s)")
-    ratio = "undefined (plain found no candidate)" if a["ratio"] is None \
-        else f"×{a['ratio']:.3g}"
-    c.print(f"(e) μ-μ outside SR/CR, {a['tracks']} tracks × {a['samples_per_track']} "
-            f"histories (plain): {'; '.join(parts)}; figure of merit variance-reduced/plain "
-            f"{ratio}")
+    ratios = ", ".join(
+        f"/{ref} " + ("undefined (no candidate)" if a[f"ratio_{ref}"] is None
+                      else f"×{a[f'ratio_{ref}']:.3g}") for ref in ("plain", "plain-trident"))
+    c.print(f"(e) μ-μ outside SR/CR, {a['tracks']} tracks, {a['budget_s']:.0f} s each: "
+            f"{'; '.join(parts)}; figure of merit variance-reduced {ratios}")
     t = Table(title="(d) trace scaling (1 history/track, states written)")
     for col in ("tracks", "jobs", "time \\[s]", "tracks/s", "peak RSS \\[MB]",
                 "worker peak \\[MB]"):

@@ -141,6 +141,15 @@ def _joined_states(first: pd.DataFrame, second: pd.DataFrame,
     return pd.concat([first, second], ignore_index=True)
 
 
+def _no_states() -> pd.DataFrame:
+    """An empty table of recorded states (the columns consumers read)."""
+    cols = {"track_index": np.int64, "sample_index": np.int32, "state_index": np.int32,
+            "event": object, "volume": object, "material": object}
+    cols.update(dict.fromkeys(("x_m", "y_m", "z_m", "ux", "uy", "uz", "kinetic_energy_gev",
+                               "charge", "weight", "distance_m", "grammage_kg_m2"), float))
+    return pd.DataFrame({c: pd.Series(dtype=t) for c, t in cols.items()})
+
+
 def _concat_states(frames) -> pd.DataFrame | None:
     """The recorded states of several transports as one frame (None: none)."""
     frames = [f for f in frames if f is not None and len(f)]
@@ -266,6 +275,8 @@ class ProductTransport:
             out.loc[go_on & is_el, "status"] = e_status.reindex(el_on).to_numpy()
         states = _concat_states([states, *(x.states for x in [direct] if x),
                                  *(x[0] for x in [e_direct] if x)])
+        if states is None:              # nothing was transported (all backward)
+            states = _no_states()
         readout = self._readout(states, key)
         out = pd.concat([out.reset_index(drop=True), readout.reset_index(drop=True)], axis=1)
         if self.response is not None:

@@ -329,9 +329,9 @@ def test_importance_plans_are_unbiased_per_process(traced, physics, beamline, mo
     sampler = ForcedSampler(physics, config)
     hist = _histories(traced)
     plan = DrawPlan("track", 2.0) if mode == "track" else DrawPlan(
-        "global", 2.0, rates=(("mumu_pair@fill:air@100+GeV", 3e2),),
+        "global", 2.0, rates=(("mumu_pair@fill:air@100+GeV", 5.0),),
         process_rates=tuple((p, r) for p, r in zip(config.processes,
-                                                   (400.0, 20.0, 3e4, 200.0, 50.0))))
+                                                   (5.0, 0.25, 500.0, 2.5, 0.6))))
     seg = sampler._window(traced.states)
     sigma_dx = sampler.segment_sigma(seg) * seg["dgrammage_kg_m2"].to_numpy()[:, None]
     hw = hist["weight"].reindex(pd.MultiIndex.from_arrays(
