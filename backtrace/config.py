@@ -78,7 +78,7 @@ class RunConfig:
     density_events: int = 30000
     q_min_gev: float = 1.0
     forced_z_min_m: float = 100.0
-    interactions_per_history: int = 4
+    interactions_per_history: int = 8
     prompt_z_min_m: float | None = None
     smearing: bool = True
     source_overrides: tuple[str, ...] | None = None

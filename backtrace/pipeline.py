@@ -222,7 +222,11 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
     from .executor import progress_bar
 
     scale = config.pot_target / tracks.pot
-    batches = ((df, scale, first, n, plan) for first, n, subset in groups
+    # the groups with the most histories per track first (the longest tasks
+    # start first: less idle time at the end of the map); results do not
+    # depend on the order
+    ordered = sorted(groups, key=lambda g: -g[1])
+    batches = ((df, scale, first, n, plan) for first, n, subset in ordered
                for df in _batches(tracks, batch_size, subset, jobs))
     results = mapper("process", batches)
     parts = []
@@ -251,7 +255,7 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
 
 def _batches(tracks, batch_size, subset, jobs=1):
     """Batches of the track file, or of its rows ``subset`` (track indices)
-    regrouped into batches of at most ``batch_size``, at least 2 × ``jobs``
+    regrouped into batches of at most ``batch_size``, at least 4 × ``jobs``
     of them (a subset is a few heavy tracks with many histories each: small
     batches keep every worker busy; results do not depend on batching)."""
     if subset is None:
@@ -260,7 +264,7 @@ def _batches(tracks, batch_size, subset, jobs=1):
     keep = set(subset)
     rows = pd.concat([df[df["track_index"].isin(keep)]
                       for df in tracks.iter_batches(max(batch_size, 10_000))])
-    size = max(1, min(batch_size, -(-len(rows) // (2 * max(int(jobs), 1)))))
+    size = max(1, min(batch_size, -(-len(rows) // (4 * max(int(jobs), 1)))))
     for start in range(0, len(rows), size):
         yield rows.iloc[start:start + size]
 
@@ -338,7 +342,7 @@ def _shifted(full: dict, varied: dict, nominal: dict) -> dict:
 def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 200,
                  progress: bool = True, systematics: str = "fast",
                  target_rel_unc: float | None = None,
-                 max_samples_per_track: int = 4096, max_time_s: float | None = None,
+                 max_samples_per_track: int = 16384, max_time_s: float | None = None,
                  log=None, scheduler: str | None = None,
                  target_cell=("outside", "mu-mu")) -> RunResult:
     """Run the pipeline over a track file (a :class:`backtrace.tracks.Tracks`).

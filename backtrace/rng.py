@@ -45,7 +45,7 @@ STREAMS = {"transport": 0, "source": 1, "source_decay": 2, "interaction": 3,
 #: Product-key bit budget: rank of a product in its final state, forced
 #: interaction index within a history ("repeat"), history index within a
 #: track ("sample"); the track index takes the remaining 43 bits.
-PARTICLE_BITS, REPEAT_BITS, SAMPLE_BITS = 3, 10, 12
+PARTICLE_BITS, REPEAT_BITS, SAMPLE_BITS = 3, 10, 14
 TRACK_BITS = 63 - PARTICLE_BITS - REPEAT_BITS - SAMPLE_BITS
 MAX_PRODUCTS_PER_INTERACTION = 1 << PARTICLE_BITS
 MAX_INTERACTIONS_PER_HISTORY = 1 << REPEAT_BITS

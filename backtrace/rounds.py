@@ -27,6 +27,8 @@ from .estimate import combine_passes, mc_error, total_prompt, weighted_yield
 __all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate",
            "stratum_table"]
 
+#: Smallest growth of the histories per round [est: 0.25, range 0.1–0.5].
+MIN_ROUND_GROWTH = 0.25
 #: The default target cell: the published headline (μ-μ outside SR/CR).
 DEFAULT_TARGET_CELL = ("outside", "mu-mu")
 
@@ -74,7 +76,8 @@ def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: 
     """Histories per track of the next round, or (0, why it stops).
 
     The relative error falls as 1/√N: the round adds 1.1 × N((r/target)² − 1)
-    histories (at least 1, at most N: at most doubling per round), within
+    histories (at least :data:`MIN_ROUND_GROWTH` × N, at most N: at most
+    doubling per round), within
     the sample cap and, from the measured time per history, the time cap."""
     if target is None:
         return 0, "no target"
@@ -86,6 +89,9 @@ def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: 
         return 0, "max_time"
     want = n_total if not math.isfinite(rel_unc) else \
         math.ceil(1.1 * n_total * ((rel_unc / target) ** 2 - 1))
+    # at least a quarter more: near the target a smaller step costs a round
+    # and moves the error by less than its own noise
+    want = max(want, math.ceil(MIN_ROUND_GROWTH * n_total))
     n = max(1, min(want, n_total, max_samples - n_total))
     if max_time_s is not None and s_per_sample:
         fit = int((max_time_s - elapsed_s) / s_per_sample)

@@ -94,7 +94,7 @@ def test_empty_cells_get_limits_from_the_category_weight_per_entry(single4):
 @pytest.mark.parametrize("kw,message", [
     ({"systematics": "some"}, "systematics"),
     ({"target_rel_unc": 0.0}, "must be > 0"),
-    ({"max_samples_per_track": 5000}, "4096"),
+    ({"max_samples_per_track": 20000}, "16384"),
 ])
 def test_bad_arguments(head40, kw, message):
     args = {"systematics": "none", "progress": False, **kw}

@@ -13,8 +13,10 @@ def test_next_round_rules():
     assert next_round(100, 0.5, 0.1, 100) == (0, "max_samples")
     # no candidate yet: double
     assert next_round(4, math.inf, 0.1, 100) == (4, None)
-    # 1/sqrt(N): 1.1 * 100 * ((0.105 / 0.1)^2 - 1) = 11.3 -> 12 more
-    assert next_round(100, 0.105, 0.1, 1000) == (12, None)
+    # 1/sqrt(N): 1.1 * 100 * ((0.12 / 0.1)^2 - 1) = 48.4 -> 49 more
+    assert next_round(100, 0.12, 0.1, 1000) == (49, None)
+    # near the target at least a quarter more (1.1 * 100 * 0.1025 = 11.3 < 25)
+    assert next_round(100, 0.105, 0.1, 1000) == (25, None)
     # at most doubling, within the sample cap
     assert next_round(4, 0.2, 0.1, 100) == (4, None)
     assert next_round(100, 0.2, 0.1, 110) == (10, None)

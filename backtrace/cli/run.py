@@ -32,7 +32,7 @@ from .combinatorial import spill_options
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
 @click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
-              default=4, show_default=True, help="Forced interactions per backward "
+              default=8, show_default=True, help="Forced interactions per backward "
               "history, on average (the allocation shares them among histories and "
               "strata).")
 @click.option("--processes", "processes", multiple=True, metavar="NAME",
@@ -86,9 +86,9 @@ from .combinatorial import spill_options
 @click.option("--target-rel-unc", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Add rounds of histories until the relative MC uncertainty of the "
               "--target-cell is at most this (e.g. 0.05), or a cap is hit.")
-@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=4096,
+@click.option("--max-samples-per-track", type=click.IntRange(min=1), default=16384,
               show_default=True, help="Cap of the histories per track with --target-rel-unc "
-              "(at most 4096: the random-key layout, backtrace.rng).")
+              "(at most 16384: the random-key layout, backtrace.rng).")
 @click.option("--max-time", "max_time_s", type=click.FloatRange(min=0, min_open=True),
               default=600.0, show_default=True,
               help="Time cap [s] of the sampling rounds with --target-rel-unc "

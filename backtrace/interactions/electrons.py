@@ -67,7 +67,7 @@ def radiation_lengths(states: pd.DataFrame, x0_kg_m2) -> pd.Series:
     g = s.groupby("track_index", sort=False)
     dx = g["grammage_kg_m2"].diff().fillna(0.0).clip(lower=0.0)
     material = g["material"].shift(1).fillna(s["material"])
-    x0 = material.map(lambda m: x0_kg_m2(m)).astype(float)
+    x0 = material.map({m: x0_kg_m2(m) for m in material.unique()}).astype(float)
     t = (dx / x0).where(np.isfinite(x0), 0.0)
     return t.groupby(s["track_index"], sort=False).cumsum()
 

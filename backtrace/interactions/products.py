@@ -115,21 +115,19 @@ def _joined_states(first: pd.DataFrame, second: pd.DataFrame,
     """The two stages' recorded states as one path per product (its rows in
     path order, the products not contiguous): the second
     stage's state indices, distances and grammages continue the first's,
-    whose end state (the first stage's edge of the world) takes the volume
-    and material of the second stage's start state, which it repeats."""
+    its start state replacing the first stage's end state (same place; the
+    end state lies outside the first stage's world)."""
     if second is None or second.empty:
         return first
     end = first_histories.set_index("track_index")
     last = first.groupby("track_index")["state_index"].max()
-    start = second[second["state_index"] == 0].set_index("track_index")
-    first = first.copy()
-    is_end = (first["state_index"].to_numpy()
-              == last.reindex(first["track_index"]).to_numpy()) \
-        & first["track_index"].isin(start.index).to_numpy()
-    for col in ("volume", "material"):
-        first.loc[is_end, col] = start[col].reindex(
-            first.loc[is_end, "track_index"]).to_numpy()
-    second = second[second["state_index"] > 0].assign(
+    track = first["track_index"].to_numpy()
+    # the first stage's end state (outside its world) gives way to the
+    # second stage's start state at the same place, which takes its index
+    is_end = (first["state_index"].to_numpy() == last.reindex(track).to_numpy()) \
+        & np.isin(track, second["track_index"].to_numpy())
+    first = first[~is_end]
+    second = second.assign(
         sample_index=0,
         state_index=lambda d: d["state_index"] + last.reindex(d["track_index"]).to_numpy(),
         distance_m=lambda d: d["distance_m"]

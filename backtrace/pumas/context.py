@@ -149,6 +149,17 @@ class Context:
             rec = np.concatenate(parts) if parts else np.zeros(0, dtype=RECORD_DTYPE)
         return final, status, rec
 
+    def _record_buffer(self, capacity: int):
+        """A record buffer of at least ``capacity`` records, kept for the
+        next calls and not zero-filled (C writes the records it reports):
+        no fresh pages to fault in at every call."""
+        buf = getattr(self, "_records", None)
+        if buf is None or self._records_capacity < capacity:
+            alloc = self.ffi.new_allocator(should_clear_after_alloc=False)
+            self._records = alloc("struct bt_record[]", capacity)
+            self._records_capacity = capacity
+        return self._records
+
     def _transport_chunk(self, o, arrays, record: bool, max_records: int):
         """One C call over views of the arrays (updated in place)."""
         ffi, lib = self.ffi, self.lib
@@ -156,7 +167,7 @@ class Context:
             status = arrays
         n = len(track)
         capacity = n * max_records if record else 0
-        records = ffi.new("struct bt_record[]", max(capacity, 1))
+        records = self._record_buffer(max(capacity, 1))
         n_records = ffi.new("long long *")
         fb = ffi.from_buffer
         lib.bt_error_clear()
