@@ -126,6 +126,11 @@ def _histories(mc: dict) -> str:
             "in proportion to the track weights)")
 
 
+LOOSE_REL_UNC = 0.3
+"""Above this relative MC uncertainty, a run without --target-rel-unc says
+how to get a precise estimate."""
+
+
 def mc_line(doc: dict) -> str:
     """One line on the Monte Carlo precision reached: the target cell's
     relative MC uncertainty (documents before targets: the total's), the
@@ -152,6 +157,9 @@ def mc_line(doc: dict) -> str:
         line += (f" after {len(mc['rounds'])} round(s), {mc['elapsed_s']:.0f} s; target "
                  f"{100 * mc['target_rel_unc']:.0f} % "
                  + ("reached" if reached else f"not reached ({mc['stopped_by']} cap)"))
+    elif rel is None or rel > LOOSE_REL_UNC:
+        line += ("; one pilot round only: add --target-rel-unc 0.05 for a precise "
+                 "estimate (rounds of histories, up to --max-time)")
     ts = mc.get("track_sample")
     if ts and mc.get("target_rel_unc") and ts["rel_unc"] > mc["target_rel_unc"]:
         n = sum(doc.get("tracks", {}).values())

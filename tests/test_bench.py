@@ -39,3 +39,17 @@ def test_bench_quick_json_structure():
     for mode in ("plain", "plain-trident", "variance-reduced"):
         assert alloc[mode]["elapsed_s"] > 0 and alloc[mode]["figure_of_merit"] >= 0
     assert "ratio_plain" in alloc and "ratio_plain-trident" in alloc
+
+
+def test_bench_only_runs_the_named_figure():
+    """--only forced: the forced-interaction figure alone, nothing else run."""
+    r = CliRunner().invoke(main, ["bench", "--only", "forced", "--json",
+                                  "--forced-tracks", "20"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output)
+    assert report["parts"] == ["forced"]
+    assert report["forced"]["histories"] == 20 * 4 and report["forced"]["histories_per_s"] > 0
+    for other in ("results", "run", "allocation", "scaling"):
+        assert other not in report
+    bad = CliRunner().invoke(main, ["bench", "--only", "everything"])
+    assert bad.exit_code == 2 and "everything" in bad.output

@@ -293,6 +293,7 @@ def test_summary_and_mc_lines(real_result):
     assert line.endswith("→ outdir/background.json")
     mc = report.mc_line(d)
     assert mc.startswith("outside/mu-mu ") and "; 1 histories/track" in mc
+    assert "one pilot round only: add --target-rel-unc 0.05" in mc  # no target, no rel. error
     assert mc.endswith("; forcing allocation pilot: equal draws per process within each track")
 
 

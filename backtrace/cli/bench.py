@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from ..bench import PARTS, run_benchmarks
 from ._common import console, echo_json
 
 
@@ -23,21 +24,29 @@ from ._common import console, echo_json
 @click.option("--forced-tracks", type=click.IntRange(min=1), default=None,
               metavar="N", help="Tracks (4 histories each) of the forced-"
               "interaction figure (default 300 with --quick, else 2000).")
-def bench(quick, as_json, scaling_tracks, run_tracks, forced_tracks):
+@click.option("--only", "parts", type=click.Choice(PARTS), multiple=True,
+              help="Run only this figure (repeatable): transport (a), forced "
+              "(b), run (c), scaling (d), allocation (e). Default: all.")
+@click.option("--budget", "allocation_budget_s", type=click.FloatRange(min=1.0),
+              default=None, metavar="S", help="Seconds of sampling per method in "
+              "the figure of merit (e) (default 40 with --quick, else 240).")
+def bench(quick, as_json, scaling_tracks, run_tracks, forced_tracks, parts,
+          allocation_budget_s):
     """Measure (a) transport speed of the Python API against a C driver
     calling PUMAS with the same navigator (built with the system C
     compiler; single core), and the geometry locator against its Python
     reference; (b) forced-interaction histories/s including the product
     transport; (c) end-to-end `run` tracks/s and peak memory; (d) `trace`
     tracks/s and peak memory against the number of tracks and --jobs 1, 2;
-    (e) the figure of merit 1/(σ_rel² t) of the μ-μ yield outside SR/CR with
-    equal process shares against forcing in proportion to the cross sections.
+    (e) the figure of merit 1/(σ_rel² t) of the μ-μ yield outside SR/CR of
+    the variance-reduced defaults against plain forcing (all processes, and
+    the trident alone) within the same time budget, t the CPU time.
     Ratios and trends, not absolute times, are the figures to quote
     (machines are noisy)."""
-    from ..bench import run_benchmarks
-
     report = run_benchmarks(quick=quick, scaling_tracks=scaling_tracks or None,
-                            run_tracks=run_tracks, forced_tracks=forced_tracks)
+                            run_tracks=run_tracks, forced_tracks=forced_tracks,
+                            parts=parts or PARTS,
+                            allocation_budget_s=allocation_budget_s)
     if as_json:
         echo_json(report)
         return
@@ -45,15 +54,24 @@ def bench(quick, as_json, scaling_tracks, run_tracks, forced_tracks):
 
 
 def _print(report) -> None:
+    c = console()
+    if report.get("note"):
+        c.print(report["note"])
+    printers = {"results": _print_transport, "forced": _print_forced, "run": _print_run,
+                "allocation": _print_allocation, "scaling": _print_scaling}
+    for key, printer in printers.items():
+        if key in report:
+            printer(c, report[key])
+    c.print(f"({report['cpu_count']} cores on this machine; (a), (b), (c), (e) on one core)")
+
+
+def _print_transport(c, results) -> None:
     from rich.table import Table
 
-    c = console()
-    if report["note"]:
-        c.print(report["note"])
     t = Table(title="(a) transport, single core")
     for col in ("case", "python /s", "C /s", "ratio"):
         t.add_column(col, justify="left" if col == "case" else "right")
-    for r in report["results"]:
+    for r in results:
         if "python_per_s" in r:
             t.add_row(r["case"], f"{r['python_per_s']:,.0f}",
                       f"{r['c_per_s']:,.0f}" if "c_per_s" in r else "-",
@@ -63,34 +81,45 @@ def _print(report) -> None:
                       f"{r['python_reference_per_s']:,.3g}", f"{r['c_per_s']:,.3g}",
                       f"×{r['ratio_c_over_python']:.0f}")
     c.print(t)
-    f, r = report["forced"], report["run"]
+
+
+def _print_forced(c, f) -> None:
     c.print(f"(b) forced interactions: {f['histories_per_s']:,.0f} histories/s "
             f"({f['histories']} histories, {f['interactions']} interactions, "
             f"{f['products_transported']} products; sampling "
             f"{f['forced_sampling_s']:.2f} s, products {f['product_transport_s']:.2f} s)")
+
+
+def _print_run(c, r) -> None:
     c.print(f"(c) run: {r['tracks_per_s']:,.1f} tracks/s, {r['histories_per_s']:,.0f} "
             f"histories/s, {r['interactions_per_s']:,.0f} forced interactions/s "
             f"({r['tracks']} tracks, {r['elapsed_s']:.1f} s), peak RSS "
             f"{r['peak_rss_mb']:.0f} MB")
-    a = report["allocation"]
+
+
+def _print_allocation(c, a) -> None:
     parts = []
     for mode in ("plain", "plain-trident", "variance-reduced"):
         m = a[mode]
         rel = "no candidate" if m["rel_unc"] is None else f"±{100 * m['rel_unc']:.0f} %"
-        parts.append(f"{mode} {m['value']:.3g} {rel} in {m['elapsed_s']:.0f} s "
+        parts.append(f"{mode} {m['value']:.3g} {rel} in {m['elapsed_s']:.0f} s CPU "
                      f"(FOM {m['figure_of_merit']:.3g}/s)")
     ratios = ", ".join(
         f"/{ref} " + ("undefined (no candidate)" if a[f"ratio_{ref}"] is None
                       else f"×{a[f'ratio_{ref}']:.3g}") for ref in ("plain", "plain-trident"))
     c.print(f"(e) μ-μ outside SR/CR, {a['tracks']} tracks, {a['budget_s']:.0f} s each: "
             f"{'; '.join(parts)}; figure of merit variance-reduced {ratios}")
+
+
+def _print_scaling(c, scaling) -> None:
+    from rich.table import Table
+
     t = Table(title="(d) trace scaling (1 history/track, states written)")
     for col in ("tracks", "jobs", "time \\[s]", "tracks/s", "peak RSS \\[MB]",
                 "worker peak \\[MB]"):
         t.add_column(col, justify="right")
-    for s in report["scaling"]:
+    for s in scaling:
         t.add_row(f"{s['tracks']:,}", str(s["jobs"]), f"{s['elapsed_s']:.1f}",
                   f"{s['tracks_per_s']:,.0f}", f"{s['peak_rss_mb']:.0f}",
                   f"{s['peak_rss_worker_mb']:.0f}" if s["peak_rss_worker_mb"] else "-")
     c.print(t)
-    c.print(f"({report['cpu_count']} cores on this machine; (a), (b), (c) on one core)")
