@@ -440,8 +440,9 @@ def summary_terminal(doc: dict):
     t = Table(title=summary_title(doc) + " (value ± stat [± syst]; < = 90% CL)")
     rows = list(summary_rows(doc))
     t.add_column("region")
-    for c, _ in rows[0][1]:
-        t.add_column(COMPONENT_LABELS[c], min_width=len(COMPONENT_LABELS[c]))
+    for c, _ in rows[0][1]:  # long labels break at the hyphen: 80 columns stay uncut
+        label = COMPONENT_LABELS[c]
+        t.add_column(label.replace("-", "-\n") if len(label) > 12 else label)
     for region, entries in rows:
         t.add_row(region, *(format_value(e) for _, e in entries))
     return t

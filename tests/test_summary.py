@@ -105,5 +105,23 @@ def test_summary_without_combinatorial(both):
     assert doc["summary"]["components"] == ["prompt", "upstream_prompt"]
     assert any("not estimated" in n for n in report.summary_notes(doc))
     table = report.summary_terminal(doc)
-    assert [c.header for c in table.columns] == ["region", "prompt", "upstream-prompt",
+    assert [c.header for c in table.columns] == ["region", "prompt", "upstream-\nprompt",
                                                  "total"]
+
+
+def test_summary_table_fits_80_columns(both):
+    """The terminal summary of all three components is not cut at 80 columns
+    (every line of the table closes with its right border)."""
+    from rich.console import Console
+
+    prompt, comb = both
+    doc = dict(prompt.document, combinatorial=comb.document)
+    doc["summary"] = build_summary(doc, prompt.candidates, comb.document)
+    for cells in doc["summary"]["regions"].values():  # the widest numbers the format makes
+        for cell in cells.values():
+            if isinstance(cell, dict):
+                cell.update(value=6.33e4, stat=2.3e4, syst=8.8e4, upper_limit_90=None)
+    console = Console(width=80, record=True, file=io.StringIO())
+    console.print(report.summary_terminal(doc))
+    lines = [ln for ln in console.export_text().splitlines() if ln.strip()][1:]
+    assert lines and all(len(ln) <= 80 and ln.rstrip()[-1] in "┓┃┩│┘" for ln in lines)
