@@ -156,7 +156,9 @@ def test_markdown_contains_the_numbers(doc):
     assert srows[-1][1:6] == ["0.67", "0.09", "0", "0.8", "combined in quadrature"]
     assert f"Tracks per status: {doc['tracks']}." in md
     assert f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])};" in md
-    assert "; 1 histories/track; forcing allocation pilot: equal draws per process within each track." in md
+    assert "; 1 histories/track; one pilot round only: add --target-rel-unc 0.05" in md
+    assert md.rstrip().endswith("; forcing allocation pilot: equal draws per process within "
+                                "each track.")
 
 
 def test_latex_booktabs_and_numbers(doc):
