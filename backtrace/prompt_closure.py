@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["ratio_paired", "closure_table", "run_closure", "VISIBLE_DEFINITION"]
+__all__ = ["ratio_paired", "closure_table", "interaction_closure", "run_closure",
+           "VISIBLE_DEFINITION"]
 
 VISIBLE_DEFINITION = (
     "a forward path is visible to the backward method when the incoming muon's path, "
@@ -112,16 +113,39 @@ def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFra
             "visible_definition": VISIBLE_DEFINITION}
 
 
-def run_closure(config, workdir, *, backward_seed_offset: int = 100, jobs: int = 1,
-                batch_size: int = 500, progress: bool = False, systematics: str = "none",
+def interaction_closure(forward, backward_weight: pd.Series, tracks: pd.DataFrame) -> dict:
+    """The forced interactions' summed weight (the expected number of
+    forced-type interactions above q_min in the forcing window, times the
+    incoming muon's veto survival, at the target POT) on the visible paths:
+    forward against backward per event (:func:`ratio_paired`). It holds
+    every normalisation of the yields (POT, source and posterior weights,
+    forcing) with far more entries than the two-track cells."""
+    p = forward.paths
+    vis = p[p["visible"]]
+    a = vis.groupby("event")["interaction_weight"].sum()
+    ev = tracks["event_id"].to_numpy(np.int64)
+    w = backward_weight if backward_weight is not None else pd.Series(dtype=float)
+    b = pd.Series(w.to_numpy(float), index=ev[w.index.to_numpy(np.int64)]).groupby(
+        level=0).sum() if len(w) else pd.Series(dtype=float)
+    out = ratio_paired(a, b)
+    total = float(p["interaction_weight"].sum())
+    out["forward_all_paths"] = total
+    out["missed_fraction"] = 1.0 - out["forward"] / total if total > 0 else None
+    return out
+
+
+def run_closure(config, workdir, *, priors=("energy",), backward_seed_offset: int = 100,
+                jobs: int = 1, batch_size: int = 500, progress: bool = False,
                 target_rel_unc: float | None = None, max_time_s: float | None = None,
                 max_samples_per_track: int = 16384) -> dict:
     """(a) the forward prompt simulation of ``config`` (a
-    :class:`backtrace.forward_prompt.PromptSimConfig`), (b) ``run`` on its
-    visible single-track sample (written to ``workdir/tracks.parquet``) with
-    seed + ``backward_seed_offset`` and ``config.run``'s histories and
-    forcing, and :func:`closure_table`. Returns {table, forward, backward,
-    times}: the documents and the wall time of each method."""
+    :class:`backtrace.forward_prompt.PromptSimConfig`), (b) ``run`` (no
+    systematic re-runs) on its visible single-track sample (written to
+    ``workdir/tracks.parquet``) with seed + ``backward_seed_offset``,
+    ``config.run``'s histories and forcing and each source prior of
+    ``priors``, and the comparisons. Returns {forward, backward: {prior:
+    RunResult}, tables: {prior: closure_table}, interactions: {prior:
+    interaction_closure}, times: {forward_s, backward_s: {prior: s}}}."""
     from .forward_prompt import simulate_prompt
     from .pipeline import run_estimate
     from .tracks import Tracks, write_tracks
@@ -134,17 +158,20 @@ def run_closure(config, workdir, *, backward_seed_offset: int = 100, jobs: int =
     path = workdir / "tracks.parquet"
     write_tracks(path, fwd.tracks, pot=config.pot_sample)
     tracks = Tracks.open(path)
-    bcfg = replace(config.run, seed=config.run.seed + backward_seed_offset)
-    t1 = time.perf_counter()
-    bwd = run_estimate(tracks, bcfg, jobs=jobs, progress=progress, systematics=systematics,
-                       target_rel_unc=target_rel_unc, max_time_s=max_time_s,
-                       max_samples_per_track=max_samples_per_track)
-    t_backward = time.perf_counter() - t1
-    regions = fwd.document["regions"].keys()
-    categories = list(next(iter(fwd.document["regions"].values())).keys())
-    table = closure_table(fwd, bwd.candidates, fwd.tracks, list(regions), categories)
-    return {"table": table, "forward": fwd, "backward": bwd,
-            "times": {"forward_s": t_forward, "backward_s": t_backward,
-                      "forward_over_backward": t_forward / t_backward
-                      if t_backward > 0 else None},
-            "tracks": int(len(fwd.tracks))}
+    regions = list(fwd.document["regions"])
+    categories = list(fwd.document["regions"][regions[0]])
+    out = {"forward": fwd, "backward": {}, "tables": {}, "interactions": {},
+           "times": {"forward_s": t_forward, "backward_s": {}}, "tracks": int(len(fwd.tracks))}
+    for prior in priors:
+        bcfg = replace(config.run, seed=config.run.seed + backward_seed_offset, prior=prior)
+        t1 = time.perf_counter()
+        bwd = run_estimate(tracks, bcfg, jobs=jobs, progress=progress, systematics="none",
+                           target_rel_unc=target_rel_unc, max_time_s=max_time_s,
+                           max_samples_per_track=max_samples_per_track)
+        out["times"]["backward_s"][prior] = time.perf_counter() - t1
+        out["backward"][prior] = bwd
+        out["tables"][prior] = closure_table(fwd, bwd.candidates, fwd.tracks, regions,
+                                             categories)
+        out["interactions"][prior] = interaction_closure(fwd, bwd.interaction_weight,
+                                                         fwd.tracks)
+    return out
