@@ -319,10 +319,11 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
     est = combine_passes([joined])
     paths = pd.concat([p["paths"] for p in parts], ignore_index=True)
     hiw = joined["history_interaction_weight"]
-    # the forced interactions' weight of each path, normalised (1/N of its muon)
+    # the forced interactions' weight of each path, normalised like the
+    # candidates (by its muon's norm: 1/N each)
     paths["interaction_weight"] = hiw.reindex(pd.MultiIndex.from_arrays(
         [paths["track_index"], paths["sample_index"]]), fill_value=0.0).to_numpy(float) \
-        / config.paths_per_muon if len(hiw) else 0.0
+        / est["norm"].reindex(paths["track_index"]).to_numpy(float) if len(hiw) else 0.0
     tracks = concat([p["tracks"] for p in parts], pd.DataFrame()).reset_index(drop=True)
     cands = with_visibility(est["candidates"], paths)
     est["candidates"] = cands

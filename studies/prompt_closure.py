@@ -9,8 +9,8 @@ on the visible paths (paired per event, ``backtrace/prompt_closure.py``),
 the missed fraction, and the wall time of each method. Writes closure.md,
 closure.json and closure.png into --out.
 
-Run: python studies/prompt_closure.py --events 20000 --paths-per-muon 4 \
-         --samples-per-track 16 --priors energy full --jobs 2 --out studies/prompt_closure
+Run: python studies/prompt_closure.py --events 40000 --paths-per-muon 2 \
+         --controlled-events 4000 --samples-per-track 16 --jobs 2 --out studies/prompt_closure
 """
 
 from __future__ import annotations
@@ -33,11 +33,24 @@ def fmt(v, e=None):
     return f"{v:.3g}" if e is None else f"{v:.3g} ± {e:.2g}"
 
 
-def markdown(report: dict) -> str:
+def markdown(reports: dict, notes: str = "") -> str:
+    lines = ["# Prompt-yield closure: forward simulation vs backward estimate", "",
+             "Written by `studies/prompt_closure.py` (command in closure.json). Two set-ups: "
+             "'physical' is `backtrace run`'s default estimate (NA62 mu-mu selection with "
+             "its LAV vetoes, forcing from 100 m, auto allocation, transfer bias); "
+             "'controlled' is the CI closure's set-up at a larger size (loose test "
+             "selection without vetoes, forcing window 175 m - STRAW1, natural "
+             "allocation, no transfer bias: see tests/test_prompt_closure.py).", ""]
+    if notes:
+        lines += [notes, ""]
+    for name, report in reports.items():
+        lines += [f"# Set-up '{name}'", ""] + setup_markdown(report)
+    return "\n".join(lines)
+
+
+def setup_markdown(report: dict) -> list:
     t = report["times"]
     lines = [
-        "# Prompt-yield closure: forward simulation vs backward estimate",
-        "",
         f"Source events: {report['events']}, forward paths per muon: "
         f"{report['paths_per_muon']}, visible paths (tracks of the backward run): "
         f"{report['tracks']}; backward histories per track: {report['samples_per_track']}, "
@@ -50,7 +63,7 @@ def markdown(report: dict) -> str:
         "per-event differences (`backtrace/prompt_closure.py`); an empty cell in both "
         "methods has no ratio.",
         "",
-        "## Wall time (same machine, same jobs)",
+        "## Wall time (same machine, same jobs; the machine is shared)",
         "",
         "| method | time [s] | forward / this |",
         "|---|---|---|",
@@ -88,20 +101,20 @@ def markdown(report: dict) -> str:
               "| method | value | relative error |", "|---|---|---|"]
     for name, (v, e) in report["precision"].items():
         lines.append(f"| {name} | {fmt(v)} | {fmt(e / v if v else None)} |")
-    lines += ["", report.get("notes", ""), ""]
-    return "\n".join(lines)
+    lines += [""]
+    return lines
 
 
-def plot(report: dict, path: Path) -> None:
+def plot(reports: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
     labels, offset = [], 0
-    priors = list(report["tables"])
-    for j, prior in enumerate(priors):
+    series = [(name, prior, r) for name, r in reports.items() for prior in r["tables"]]
+    for j, (name, prior, report) in enumerate(series):
         xs, ys, es, names = [], [], [], []
         ic = report["interactions"][prior]
         if ic["ratio"] is not None:
@@ -118,8 +131,8 @@ def plot(report: dict, path: Path) -> None:
                     es.append(c["ratio_error"])
                     names.append(f"{region}\n{cat}")
                     i += 1
-        ax.errorbar(np.array(xs) + 0.12 * (j - (len(priors) - 1) / 2), ys, es, fmt="os"[j % 2],
-                    label=f"backward prior '{prior}'")
+        ax.errorbar(np.array(xs) + 0.1 * (j - (len(series) - 1) / 2), ys, es,
+                    fmt="osD^"[j % 4], label=f"{name}, backward prior '{prior}'")
         if len(names) > len(labels):
             labels = names
         offset = max(offset, i)
@@ -130,68 +143,89 @@ def plot(report: dict, path: Path) -> None:
     ax.set_ylabel("forward / backward (visible paths)")
     ax.legend(fontsize=7)
     ax.set_title("closure per quantity", fontsize=9)
-    cats = list(next(iter(report["tables"].values()))["missed_by_category"].items())
-    fr = [(c, m["fraction"], m["fraction_error"]) for c, m in cats if m["fraction"] is not None]
-    if fr:
-        bx.errorbar(range(len(fr)), [f for _, f, _ in fr], [e for _, _, e in fr], fmt="o")
-        bx.set_xticks(range(len(fr)))
-        bx.set_xticklabels([c for c, _, _ in fr])
-    ic = next(iter(report["interactions"].values()))
-    if ic["missed_fraction"] is not None:
-        bx.axhline(ic["missed_fraction"], ls="--", color="gray",
-                   label="interaction weight on invisible paths")
-        bx.legend(fontsize=7)
+    for j, (name, report) in enumerate(reports.items()):
+        cats = list(next(iter(report["tables"].values()))["missed_by_category"].items())
+        names = [c for c, _ in cats] + ["interactions"]
+        ic = next(iter(report["interactions"].values()))
+        vals = [(i, m["fraction"], m["fraction_error"]) for i, (c, m) in enumerate(cats)
+                if m["fraction"] is not None]
+        if ic["missed_fraction"] is not None:
+            vals.append((len(cats), ic["missed_fraction"], 0.0))
+        if vals:
+            bx.errorbar([i + 0.1 * j for i, _, _ in vals], [f for _, f, _ in vals],
+                        [e for _, _, e in vals], fmt="os"[j % 2], label=name)
+        bx.set_xticks(range(len(names)))
+        bx.set_xticklabels(names)
+    bx.legend(fontsize=7)
     bx.set_ylim(-0.05, 1.05)
     bx.set_ylabel("forward yield not visible to the backward method")
     bx.set_title("missed fraction (all regions)", fontsize=9)
-    fig.suptitle(f"prompt closure: {report['events']} events, {report['tracks']} visible paths",
-                 fontsize=10)
+    fig.suptitle("prompt closure: " + "; ".join(
+        f"{n}: {r['events']} events, {r['tracks']} visible paths" for n, r in reports.items()),
+        fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=20000)
-    parser.add_argument("--paths-per-muon", type=int, default=4)
-    parser.add_argument("--samples-per-track", type=int, default=16)
-    parser.add_argument("-k", type=int, default=8)
-    parser.add_argument("--priors", nargs="+", default=["energy", "full"])
-    parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", default="studies/prompt_closure")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+SETUPS = {
+    "physical": {},
+    "controlled": {"regions_file": str(Path(__file__).resolve().parents[1] / "tests" / "data"
+                                       / "regions_loose.toml"),
+                   "forced_z_min_m": 175.0, "allocation": "natural", "transfer_bias": False},
+}
+
+
+def run_setup(name: str, args, out: Path) -> dict:
+    events = args.events if name == "physical" else args.controlled_events
+    paths = args.paths_per_muon if name == "physical" else 8
     config = PromptSimConfig(
         run=RunConfig(seed=args.seed, samples_per_track=args.samples_per_track,
-                      interactions_per_history=args.k),
-        n_events=args.events, paths_per_muon=args.paths_per_muon)
-    r = run_closure(config, out, priors=tuple(args.priors), jobs=args.jobs,
-                    batch_size=max(200, args.events // 40), progress=True)
+                      interactions_per_history=args.k, **SETUPS[name]),
+        n_events=events, paths_per_muon=paths)
+    priors = tuple(args.priors) if name == "physical" else ("energy", "full")
+    r = run_closure(config, out / name, priors=priors, jobs=args.jobs,
+                    batch_size=max(200, events // 40), progress=True)
     fwd = r["forward"].document
     precision = {"forward (all paths)": (fwd["regions"]["outside"]["mu-mu"]["value"],
                                          fwd["regions"]["outside"]["mu-mu"]["stat"])}
     for prior, b in r["backward"].items():
         cell = b.document["regions"]["outside"]["mu-mu"]
+        mc = cell["mc"] if np.isfinite(cell["mc"]) else 0.0
         precision[f"backward, prior {prior} (stat ⊕ MC)"] = (
-            cell["value"], float(np.hypot(cell["stat"], cell["mc"])))
-    report = {"events": args.events, "paths_per_muon": args.paths_per_muon,
-              "samples_per_track": args.samples_per_track, "k": args.k, "seed": args.seed,
-              "pot": config.run.pot_target, "tracks": r["tracks"],
-              "visible_definition": next(iter(r["tables"].values()))["visible_definition"],
-              "times": r["times"], "interactions": r["interactions"], "tables": r["tables"],
-              "precision": precision,
-              "forward_block": {k: v for k, v in fwd["forward_prompt"].items()
-                                if k != "config"},
-              "backward_mc": {p: {k: b.document["mc"].get(k) for k in
-                                  ("samples_per_track", "total_prompt", "elapsed_s")}
-                              for p, b in r["backward"].items()}}
-    write_json_atomic(out / "closure.json", report)
-    write_text_atomic(out / "closure.md", markdown(report))
-    plot(report, out / "closure.png")
-    print(markdown(report))
+            cell["value"], float(np.hypot(cell["stat"], mc)))
+    return {"events": events, "paths_per_muon": paths,
+            "samples_per_track": args.samples_per_track, "k": args.k, "seed": args.seed,
+            "pot": config.run.pot_target, "tracks": r["tracks"], "config": config.to_dict(),
+            "visible_definition": next(iter(r["tables"].values()))["visible_definition"],
+            "times": r["times"], "interactions": r["interactions"], "tables": r["tables"],
+            "precision": precision,
+            "forward_block": {k: v for k, v in fwd["forward_prompt"].items() if k != "config"}}
+
+
+def main():
+    import sys
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--controlled-events", type=int, default=4000)
+    parser.add_argument("--paths-per-muon", type=int, default=2)
+    parser.add_argument("--samples-per-track", type=int, default=16)
+    parser.add_argument("-k", type=int, default=8)
+    parser.add_argument("--priors", nargs="+", default=["energy", "full"])
+    parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--notes", default="", help="Text added under the title.")
+    parser.add_argument("--out", default="studies/prompt_closure")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    reports = {name: run_setup(name, args, out) for name in args.setups}
+    write_json_atomic(out / "closure.json", {"command": " ".join(sys.argv), **reports})
+    write_text_atomic(out / "closure.md", markdown(reports, args.notes))
+    plot(reports, out / "closure.png")
+    print(markdown(reports, args.notes))
 
 
 if __name__ == "__main__":
