@@ -104,11 +104,23 @@ def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFra
                                   **_fraction(m, a)}
     by_category = {}
     for cat in categories:
+        def n_eff(frame, cat=cat):
+            """Effective number of events, (Σw)²/Σw² of per-event sums."""
+            sel = frame[frame["category"] == cat] if len(frame) else frame
+            if not len(sel):
+                return 0.0
+            per = sel["weight"].groupby(sel["event"].to_numpy()).sum().to_numpy()
+            return float(per.sum() ** 2 / (per ** 2).sum()) if (per ** 2).sum() > 0 else 0.0
         def over_regions(frame, cat=cat):
             sel = frame[frame["category"] == cat] if len(frame) else frame
             return pd.Series(sel["weight"].to_numpy(float)).groupby(
                 sel["event"].to_numpy()).sum() if len(sel) else pd.Series(dtype=float)
-        by_category[cat] = _fraction(over_regions(missed), over_regions(seen))
+        by_category[cat] = {**_fraction(over_regions(missed), over_regions(seen)),
+                            "entries_visible": int((seen["category"] == cat).sum())
+                            if len(seen) else 0,
+                            "entries_missed": int((missed["category"] == cat).sum())
+                            if len(missed) else 0,
+                            "n_eff_visible": n_eff(seen), "n_eff_missed": n_eff(missed)}
     return {"cells": cells, "missed_by_category": by_category,
             "visible_definition": VISIBLE_DEFINITION}
 

@@ -10,7 +10,7 @@ the missed fraction, and the wall time of each method. Writes closure.md,
 closure.json and closure.png into --out.
 
 Run: python studies/prompt_closure.py --events 40000 --paths-per-muon 2 \
-         --controlled-events 4000 --samples-per-track 16 --jobs 2 --out studies/prompt_closure
+         --controlled-events 4000 --samples-per-track 8 --jobs 2 --out studies/prompt_closure
 """
 
 from __future__ import annotations
@@ -92,11 +92,20 @@ def setup_markdown(report: dict) -> list:
                     f"{fmt(c['ratio'], c['ratio_error'])} | "
                     f"{fmt(c['fraction'], c['fraction_error'])} |")
     lines += ["", "## Missed fraction per category (forward, all regions)", "",
-              "| category | missed yield | fraction |", "|---|---|---|"]
+              "Entries: forward candidates; n_eff: effective number of events "
+              "(Σw)²/Σw² of the per-event sums. 'bound' is the 90 % CL bound "
+              "2.3 / (2.3 + n_eff visible) on the missed fraction when no missed "
+              "entry carries weight, valid if a missed entry would weigh like a "
+              "visible one.", "",
+              "| category | missed yield | fraction | entries visible / missed | "
+              "n_eff visible / missed | bound (90 % CL) |", "|---|---|---|---|---|---|"]
     first = next(iter(report["tables"].values()))
     for cat, m in first["missed_by_category"].items():
+        bound = 2.303 / (2.303 + m["n_eff_visible"]) if m["n_eff_visible"] > 0 else None
         lines.append(f"| {cat} | {fmt(m['missed'])} | "
-                     f"{fmt(m['fraction'], m['fraction_error'])} |")
+                     f"{fmt(m['fraction'], m['fraction_error'])} | "
+                     f"{m['entries_visible']} / {m['entries_missed']} | "
+                     f"{m['n_eff_visible']:.2f} / {m['n_eff_missed']:.2f} | {fmt(bound)} |")
     lines += ["", "## Precision of mu-mu outside SR/CR", "",
               "| method | value | relative error |", "|---|---|---|"]
     for name, (v, e) in report["precision"].items():
@@ -112,34 +121,31 @@ def plot(reports: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
-    labels, offset = [], 0
     series = [(name, prior, r) for name, r in reports.items() for prior in r["tables"]]
+    # one x position per quantity, the same in every series
+    cells = ["interactions"] + list(dict.fromkeys(
+        f"{region}\n{cat}" for _, prior, r in series
+        for region, row in r["tables"][prior]["cells"].items() for cat, c in row.items()
+        if c["ratio"] is not None and c["forward"] + c["backward"] > 0))
     for j, (name, prior, report) in enumerate(series):
-        xs, ys, es, names = [], [], [], []
-        ic = report["interactions"][prior]
-        if ic["ratio"] is not None:
-            xs.append(0)
-            ys.append(ic["ratio"])
-            es.append(ic["ratio_error"])
-        names.append("interactions")
-        i = 1
-        for region, row in report["tables"][prior]["cells"].items():
-            for cat, c in row.items():
-                if c["ratio"] is not None and c["forward"] + c["backward"] > 0:
-                    xs.append(i)
-                    ys.append(c["ratio"])
-                    es.append(c["ratio_error"])
-                    names.append(f"{region}\n{cat}")
-                    i += 1
+        points = {"interactions": report["interactions"][prior]}
+        points.update({f"{region}\n{cat}": c for region, row in
+                       report["tables"][prior]["cells"].items() for cat, c in row.items()})
+        xs, ys, es = [], [], []
+        for i, cell in enumerate(cells):
+            c = points.get(cell)
+            if c is not None and c["ratio"] is not None and c["ratio"] > 0:
+                xs.append(i)
+                ys.append(c["ratio"])
+                es.append(c["ratio_error"])
         ax.errorbar(np.array(xs) + 0.1 * (j - (len(series) - 1) / 2), ys, es,
                     fmt="osD^"[j % 4], label=f"{name}, backward prior '{prior}'")
-        if len(names) > len(labels):
-            labels = names
-        offset = max(offset, i)
+    labels = cells
     ax.axhline(1.0, color="k", lw=0.8)
     ax.set_xticks(range(len(labels)))
     ax.set_xticklabels(labels, fontsize=7)
     ax.set_yscale("log")
+    ax.set_ylim(1e-3, 1e3)
     ax.set_ylabel("forward / backward (visible paths)")
     ax.legend(fontsize=7)
     ax.set_title("closure per quantity", fontsize=9)
@@ -187,6 +193,9 @@ def run_setup(name: str, args, out: Path) -> dict:
     r = run_closure(config, out / name, priors=priors, jobs=args.jobs,
                     batch_size=max(200, events // 40), progress=True)
     fwd = r["forward"].document
+    r["forward"].candidates.to_parquet(out / name / "forward_candidates.parquet")
+    for prior, b in r["backward"].items():
+        b.candidates.to_parquet(out / name / f"backward_{prior}_candidates.parquet")
     precision = {"forward (all paths)": (fwd["regions"]["outside"]["mu-mu"]["value"],
                                          fwd["regions"]["outside"]["mu-mu"]["stat"])}
     for prior, b in r["backward"].items():
