@@ -116,7 +116,8 @@ def _systematics_table(c, runs, regions) -> tuple[list, dict]:
 
 
 def _variations(c, est, reruns, config) -> dict:
-    from .systematics import POT_RELATIVE, PROCESS_SCALE_UNCERTAINTY, shift_stat
+    from .systematics import (INVISIBLE_FRACTION, POT_RELATIVE, PROCESS_SCALE_UNCERTAINTY,
+                              invisible_relative, shift_stat)
 
     total = float(c["weight"].sum()) if len(c) else 0.0
     variations = {"pot": {"kind": "reweight",
@@ -124,6 +125,13 @@ def _variations(c, est, reruns, config) -> dict:
     for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
         variations[f"scale:{proc}"] = {
             "kind": "reweight", "description": f"{proc} cross section x (1 ± {rel:g})"}
+    variations["invisible"] = {
+        "kind": "reweight",
+        "measured_fraction": {c: list(v) for c, v in INVISIBLE_FRACTION.items()},
+        "relative": {c: invisible_relative(c) for c in INVISIBLE_FRACTION},
+        "description": "yield the backward method cannot see (incoming muon not in the "
+                       "single-track sample): yield x f/(1 - f) per category at f + error "
+                       "of the fraction measured by studies/prompt_closure.py"}
     for name, dirs in reruns.items():
         variations[name] = {"kind": "rerun", "runs": {}}
         for d, (v, r) in dirs.items():

@@ -255,7 +255,8 @@ def combine_passes(passes: list[dict]) -> dict:
                                     ["track_index", "category", "weight"]))
         iw = concat([p["interaction_weight"] for p in passes],
                     pd.Series(dtype=float)).groupby(level=0).sum()
-        w_inter = float((iw / norm.reindex(iw.index)).sum()) if len(iw) else 0.0
+        iw_track = iw / norm.reindex(iw.index) if len(iw) else pd.Series(dtype=float)
+        w_inter = float(iw_track.sum()) if len(iw) else 0.0
         drawn = concat([p.get("strata", pd.Series(dtype=np.int64)) for p in passes],
                        pd.Series(dtype=np.int64)).groupby(level=0).sum()
         pw = concat([p.get("process_weight", pd.Series(dtype=float)) for p in passes],
@@ -271,7 +272,7 @@ def combine_passes(passes: list[dict]) -> dict:
                                         pd.Series(dtype=np.int64))),
         "candidates": c, "pairs": pairs, "norm": norm, "norm2": norm2,
         "interactions": sum(p["interactions"] for p in passes),
-        "interaction_weight": w_inter,
+        "interaction_weight": w_inter, "interaction_weight_by_track": iw_track,
         "drawn": drawn, "process_weight": per_process,
         "no_support": int((norm <= 0).sum()),
     }

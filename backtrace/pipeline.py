@@ -44,7 +44,10 @@ __all__ = ["RunConfig", "Pipeline", "RunResult", "run_estimate", "next_round",
 class Pipeline:
     """Everything one worker process needs for :meth:`process`."""
 
-    def __init__(self, config: RunConfig, beamline=None):
+    def __init__(self, config: RunConfig, beamline=None, *, backward: bool = True):
+        """``backward=False``: only the forced interactions and the detector
+        (no backward tracer, no source density), for the forward prompt
+        simulation (:mod:`backtrace.forward_prompt`)."""
         from .beamline import BeamLine
         from .detector.candidates import Reconstruction
         from .detector.response import Response
@@ -62,7 +65,7 @@ class Pipeline:
             geometry_file=config.geometry_file, overrides=tuple(config.overrides),
             samples_per_track=config.samples_per_track, seed=config.seed,
             energy_loss=config.energy_loss, record=True,
-            to_z_m=self.beamline.tax_exit_z_m), self.beamline)
+            to_z_m=self.beamline.tax_exit_z_m), self.beamline) if backward else None
         self.response = Response.from_geometry(self.geometry, self.regions.selection,
                                                config.seed)
         self.sampler = ForcedSampler(self.beamline.physics, ForcedConfig(
@@ -79,7 +82,7 @@ class Pipeline:
                                          response=self.response)
         self.recon = Reconstruction.from_beamline(self.beamline, config.seed,
                                                   config.smearing, self.response)
-        self.density = density_for_run(config, self.beamline)
+        self.density = density_for_run(config, self.beamline) if backward else None
 
     def process(self, tracks: pd.DataFrame, track_weight_scale: float,
                 first_sample: int = 0, n_samples: int | None = None, plan=None) -> dict:
@@ -93,8 +96,7 @@ class Pipeline:
         divides by the sum of ``norm`` over all passes, so passes over
         disjoint sample ranges give exactly the estimate of one pass over
         their union."""
-        from .detector.candidates import build_candidates, empty_pairs, kinematic_precheck
-        from .interactions.products import TRANSPORT_P_MIN_GEV
+        from .detector.candidates import empty_pairs
         from .posterior import posterior_weights
         from .tracks import numeric_columns
 
@@ -115,12 +117,27 @@ class Pipeline:
         if result.states is None or result.states.empty:
             return out
         histories = _history_table(hist, track_weight, n, first_sample + n)
+        out.update(self.forced(result.states, histories, hist, track_weight_scale, plan))
+        return out
+
+    def forced(self, states: pd.DataFrame, histories: pd.DataFrame, hist: pd.DataFrame,
+               track_weight_scale: float, plan=None) -> dict:
+        """Steps 3–5 for recorded paths ``states`` (the layout of backward
+        traces, :func:`backtrace.interactions.forced.segments`): forced
+        draws with the history weights and shares of ``histories``
+        (:func:`_history_table`), products through the detector, candidates.
+        ``hist``: per history ``posterior_raw`` (ω φ). Returns the pass
+        entries candidates, pairs, interactions, strata, g_sums,
+        process_weight and interaction_weight."""
+        from .detector.candidates import build_candidates, kinematic_precheck
+        from .interactions.products import TRANSPORT_P_MIN_GEV
+
         inter, prods, info = self.sampler.draws(
-            result.states, self.config.seed, histories["weight"],
+            states, self.config.seed, histories["weight"],
             plan or self.config.first_plan(), histories)
         # the η share of the incoming muon's veto survival and its hits on
         # the upstream-activity surfaces (its survival is in the weight)
-        inter = self.response.incoming_columns(result.states, inter[inter["weight"] > 0])
+        inter = self.response.incoming_columns(states, inter[inter["weight"] > 0])
         prods = prods[prods["interaction"].isin(inter["interaction"])]
         p = np.linalg.norm(prods[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
             if len(prods) else np.zeros(0)
@@ -133,13 +150,14 @@ class Pipeline:
         cands, pairs = build_candidates(det, inter, track_weight_scale, self.regions,
                                         self.recon)
         cands = _with_draw_columns(cands, inter, hist, track_weight_scale)
-        out.update(candidates=cands, pairs=pairs, interactions=len(inter),
-                   strata=info["drawn"], g_sums=_g_sums(info["keys"], hist),
-                   process_weight=inter.groupby(["track_index", "process"])["weight"].sum()
-                   * track_weight_scale,
-                   interaction_weight=inter.groupby("track_index")["weight"].sum()
-                   * track_weight_scale)
-        return out
+        return dict(candidates=cands, pairs=pairs, interactions=len(inter),
+                    strata=info["drawn"], g_sums=_g_sums(info["keys"], hist),
+                    process_weight=inter.groupby(["track_index", "process"])["weight"].sum()
+                    * track_weight_scale,
+                    interaction_weight=inter.groupby("track_index")["weight"].sum()
+                    * track_weight_scale,
+                    history_interaction_weight=inter.groupby(
+                        ["track_index", "sample_index"])["weight"].sum() * track_weight_scale)
 
 
 def _transfer_bias(config: RunConfig, selection: dict):
@@ -209,6 +227,9 @@ class RunResult:
 
     document: dict
     candidates: pd.DataFrame
+    #: per track: the forced interactions' weight (normalised like the
+    #: candidates; the forward prompt closure compares it per event)
+    interaction_weight: pd.Series | None = None
 
 
 def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_size,
@@ -218,7 +239,6 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
     sample, n samples, track indices or None for all), the sample indices
     ``first`` … ``first + n − 1`` of those tracks, forced with the draw
     ``plan`` (unnormalised weights)."""
-    from .detector.candidates import empty_pairs
     from .executor import progress_bar
 
     scale = config.pot_target / tracks.pot
@@ -238,6 +258,13 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
             parts.append(r)
             bar.advance(task, len(r["row_status"]))
 
+    return join_parts(parts)
+
+
+def join_parts(parts: list[dict]) -> dict:
+    """The results of :meth:`Pipeline.process` over batches as one pass."""
+    from .detector.candidates import empty_pairs
+
     def joined(key, empty):
         return concat([r[key] for r in parts], empty)
     return {"row_status": joined("row_status", pd.Series(dtype=object)),
@@ -250,7 +277,10 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
             "strata": joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
             "g_sums": joined("g_sums", _empty_g_sums()),
             "process_weight": joined("process_weight", pd.Series(dtype=float)),
-            "interaction_weight": joined("interaction_weight", pd.Series(dtype=float))}
+            "interaction_weight": joined("interaction_weight", pd.Series(dtype=float)),
+            "history_interaction_weight": concat(
+                [r.get("history_interaction_weight", pd.Series(dtype=float)) for r in parts],
+                pd.Series(dtype=float))}
 
 
 def _batches(tracks, batch_size, subset, jobs=1):
@@ -387,4 +417,5 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     final = replace(config, samples_per_track=n_total)
     doc = build_document(tracks, final, probe.geometry, probe.regions, est, reruns,
                          systematics, mc, time.perf_counter() - t0, probe.response)
-    return RunResult(validate_document(doc), est["candidates"])
+    return RunResult(validate_document(doc), est["candidates"],
+                     est["interaction_weight_by_track"])

@@ -32,7 +32,8 @@ __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample"
            "check_budget", "source_muon_key", "proposal_key", "MAX_SAMPLES_PER_TRACK",
            "MAX_INTERACTIONS_PER_HISTORY", "MAX_PRODUCTS_PER_INTERACTION",
            "PRODUCT_SEED_OFFSET", "SINGLE_TRACK_SEED_OFFSET", "PRODUCT_STAGE2_SEED_OFFSET",
-           "STAGE2_KEY_OFFSET", "DENSITY_SOURCE_SEED",
+           "STAGE2_KEY_OFFSET", "FORWARD_TRACK_OFFSET", "MUONS_PER_EVENT",
+           "DENSITY_SOURCE_SEED",
            "DENSITY_EVENTS_SEED_OFFSET", "YIELD_INTEGRAL_SEED", "MT_INTEGRAL_SEED",
            "BudgetError"]
 
@@ -65,6 +66,12 @@ PRODUCT_STAGE2_SEED_OFFSET = 3
 STAGE2_KEY_OFFSET = 1 << 40
 #: Source muons per event at most (a key holds the rank in 2 bits).
 MUONS_PER_EVENT = 4
+#: Track-index offset of the forward prompt simulation (``simulate-prompt``):
+#: its stage-2 transport, forced interactions and products use track index
+#: FORWARD_TRACK_OFFSET + source muon key, above every row index of a track
+#: file (< 2³⁵) and within the product key's 36 track bits, so they share no
+#: stream with a backward run of the same seed.
+FORWARD_TRACK_OFFSET = 1 << 35
 #: Seed of the forward source events behind the cached source density, and
 #: the offset added to it for the density's own events (independent of any
 #: sample a user simulates with the same seed).

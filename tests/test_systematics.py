@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from backtrace.geometry import load_geometry
-from backtrace.systematics import (deltas, magnet_groups, rerun_variations, shift_stat,
+from backtrace.systematics import (INVISIBLE_FRACTION, deltas, magnet_groups,
+                                   rerun_variations, shift_stat,
                                    varied_config)
 
 from .conftest import synthetic_tracks
@@ -102,6 +103,14 @@ def test_deltas_by_reweighting_and_reruns():
     assert total["scale:mumu_pair"] == pytest.approx(0.6)
     assert total["scale:knock_on"] == pytest.approx(0.2)
     assert total["method"] == pytest.approx(0.5)
+    # the part the backward method cannot see: mu-mu (weight 1 in SR, 2
+    # outside) at the measured fraction + error, 'other' not measured
+    f = sum(INVISIBLE_FRACTION["mu-mu"])
+    assert total["invisible"] == pytest.approx(3.0 * f / (1 - f))
+    assert 0.05 < f / (1 - f) < 0.2                # +8.9 % of the mu-mu yield
+    assert sr["invisible"] == pytest.approx(f / (1 - f))
+    assert deltas(nominal.assign(visible=True), {}, lambda d: d["weight"] > 0)[
+        "invisible"] == 0.0                       # the forward simulation misses nothing
     # paired per-track spread: track 0 moves by 0.1, track 1 by 0.5
     assert shift_stat(nominal, _cands([1.1, 2.5, 4.0])) == pytest.approx(0.26 ** 0.5)
     # a variation with no candidate at all
@@ -215,7 +224,7 @@ def test_every_rerun_is_recorded(full_run):
 def test_breakdown_listed_alone_and_in_quadrature(full_run):
     syst = full_run["systematics"]
     names = ["pot", "scale:photonuclear", "scale:pair_production", "scale:mumu_pair",
-             "scale:bremsstrahlung", "scale:knock_on"] + \
+             "scale:bremsstrahlung", "scale:knock_on", "invisible"] + \
         [f"field:{g}" for g in (*TRACED_GROUPS, "spectrometer")] + ["density", "method"]
     assert syst["evaluated"] == names and syst["level"] == "full"
     assert list(syst["table"]) == names + ["quadrature"]

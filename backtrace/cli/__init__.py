@@ -33,6 +33,9 @@ def _register() -> None:
     from .simulate import simulate_tracks
 
     main.add_command(simulate_tracks)
+    from .prompt import simulate_prompt
+
+    main.add_command(simulate_prompt)
     from .interactions import interactions
 
     main.add_command(interactions)

@@ -9,6 +9,73 @@ from ._common import (UserError, check_output_dir, console, geometry_options, jo
 from .combinatorial import spill_options
 
 
+def forcing_options(func):
+    """The selection and forcing options shared by ``run`` and
+    ``simulate-prompt`` (the same estimate, backward or forward)."""
+    for option in reversed(_FORCING_OPTIONS):
+        func = option(func)
+    return func
+
+
+_FORCING_OPTIONS = [
+    click.option("--channel", type=click.Choice(["mumu", "ee"]), default=None,
+                 help="Final state searched for: 'mumu' (NA62's A' -> mu+mu- selection, the "
+                 "default) or 'ee' (the A' -> e+e- selection: cone fiducial volume, electron "
+                 "identification in the LKr, MUV3/ANTI0/LAV vetoes, upstream-activity rule, "
+                 "and NA62's factorised estimate next to the direct one). Picks the packaged, "
+                 "estimated NA62 selection of the channel; with --regions, the file must be of "
+                 "this channel."),
+    click.option("--regions", "regions_file", type=click.Path(dir_okay=False), default=None,
+                 help="Selection and SR/CR file (default: the estimated NA62 one of the "
+                 "channel)."),
+    click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
+                 default=8, show_default=True, help="Forced interactions per history "
+                 "(run: per back-traced history; simulate-prompt: per forward path), on "
+                 "average (the allocation shares them among histories and strata)."),
+    click.option("--processes", "processes", multiple=True, metavar="NAME",
+                 help="Force only these processes (repeatable; default: the channel's, "
+                 "photonuclear, pair_production, mumu_pair, bremsstrahlung, knock_on, and "
+                 "for ee also photon_conversion). Estimates over disjoint sets add up; a "
+                 "rare process forced alone gets every history."),
+    click.option("--prompt-z-min", "prompt_z_min_m", type=float, default=None,
+                 metavar="Z_M", help="Boundary [m] between upstream-prompt (interactions "
+                 "upstream of it) and prompt (at or downstream of it) in every table "
+                 "(default: the geometry's decay-volume entrance, 105.095 m for NA62)."),
+    click.option("--allocation", default="auto", show_default=True, metavar="MODE|P=S,...",
+                 help="How forced interactions are shared among histories and strata "
+                 "(process × volume × muon-energy band; each draw weighted by what it "
+                 "represents: unbiased whatever the choice). 'auto': a pilot round (every "
+                 "track the same draws, equal per process), then each round the importance "
+                 "allocation measured on the target cell (draws in proportion to track "
+                 "weight × path importance × the stratum's selected outcome, 10 % kept on "
+                 "the pilot rule); 'uniform': equal shares per process; 'natural': the "
+                 "former method (points in proportion to the cross sections, the rare "
+                 "trident is then almost never forced); or explicit shares, e.g. "
+                 "mumu_pair=0.5,bremsstrahlung=0.5."),
+    click.option("--transfer-bias/--no-transfer-bias", default=True, show_default=True,
+                 help="Importance-sample the energy transfer towards transfers that can "
+                 "give a selected track (above 0.9 × the selection's momentum minimum; "
+                 "10 % of the draws natural)."),
+    click.option("--final-states-per-point", type=click.IntRange(min=1), default=1,
+                 show_default=True, help="Final states sampled at each drawn interaction "
+                 "point (splitting, each weighted as one draw)."),
+]
+
+
+def forcing_fields(selection, interactions_per_history, processes, prompt_z_min_m,
+                   allocation, transfer_bias, final_states_per_point) -> dict:
+    """The :class:`backtrace.config.RunConfig` fields of :func:`forcing_options`
+    (``selection``: the loaded regions, for the channel)."""
+    from ..allocation import parse_allocation
+    from ..interactions import CHANNEL_PROCESSES
+
+    return dict(channel=selection.channel, interactions_per_history=interactions_per_history,
+                processes=tuple(processes) or None, prompt_z_min_m=prompt_z_min_m,
+                allocation=parse_allocation(
+                    allocation, tuple(processes) or CHANNEL_PROCESSES[selection.channel]),
+                transfer_bias=transfer_bias, final_states_per_point=final_states_per_point)
+
+
 @click.command()
 @click.option("--tracks", "tracks_file", required=True, type=click.Path(dir_okay=False),
               help="Single-track file (Parquet, CSV or ROOT).")
@@ -19,49 +86,9 @@ from .combinatorial import spill_options
 @click.option("--target-pot", type=float, default=1.4e17, show_default=True,
               help="POT the estimate is normalised to.")
 @geometry_options
-@click.option("--channel", type=click.Choice(["mumu", "ee"]), default=None,
-              help="Final state searched for: 'mumu' (NA62's A' -> mu+mu- selection, the "
-              "default) or 'ee' (the A' -> e+e- selection: cone fiducial volume, electron "
-              "identification in the LKr, MUV3/ANTI0/LAV vetoes, upstream-activity rule, "
-              "and NA62's factorised estimate next to the direct one). Picks the packaged, "
-              "estimated NA62 selection of the channel; with --regions, the file must be of "
-              "this channel.")
-@click.option("--regions", "regions_file", type=click.Path(dir_okay=False), default=None,
-              help="Selection and SR/CR file (default: the estimated NA62 one of the "
-              "channel).")
+@forcing_options
 @click.option("--samples-per-track", "-n", type=click.IntRange(min=1), default=4,
               show_default=True, help="Backward histories per track.")
-@click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
-              default=8, show_default=True, help="Forced interactions per backward "
-              "history, on average (the allocation shares them among histories and "
-              "strata).")
-@click.option("--processes", "processes", multiple=True, metavar="NAME",
-              help="Force only these processes (repeatable; default: the channel's, "
-              "photonuclear, pair_production, mumu_pair, bremsstrahlung, knock_on, and "
-              "for ee also photon_conversion). Estimates over disjoint sets add up; a "
-              "rare process forced alone gets every history.")
-@click.option("--prompt-z-min", "prompt_z_min_m", type=float, default=None,
-              metavar="Z_M", help="Boundary [m] between upstream-prompt (interactions "
-              "upstream of it) and prompt (at or downstream of it) in every table "
-              "(default: the geometry's decay-volume entrance, 105.095 m for NA62).")
-@click.option("--allocation", default="auto", show_default=True, metavar="MODE|P=S,...",
-              help="How forced interactions are shared among histories and strata "
-              "(process × volume × muon-energy band; each draw weighted by what it "
-              "represents: unbiased whatever the choice). 'auto': a pilot round (every "
-              "track the same draws, equal per process), then each round the importance "
-              "allocation measured on the target cell (draws in proportion to track "
-              "weight × path importance × the stratum's selected outcome, 10 % kept on "
-              "the pilot rule); 'uniform': equal shares per process; 'natural': the "
-              "former method (points in proportion to the cross sections, the rare "
-              "trident is then almost never forced); or explicit shares, e.g. "
-              "mumu_pair=0.5,bremsstrahlung=0.5.")
-@click.option("--transfer-bias/--no-transfer-bias", default=True, show_default=True,
-              help="Importance-sample the energy transfer towards transfers that can "
-              "give a selected track (above 0.9 × the selection's momentum minimum; "
-              "10 % of the draws natural).")
-@click.option("--final-states-per-point", type=click.IntRange(min=1), default=1,
-              show_default=True, help="Final states sampled at each drawn interaction "
-              "point (splitting, each weighted as one draw).")
 @click.option("--track-allocation", type=click.Choice(["weight", "uniform"]),
               default="weight", show_default=True,
               help="How rounds after the first (--target-rel-unc) share new histories "
@@ -127,9 +154,7 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.05 --systematics none
     $ backtrace run --tracks examples/sample.parquet --channel ee --out result-ee/
     """
-    from ..allocation import parse_allocation
     from ..combinatorial import CombinatorialConfig, run_combinatorial
-    from ..interactions import CHANNEL_PROCESSES
     from ..pipeline import RunConfig, run_estimate
     from ..regions import load_regions
     from ..report import (combinatorial_lines, combinatorial_terminal, mc_line, p_sr_line,
@@ -148,18 +173,12 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
             target_cell = "total" if selection.channel == "ee" else "outside/mu-mu"
         cell = parse_target_cell(target_cell, selection.categories)
         config = RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
-                           regions_file=regions_file, channel=selection.channel,
-                           pot_target=target_pot,
+                           regions_file=regions_file, pot_target=target_pot,
                            samples_per_track=samples_per_track, seed=seed, prior=prior,
-                           interactions_per_history=interactions_per_history,
-                           processes=tuple(processes) or None,
-                           prompt_z_min_m=prompt_z_min_m,
-                           allocation=parse_allocation(
-                               allocation,
-                               tuple(processes) or CHANNEL_PROCESSES[selection.channel]),
-                           transfer_bias=transfer_bias,
-                           final_states_per_point=final_states_per_point,
-                           track_allocation=track_allocation)
+                           track_allocation=track_allocation,
+                           **forcing_fields(selection, interactions_per_history, processes,
+                                            prompt_z_min_m, allocation, transfer_bias,
+                                            final_states_per_point))
         comb_config = CombinatorialConfig(
             geometry_file=geometry_file, overrides=tuple(overrides), regions_file=regions_file,
             spill_file=spill_file, pot_target=target_pot, seed=seed, max_pairs=max_pairs)

@@ -8,6 +8,29 @@ from ._common import (UserError, check_output_file, console, geometry_options,
                       jobs_option, resolve_jobs, scheduler_option, user_errors)
 
 
+set_source_option = click.option(
+    "--set-source", "source_sets", multiple=True, metavar="COMPONENT=SCALE",
+    help="Scale a source component (pion, kaon, charm, eta, rho, omega, phi, jpsi), "
+    "e.g. --set-source charm=0.5.")
+
+
+def source_config(source_sets):
+    """The :class:`backtrace.source.SourceConfig` of ``--set-source`` items."""
+    from ..source import COMPONENTS, SourceConfig
+
+    scales = {c: 1.0 for c in COMPONENTS}
+    for item in source_sets:
+        name, _, value = item.partition("=")
+        if name not in scales:
+            raise UserError(f"--set-source {item!r}: unknown component {name!r} "
+                            f"(known: {', '.join(COMPONENTS)})")
+        try:
+            scales[name] = float(value)
+        except ValueError:
+            raise UserError(f"--set-source {item!r}: {value!r} is not a number") from None
+    return SourceConfig(scales=scales)
+
+
 @click.command("simulate-tracks")
 @geometry_options
 @click.option("--pot", type=float, default=1e10, show_default=True,
@@ -41,9 +64,7 @@ from ._common import (UserError, check_output_file, console, geometry_options,
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=2000,
               show_default=True, help="Events per batch (does not change results).")
-@click.option("--set-source", "source_sets", multiple=True, metavar="COMPONENT=SCALE",
-              help="Scale a source component (pion, kaon, charm, eta, rho, "
-              "omega, phi, jpsi), e.g. --set-source charm=0.5.")
+@set_source_option
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="Output track file (Parquet).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -77,27 +98,16 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
     from ..simulate import SimulationConfig
     from ..simulate import simulate_tracks as run
     from ..simulate_backward import ProposalConfig
-    from ..source import COMPONENTS, SourceConfig
 
     check_output_file(out)
     if not 0 <= acceptance_r[0] < acceptance_r[1]:
         raise UserError(f"--acceptance-r {acceptance_r[0]} {acceptance_r[1]}: "
                         "need 0 <= RMIN < RMAX")
-    scales = {c: 1.0 for c in COMPONENTS}
-    for item in source_sets:
-        name, _, value = item.partition("=")
-        if name not in scales:
-            raise UserError(f"--set-source {item!r}: unknown component {name!r} "
-                            f"(known: {', '.join(COMPONENTS)})")
-        try:
-            scales[name] = float(value)
-        except ValueError:
-            raise UserError(f"--set-source {item!r}: {value!r} is not a number") from None
     config = SimulationConfig(
         geometry_file=geometry_file, overrides=tuple(overrides),
         plane_z_m=plane_z, n_events=n_events, seed=seed, pot=pot,
         acceptance=acceptance, acceptance_r_m=tuple(acceptance_r),
-        source=SourceConfig(scales=scales))
+        source=source_config(source_sets))
     with user_errors():
         summary = run(config, out, jobs=resolve_jobs(jobs),
                       batch_size=batch_size, progress=not quiet,

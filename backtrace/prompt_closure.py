@@ -1,0 +1,189 @@
+"""Closure of the two-track prompt yield: the forward prompt simulation
+against ``backtrace run`` on the single-track sample of the same events.
+
+From one set of MC source events:
+
+(a) :func:`backtrace.forward_prompt.simulate_prompt` gives the forward
+    yield per (region, category), split into the paths the backward method
+    can see and those it cannot (``visible``: the incoming muon's path,
+    continued as if it had not interacted, crosses STRAW1 inside the
+    acceptance annulus, i.e. the muon is in the single-track sample);
+(b) :func:`backtrace.pipeline.run_estimate` on those visible muons at STRAW1
+    (the sample the forward simulation writes: one track per visible path,
+    with its weight) estimates the visible part.
+
+**Comparison.** On the visible part, per cell, R = A / B with A, B the
+forward and backward yields. Both are sums over the same independent MC
+events e (the backward tracks carry their event), so the error of R is the
+delta-method error of a ratio of paired sums,
+σ_R² = Σ_e (a_e − R b_e)² / B² — the event-to-event fluctuation that both
+share cancels, what remains is the Monte Carlo noise of each method given
+the events (the forward's single path per muon and its draws, the
+backward's histories and draws) and any real disagreement. The missed
+fraction per category is M / (A + M), M the forward yield of the paths the
+backward method cannot see, with its error over events.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["ratio_paired", "closure_table", "interaction_closure", "run_closure",
+           "VISIBLE_DEFINITION"]
+
+VISIBLE_DEFINITION = (
+    "a forward path is visible to the backward method when the incoming muon's path, "
+    "continued to STRAW1 as if it had not interacted, crosses the STRAW1 entry plane "
+    "inside the acceptance annulus: the muon is then in the single-track sample that "
+    "'backtrace run' takes")
+
+
+def _per_event(cands: pd.DataFrame, event: np.ndarray, region: str, category: str
+               ) -> pd.Series:
+    sel = ((cands["region"] == region) & (cands["category"] == category)).to_numpy() \
+        if len(cands) else np.zeros(0, bool)
+    return pd.Series(cands["weight"].to_numpy(float)[sel]).groupby(
+        np.asarray(event)[sel]).sum()
+
+
+def ratio_paired(a: pd.Series, b: pd.Series) -> dict:
+    """R = Σa / Σb over events, with the paired delta-method error
+    (module docstring), and each sum's own error over events."""
+    idx = a.index.union(b.index)
+    av, bv = a.reindex(idx, fill_value=0.0).to_numpy(), b.reindex(idx, fill_value=0.0).to_numpy()
+    sa, sb = float(av.sum()), float(bv.sum())
+    out = {"forward": sa, "forward_error": float(np.sqrt((av ** 2).sum())),
+           "backward": sb, "backward_error": float(np.sqrt((bv ** 2).sum())),
+           "ratio": None, "ratio_error": None, "events": int(len(idx))}
+    if sb > 0:
+        r = sa / sb
+        out["ratio"] = r
+        out["ratio_error"] = float(np.sqrt(((av - r * bv) ** 2).sum()) / sb)
+    return out
+
+
+def _fraction(missed: pd.Series, seen: pd.Series) -> dict:
+    """M / (A + M) over events with its delta-method error."""
+    idx = missed.index.union(seen.index)
+    m = missed.reindex(idx, fill_value=0.0).to_numpy()
+    t = m + seen.reindex(idx, fill_value=0.0).to_numpy()
+    total = float(t.sum())
+    if not total > 0:
+        return {"missed": float(m.sum()), "fraction": None, "fraction_error": None}
+    f = float(m.sum()) / total
+    return {"missed": float(m.sum()), "fraction": f,
+            "fraction_error": float(np.sqrt(((m - f * t) ** 2).sum()) / total)}
+
+
+def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFrame,
+                  regions, categories) -> dict:
+    """{region: {category: ratio_paired(...) + missed fraction}} and the
+    per-category missed fraction over all regions (``by_category``).
+    ``forward``: a :class:`backtrace.forward_prompt.ForwardResult`;
+    ``backward_candidates``: the candidates of ``run`` on ``tracks`` (its
+    track_index is the row of ``tracks``, whose ``event_id`` is the MC event)."""
+    fc = forward.candidates
+    vis = fc["visible"].to_numpy(bool) if len(fc) else np.zeros(0, bool)
+    seen, missed = fc[vis], fc[~vis]
+    bc = backward_candidates
+    b_event = tracks["event_id"].to_numpy(np.int64)[bc["track_index"].to_numpy(np.int64)] \
+        if len(bc) else np.zeros(0, np.int64)
+    cells = {}
+    for region in regions:
+        cells[region] = {}
+        for cat in categories:
+            a = _per_event(seen, seen["event"].to_numpy() if len(seen) else [], region, cat)
+            m = _per_event(missed, missed["event"].to_numpy() if len(missed) else [],
+                           region, cat)
+            cells[region][cat] = {**ratio_paired(a, _per_event(bc, b_event, region, cat)),
+                                  **_fraction(m, a)}
+    by_category = {}
+    for cat in categories:
+        def n_eff(frame, cat=cat):
+            """Effective number of events, (Σw)²/Σw² of per-event sums."""
+            sel = frame[frame["category"] == cat] if len(frame) else frame
+            if not len(sel):
+                return 0.0
+            per = sel["weight"].groupby(sel["event"].to_numpy()).sum().to_numpy()
+            return float(per.sum() ** 2 / (per ** 2).sum()) if (per ** 2).sum() > 0 else 0.0
+        def over_regions(frame, cat=cat):
+            sel = frame[frame["category"] == cat] if len(frame) else frame
+            return pd.Series(sel["weight"].to_numpy(float)).groupby(
+                sel["event"].to_numpy()).sum() if len(sel) else pd.Series(dtype=float)
+        by_category[cat] = {**_fraction(over_regions(missed), over_regions(seen)),
+                            "entries_visible": int((seen["category"] == cat).sum())
+                            if len(seen) else 0,
+                            "entries_missed": int((missed["category"] == cat).sum())
+                            if len(missed) else 0,
+                            "n_eff_visible": n_eff(seen), "n_eff_missed": n_eff(missed)}
+    return {"cells": cells, "missed_by_category": by_category,
+            "visible_definition": VISIBLE_DEFINITION}
+
+
+def interaction_closure(forward, backward_weight: pd.Series, tracks: pd.DataFrame) -> dict:
+    """The forced interactions' summed weight (the expected number of
+    forced-type interactions above q_min in the forcing window, times the
+    incoming muon's veto survival, at the target POT) on the visible paths:
+    forward against backward per event (:func:`ratio_paired`). It holds
+    every normalisation of the yields (POT, source and posterior weights,
+    forcing) with far more entries than the two-track cells."""
+    p = forward.paths
+    vis = p[p["visible"]]
+    a = vis.groupby("event")["interaction_weight"].sum()
+    ev = tracks["event_id"].to_numpy(np.int64)
+    w = backward_weight if backward_weight is not None else pd.Series(dtype=float)
+    b = pd.Series(w.to_numpy(float), index=ev[w.index.to_numpy(np.int64)]).groupby(
+        level=0).sum() if len(w) else pd.Series(dtype=float)
+    out = ratio_paired(a, b)
+    total = float(p["interaction_weight"].sum())
+    out["forward_all_paths"] = total
+    out["missed_fraction"] = 1.0 - out["forward"] / total if total > 0 else None
+    return out
+
+
+def run_closure(config, workdir, *, priors=("energy",), backward_seed_offset: int = 100,
+                jobs: int = 1, batch_size: int = 500, progress: bool = False,
+                target_rel_unc: float | None = None, max_time_s: float | None = None,
+                max_samples_per_track: int = 16384) -> dict:
+    """(a) the forward prompt simulation of ``config`` (a
+    :class:`backtrace.forward_prompt.PromptSimConfig`), (b) ``run`` (no
+    systematic re-runs) on its visible single-track sample (written to
+    ``workdir/tracks.parquet``) with seed + ``backward_seed_offset``,
+    ``config.run``'s histories and forcing and each source prior of
+    ``priors``, and the comparisons. Returns {forward, backward: {prior:
+    RunResult}, tables: {prior: closure_table}, interactions: {prior:
+    interaction_closure}, times: {forward_s, backward_s: {prior: s}}}."""
+    from .forward_prompt import simulate_prompt
+    from .pipeline import run_estimate
+    from .tracks import Tracks, write_tracks
+
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    fwd = simulate_prompt(config, jobs=jobs, batch_size=batch_size, progress=progress)
+    t_forward = time.perf_counter() - t0
+    path = workdir / "tracks.parquet"
+    write_tracks(path, fwd.tracks, pot=config.pot_sample)
+    tracks = Tracks.open(path)
+    regions = list(fwd.document["regions"])
+    categories = list(fwd.document["regions"][regions[0]])
+    out = {"forward": fwd, "backward": {}, "tables": {}, "interactions": {},
+           "times": {"forward_s": t_forward, "backward_s": {}}, "tracks": int(len(fwd.tracks))}
+    for prior in priors:
+        bcfg = replace(config.run, seed=config.run.seed + backward_seed_offset, prior=prior)
+        t1 = time.perf_counter()
+        bwd = run_estimate(tracks, bcfg, jobs=jobs, progress=progress, systematics="none",
+                           target_rel_unc=target_rel_unc, max_time_s=max_time_s,
+                           max_samples_per_track=max_samples_per_track)
+        out["times"]["backward_s"][prior] = time.perf_counter() - t1
+        out["backward"][prior] = bwd
+        out["tables"][prior] = closure_table(fwd, bwd.candidates, fwd.tracks, regions,
+                                             categories)
+        out["interactions"][prior] = interaction_closure(fwd, bwd.interaction_weight,
+                                                         fwd.tracks)
+    return out

@@ -1,0 +1,176 @@
+"""The closure of the prompt yield: forward simulation against ``run`` on
+the single-track sample of the same events (``backtrace/prompt_closure.py``).
+
+Set-up of the CI-sized closure (one forward run of 500 source events with 8
+paths per muon, ~50 visible paths, and one backward run with 4 histories
+per track; ~25 s on one core): the loose test selection (no vetoes: a veto
+survival of 10⁻³ per LAV crossing makes one forward path per event a very
+noisy estimate of its event's yield), the forcing window 175 m – STRAW1 (the
+back-traced paths stay within millimetres of the true one there, so the
+pairing by event cancels the event weights), the natural allocation
+without transfer bias (each path's forced weight is then its σΔX sum
+exactly, no draw noise). What is compared is the forced interactions'
+summed weight on the visible paths at the target POT: it carries the POT
+scaling, the source and posterior weights and the forcing normalisation of
+each method, which multiply every candidate's weight. Measured:
+forward/backward = 0.969 ± 0.010 (1.001 ± 0.011 with 32 histories per
+track instead of 4: backward MC noise); the test asks |ratio − 1| < 0.10.
+
+Verified by ``test_closure_fails_when_perturbed`` (slow; run with
+``-m slow``), which changes each of these by 20 % in one method only and
+checks that the closure check then fails: the backward posterior weights
+(ω φ × track weight of each history against its normaliser), the forward
+path weights against their normaliser (the forward's counterpart: no
+posterior), the forced-interaction weights of either method
+(ForcedSampler.draws) and the POT scaling of either method (the scale the
+candidates and interactions get in Pipeline.forced). Each moves the
+ratio by exactly × or ÷ 1.2 (common random numbers), i.e. to ≈ 1.16 or ≈
+0.81, outside the tolerance.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from backtrace.config import RunConfig
+from backtrace.forward_prompt import PromptSimConfig, simulate_prompt
+from backtrace.prompt_closure import closure_table, interaction_closure, ratio_paired
+
+LOOSE = str(Path(__file__).resolve().parent / "data" / "regions_loose.toml")
+CONFIG = PromptSimConfig(
+    run=RunConfig(seed=3, regions_file=LOOSE, forced_z_min_m=175.0, samples_per_track=4,
+                  interactions_per_history=8, allocation="natural", transfer_bias=False),
+    n_events=500, paths_per_muon=8)
+TOLERANCE = 0.10
+
+
+def _backward(forward, tmp_path, config=CONFIG):
+    from backtrace.pipeline import run_estimate
+    from backtrace.tracks import Tracks, write_tracks
+
+    path = tmp_path / "tracks.parquet"
+    write_tracks(path, forward.tracks, pot=config.pot_sample)
+    return run_estimate(Tracks.open(path), replace(config.run, seed=config.run.seed + 100),
+                        progress=False, systematics="none")
+
+
+def _check_closes(forward, backward) -> dict:
+    c = interaction_closure(forward, backward.interaction_weight, forward.tracks)
+    assert c["events"] >= 20 and c["ratio_error"] < 0.05, c
+    assert abs(c["ratio"] - 1.0) < TOLERANCE, c
+    return c
+
+
+@pytest.fixture(scope="module")
+def forward():
+    return simulate_prompt(CONFIG, batch_size=500, progress=False)
+
+
+def test_prompt_closure_small(forward, tmp_path):
+    backward = _backward(forward, tmp_path)
+    c = _check_closes(forward, backward)
+    assert 0.9 < c["ratio"] < 1.05 and c["ratio_error"] < 0.03
+    # the cells: the same categories and regions in both, a ratio with an error
+    table = closure_table(forward, backward.candidates, forward.tracks,
+                          ["SR", "CR", "outside"], ["mu-mu", "mu-pi", "other"])
+    cell = table["cells"]["outside"]["mu-mu"]
+    assert set(cell) >= {"forward", "backward", "ratio", "ratio_error", "fraction"}
+    # invisible paths carry part of the forward interaction weight
+    assert 0.0 < c["missed_fraction"] < 1.0
+
+
+def test_ratio_paired_error():
+    """R = Σa/Σb with the paired error: identical per-event values give
+    R = 1 exactly with no error however different the events are; an
+    independent 10 % scatter gives ~10 %/√n."""
+    a = pd.Series([1.0, 100.0, 5.0, 0.5], index=[1, 2, 3, 4])
+    r = ratio_paired(a, a.copy())
+    assert r["ratio"] == 1.0 and r["ratio_error"] == 0.0
+    assert r["forward_error"] == pytest.approx(np.sqrt((a ** 2).sum()))
+    rng = np.random.default_rng(2)
+    b = pd.Series(np.ones(400))
+    r = ratio_paired(b * rng.normal(1.0, 0.1, 400), b)
+    assert r["ratio"] == pytest.approx(1.0, abs=0.02)
+    assert r["ratio_error"] == pytest.approx(0.1 / np.sqrt(400), rel=0.15)
+    # events present in one method only count as zero in the other
+    r = ratio_paired(pd.Series([2.0], index=[7]), pd.Series([1.0, 1.0], index=[7, 8]))
+    assert r["ratio"] == 1.0 and r["events"] == 2
+
+
+def _scaled_posterior(monkeypatch):
+    import backtrace.posterior as posterior
+
+    original = posterior.posterior_weights
+
+    def scaled(*args, **kwargs):
+        h = original(*args, **kwargs)
+        return h.assign(posterior_weight=1.2 * h["posterior_weight"])
+    monkeypatch.setattr(posterior, "posterior_weights", scaled)
+
+
+def _scaled_forward_paths(monkeypatch):
+    import backtrace.forward_prompt as fp
+
+    original = fp._path_entries
+
+    def scaled(paths, n):
+        out = original(paths, n)
+        return {**out, "norm": out["norm"] * 1.2, "norm2": out["norm2"] * 1.2}
+    monkeypatch.setattr(fp, "_path_entries", scaled)
+
+
+def _scaled_forcing(monkeypatch):
+    from backtrace.interactions.forced import ForcedSampler
+
+    original = ForcedSampler.draws
+
+    def scaled(self, *args, **kwargs):
+        inter, prods, info = original(self, *args, **kwargs)
+        return inter.assign(weight=1.2 * inter["weight"],
+                            draw_weight=1.2 * inter["draw_weight"]), prods, info
+    monkeypatch.setattr(ForcedSampler, "draws", scaled)
+
+
+def _scaled_pot(monkeypatch):
+    from backtrace.pipeline import Pipeline
+
+    original = Pipeline.forced
+
+    def scaled(self, states, histories, hist, track_weight_scale, plan=None):
+        return original(self, states, histories, hist, 1.2 * track_weight_scale, plan)
+    monkeypatch.setattr(Pipeline, "forced", scaled)
+
+
+PERTURBATIONS = {"posterior": _scaled_posterior, "paths": _scaled_forward_paths,
+                 "forcing": _scaled_forcing, "pot": _scaled_pot}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,what", [
+    ("backward", "posterior"), ("forward", "paths"), ("backward", "forcing"),
+    ("forward", "forcing"), ("backward", "pot"), ("forward", "pot")])
+def test_closure_fails_when_perturbed(method, what, forward, tmp_path):
+    """Each normalisation of one method changed by 20 % breaks the closure."""
+    with pytest.MonkeyPatch.context() as mp:
+        if method == "forward":
+            PERTURBATIONS[what](mp)
+            fwd = simulate_prompt(CONFIG, batch_size=500, progress=False)
+        else:
+            fwd = forward
+    with pytest.MonkeyPatch.context() as mp:
+        if method == "backward":
+            PERTURBATIONS[what](mp)
+        backward = _backward(fwd, tmp_path)
+    c = interaction_closure(fwd, backward.interaction_weight, fwd.tracks)
+    nominal = interaction_closure(forward, _backward(forward, tmp_path).interaction_weight,
+                                  forward.tracks)
+    factor = c["ratio"] / nominal["ratio"]
+    assert factor == pytest.approx(1.2 if method == "forward" else 1 / 1.2, rel=1e-6) \
+        or factor == pytest.approx(1 / 1.2 if method == "forward" else 1.2, rel=1e-6)
+    with pytest.raises(AssertionError):
+        _check_closes(fwd, backward)
