@@ -98,6 +98,7 @@ def main(argv=None) -> int:
     return forward_prompt(args) if args.forward_events else 0
 
 
+CATEGORIES = ("mu-mu", "mu-pi", "other")
 FORWARD_MARK = "## Two-track prompt yield from the forward simulation"
 
 
@@ -118,7 +119,7 @@ def forward_prompt(args) -> int:
         r = simulate_prompt(cfg, jobs=args.jobs, batch_size=1000, progress=False)
         c = r.candidates
         yields[scale] = {}
-        for cat in ("mu-mu", "mu-pi", "other"):
+        for cat in CATEGORIES:
             sel = c[c["category"] == cat] if len(c) else c
             per = sel["weight"].groupby(sel["event"].to_numpy()).sum() if len(sel) \
                 else np.zeros(0)
@@ -135,19 +136,8 @@ def forward_prompt(args) -> int:
              "each, one path per muon, all regions (SR, CR, outside), 1.4e17 POT; errors "
              "over MC events, n_eff = effective number of events.", "",
              "| category | magnet off | magnet on | off / on |", "|---|---|---|---|"]
-    ratios = {}
-    for cat in ("mu-mu", "mu-pi", "other"):
-        a, b = yields[0][cat], yields[1][cat]
-        if a["value"] > 0 and b["value"] > 0:
-            ratio = a["value"] / b["value"]
-            rel = float(np.hypot(a["error"] / a["value"], b["error"] / b["value"]))
-            ratios[cat] = (ratio, rel)
-            text = f"{ratio:.3g} ± {100 * rel:.0f} %"
-        else:
-            text = "not measured (no entry in one setting)"
-        lines.append(f"| {cat} | {a['value']:.3g} ± {a['error']:.2g} ({a['entries']} entries, "
-                     f"n_eff {a['n_eff']:.1f}) | {b['value']:.3g} ± {b['error']:.2g} "
-                     f"({b['entries']} entries, n_eff {b['n_eff']:.1f}) | {text} |")
+    table, ratios = _ratio_rows(yields[0], yields[1], _forward_cell)
+    lines += table
     mm = ratios.get("mu-mu")
     lines += ["", "Against the published O(200) gain in two-track rejection (2018 → 2021): "
               + (f"the forward μ-μ ratio is {mm[0]:.3g} ± {100 * mm[1]:.0f} %, i.e. "
@@ -160,16 +150,12 @@ def forward_prompt(args) -> int:
             str(k): v for k, v in yields.items()}, "ratios": ratios, "elapsed_s": times},
         indent=1))
     (args.out / "forward_prompt.md").write_text("\n".join(lines) + "\n")
-    summary = args.out / "summary.md"
-    text = summary.read_text() if summary.exists() else ""
-    text = text.split(FORWARD_MARK)[0].rstrip() + "\n\n" + "\n".join(lines) + "\n"
-    summary.write_text(text)
+    _replace_in_summary(args.out, FORWARD_MARK, lines)
     print("\n".join(lines))
     return 0
 
 
 BACKWARD_MARK = "## Two-track prompt yield from the backward method"
-CATEGORIES = ("mu-mu", "mu-pi", "other")
 
 
 def backward_prompt(args) -> int:
@@ -215,18 +201,8 @@ def backward_prompt(args) -> int:
              "outside SR/CR or the time cap, `--systematics none`); all regions, 1.4e17 POT; "
              "errors: per-track statistical (holds the MC error).", "",
              "| category | magnet off | magnet on | off / on |", "|---|---|---|---|"]
-    ratios = {}
-    for cat in CATEGORIES:
-        a, b = rows[0]["yields"][cat], rows[1]["yields"][cat]
-        if a["value"] > 0 and b["value"] > 0:
-            ratio = a["value"] / b["value"]
-            rel = float(np.hypot(a["error"] / a["value"], b["error"] / b["value"]))
-            ratios[cat] = (ratio, rel)
-            text = f"{ratio:.3g} ± {100 * rel:.0f} %"
-        else:
-            text = "not measured (no entry in one setting)"
-        lines.append(f"| {cat} | {a['value']:.3g} ± {a['error']:.2g} | {b['value']:.3g} ± "
-                     f"{b['error']:.2g} | {text} |")
+    table, ratios = _ratio_rows(rows[0]["yields"], rows[1]["yields"], _backward_cell)
+    lines += table
     mm = ratios.get("mu-mu")
     lines += ["", "Tracks: " + ", ".join(_setting_note(s, rows[s]) for s in (0, 1)) + ".", "",
         "Against the published O(200) gain in two-track rejection (2018 → 2021): "
@@ -239,12 +215,44 @@ def backward_prompt(args) -> int:
          "time_cap_s": args.backward_time, "settings": {str(k): v for k, v in rows.items()},
          "ratios": ratios}, indent=1))
     (args.out / "backward_prompt.md").write_text("\n".join(lines) + "\n")
-    summary = args.out / "summary.md"
-    text = summary.read_text() if summary.exists() else ""
-    text = text.split(BACKWARD_MARK)[0].rstrip() + "\n\n" + "\n".join(lines) + "\n"
-    summary.write_text(text)
+    _replace_in_summary(args.out, BACKWARD_MARK, lines)
     print("\n".join(lines))
     return 0
+
+
+def _forward_cell(y: dict) -> str:
+    return (f"{y['value']:.3g} ± {y['error']:.2g} ({y['entries']} entries, "
+            f"n_eff {y['n_eff']:.1f})")
+
+
+def _backward_cell(y: dict) -> str:
+    return f"{y['value']:.3g} ± {y['error']:.2g}"
+
+
+def _ratio_rows(off: dict, on: dict, cell) -> tuple[list[str], dict]:
+    """Table rows 'category | off | on | off/on' ({category: {value, error,
+    ...}} per setting, ``cell`` formats one) and {category: (ratio, its
+    relative error)}, the settings' errors combined as independent."""
+    lines, ratios = [], {}
+    for cat in CATEGORIES:
+        a, b = off[cat], on[cat]
+        if a["value"] > 0 and b["value"] > 0:
+            ratio = a["value"] / b["value"]
+            rel = float(np.hypot(a["error"] / a["value"], b["error"] / b["value"]))
+            ratios[cat] = (ratio, rel)
+            text = f"{ratio:.3g} ± {100 * rel:.0f} %"
+        else:
+            text = "not measured (no entry in one setting)"
+        lines.append(f"| {cat} | {cell(a)} | {cell(b)} | {text} |")
+    return lines, ratios
+
+
+def _replace_in_summary(out: Path, mark: str, lines: list[str]) -> None:
+    """Put ``lines`` (starting with ``mark``) at the end of summary.md in
+    place of the part that starts with ``mark``; the parts after it go."""
+    summary = out / "summary.md"
+    text = summary.read_text() if summary.exists() else ""
+    summary.write_text(text.split(mark)[0].rstrip() + "\n\n" + "\n".join(lines) + "\n")
 
 
 def _setting_note(scale: int, row: dict) -> str:
