@@ -33,6 +33,23 @@ forward yield of the other muons (absorbed, swept out or outside the
 annulus, while their interaction products reach the spectrometer) is what
 the backward method cannot see.
 
+**Allocation.** The source muons' weights span ten decades (the source
+model's decay and production weights times PUMAS's), and few of the muons
+that reach the forcing window carry the yield. With the ``auto``
+allocation the forced draws are therefore made in two passes over the same
+events: a pilot (:data:`PILOT_FRACTION` of the draws per path, the run's
+pilot rule: every muon the same draws, equal per process) measures each
+stratum's selected outcome on μ-μ outside SR/CR, then the stage-2 paths are
+traced again — identical, their random streams depend on (seed, muon,
+path) only — and the importance pass draws k per path on average with the
+run's importance allocation (:func:`backtrace.allocation.importance_plan`:
+draws ∝ muon weight × path importance × the stratum's outcome, 10 % kept on
+the pilot rule), under new sample indices (new streams). The estimate is
+the importance pass alone: every draw is weighted by what it represents, so
+it is unbiased given any plan, and the pilot, made with another allocation,
+would only add its own heavier tails. Cost: the stage-2 transport twice and
+(1 + PILOT_FRACTION) × the draws.
+
 **Random streams.** Stage 1 uses the ``simulate-tracks`` keys (source muon
 key k = 4e + m, sample 0); stage 2, the forced interactions and their
 products use the track index :data:`backtrace.rng.FORWARD_TRACK_OFFSET` + k,
@@ -54,7 +71,8 @@ from .rng import FORWARD_TRACK_OFFSET
 from .source import SourceConfig
 
 __all__ = ["PromptSimConfig", "ForwardPrompt", "ForwardResult", "backward_layout",
-           "simulate_prompt", "FORWARD_TRACK_OFFSET", "event_of"]
+           "simulate_prompt", "FORWARD_TRACK_OFFSET", "event_of", "forward_importance_plan",
+           "PILOT_FRACTION"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +86,9 @@ class PromptSimConfig:
     (weights, as ``simulate-tracks --pot``); ``acceptance_r_m``: the STRAW1
     annulus of the visible muons; ``paths_per_muon``: stage-2 paths traced
     from each muon's TAX-exit state (splitting: each carries 1/N of the
-    muon's weight; every visible path is one track of the sample)."""
+    muon's weight; every visible path is one track of the sample);
+    ``importance_round``: with ``run.allocation == 'auto'``, a pilot pass
+    and an importance pass (module docstring, "Allocation")."""
 
     run: RunConfig = field(default_factory=RunConfig)
     n_events: int = 20_000
@@ -76,6 +96,7 @@ class PromptSimConfig:
     acceptance_r_m: tuple[float, float] = (0.1, 1.0)
     pot_sample: float = 1e10
     paths_per_muon: int = 1
+    importance_round: bool = True
 
     def __post_init__(self):
         from .rng import MAX_SAMPLES_PER_TRACK
@@ -108,7 +129,41 @@ class PromptSimConfig:
     def to_dict(self) -> dict:
         return {"run": self.run.to_dict(), "n_events": self.n_events,
                 "source": asdict(self.source), "acceptance_r_m": list(self.acceptance_r_m),
-                "pot_sample": self.pot_sample, "paths_per_muon": self.paths_per_muon}
+                "pot_sample": self.pot_sample, "paths_per_muon": self.paths_per_muon,
+                "importance_round": self.importance_round}
+
+
+#: Share of the draws per path that the pilot pass makes, relative to the
+#: importance pass's k [est: 0.25, range 0.1–1: enough pilot draws to rank
+#: the strata (a stratum with few draws falls back on its process's
+#: outcome, backtrace.allocation.PSEUDO_DRAWS) for a quarter of the cost].
+PILOT_FRACTION = 0.25
+
+
+def pilot_draws_per_path(k: float) -> float:
+    """The pilot pass's draws per path for ``k`` in the importance pass."""
+    return max(1.0, round(PILOT_FRACTION * k))
+
+
+def forward_importance_plan(config: PromptSimConfig, pilot: dict, paths: pd.DataFrame):
+    """The importance pass's draw plan from the ``pilot`` pass
+    (:func:`backtrace.pipeline.join_parts` of the pilot's batches) and its
+    ``paths`` (:meth:`ForwardPrompt.process`): the run's importance
+    allocation on μ-μ outside SR/CR with each muon's weight as its track
+    weight and a budget of k draws per path with a forcing segment (the
+    pilot's draws × k / its draws per path)."""
+    from .allocation import importance_plan
+    from .estimate import combine_passes
+    from .rounds import DEFAULT_TARGET_CELL, importance_inputs
+
+    est = combine_passes([pilot])
+    r_s, g_mean = importance_inputs([pilot], est, DEFAULT_TARGET_CELL)
+    muon_weight = paths.groupby("track_index")["weight"].mean()
+    k = float(config.run.interactions_per_history)
+    # the pilot drew k_pilot per path with a forcing segment
+    budget = pilot["interactions"] * k / pilot_draws_per_path(k)
+    return importance_plan(r_s, g_mean, muon_weight, pd.Series(1.0, index=muon_weight.index),
+                           budget, config.run.forced_processes(), k)
 
 
 def event_of(track_index) -> np.ndarray:
@@ -173,14 +228,20 @@ class ForwardPrompt:
             record=True, seed=r.seed, samples_per_track=config.paths_per_muon),
             self.beamline)
 
-    def process(self, events: np.ndarray) -> dict:
+    def process(self, events: np.ndarray, plan=None, sample_offset: int = 0) -> dict:
         """The MC ``events`` (indices < n_events): a pass of the estimate
         (the entries of :meth:`backtrace.pipeline.Pipeline.process`: each
         source muon a track, each of its stage-2 paths a history of unit
         posterior) plus ``paths`` (per path: track_index, sample_index,
         event, weight per POT of the muon, status, visible; the driver adds
         its forced interactions' weight) and ``tracks``
-        (the visible paths at STRAW1 in the track schema)."""
+        (the visible paths at STRAW1 in the track schema).
+
+        ``plan``: the forced draws' :class:`backtrace.interactions.forced.
+        DrawPlan` (default the configuration's first plan);
+        ``sample_offset``: added to the paths' sample indices before the
+        forced draws, so that a second pass over the same (identically
+        re-traced) paths draws from new random streams."""
         from .detector.candidates import empty_pairs
         from .pipeline import _empty_g_sums
         from .simulate import _tracks_from
@@ -196,7 +257,7 @@ class ForwardPrompt:
         track = FORWARD_TRACK_OFFSET + key
         ok1 = (h1["status"] == "reached_target").to_numpy() if len(src) else np.zeros(0, bool)
         # muons that do not reach the TAX exit: one path each, their stage-1 status
-        lost = pd.DataFrame({"track_index": track[~ok1], "sample_index": 0,
+        lost = pd.DataFrame({"track_index": track[~ok1], "sample_index": sample_offset,
                              "status": h1["status"].to_numpy(object)[~ok1] if len(src)
                              else np.zeros(0, object), "weight": 0.0, "visible": False})
         if not ok1.any():
@@ -210,7 +271,8 @@ class ForwardPrompt:
         visible = (h2["status"] == "reached_target").to_numpy() & (r > lo) & (r < hi)
         weight = muon_w.reindex(h2["track_index"]).to_numpy() * h2["weight"].to_numpy(float)
         paths = pd.DataFrame({"track_index": h2["track_index"].to_numpy(np.int64),
-                              "sample_index": h2["sample_index"].to_numpy(np.int64),
+                              "sample_index": h2["sample_index"].to_numpy(np.int64)
+                              + sample_offset,
                               "status": h2["status"].to_numpy(object), "weight": weight,
                               "visible": visible})
         out.update(_path_entries(pd.concat([paths, lost], ignore_index=True), n))
@@ -220,12 +282,14 @@ class ForwardPrompt:
         if res.states is None or res.states.empty:
             return out
         states = backward_layout(res.states)
+        if sample_offset:
+            states = states.assign(sample_index=states["sample_index"] + sample_offset)
         idx = pd.MultiIndex.from_arrays([paths["track_index"], paths["sample_index"]],
                                         names=["track_index", "sample_index"])
         histories = pd.DataFrame({"weight": weight, "share": 1.0 / n,
                                   "importance": weight / n}, index=idx)
         hist = paths[["track_index", "sample_index"]].assign(posterior_raw=1.0)
-        out.update(self.chain.forced(states, histories, hist, cfg.run.pot_target))
+        out.update(self.chain.forced(states, histories, hist, cfg.run.pot_target, plan))
         return out
 
     def _tracks(self, h2, weight, event) -> pd.DataFrame:
@@ -291,15 +355,14 @@ class _SourceSample:
         return self._digest
 
 
-def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int = 500,
+def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int = 100,
                     progress: bool = True, scheduler: str | None = None) -> ForwardResult:
     """The forward prompt simulation of ``config.n_events`` source events
     (module docstring). Deterministic for a seed whatever ``jobs``,
     ``batch_size`` or ``scheduler``."""
     from .document import build_document, validate_document
     from .estimate import combine_passes, concat, total_prompt
-    from .executor import progress_bar, worker_map
-    from .pipeline import join_parts
+    from .executor import worker_pool
 
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
@@ -307,15 +370,9 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
     probe = ForwardPrompt(config)
     chunks = [np.arange(i, min(i + batch_size, config.n_events), dtype=np.int64)
               for i in range(0, config.n_events, batch_size)]
-    results = worker_map(ForwardPrompt, (config,), "process", ((c,) for c in chunks),
-                         jobs=jobs, scheduler=scheduler, local=probe)
-    parts = []
-    with progress_bar(config.n_events, "forward prompt", progress, unit="events") as bar:
-        task = bar.add_task("fwd", total=config.n_events)
-        for chunk, r in zip(chunks, results):
-            parts.append(r)
-            bar.advance(task, len(chunk))
-    joined = join_parts(parts)
+    with worker_pool(ForwardPrompt, (config,), jobs=jobs, scheduler=scheduler,
+                     local=probe) as run:
+        parts, joined, rounds = _passes(run, config, chunks, progress, t0)
     est = combine_passes([joined])
     paths = pd.concat([p["paths"] for p in parts], ignore_index=True)
     hiw = joined["history_interaction_weight"]
@@ -332,10 +389,13 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
     mc_block = {"samples_per_track": 1, "total_prompt": total, "total_prompt_stat": stat,
                 "total_prompt_mc": mc, "rel_unc": _target_rel_unc(cands),
                 "target_cell": "outside/mu-mu",
-                "rounds": [{"histories": int(len(paths)), "elapsed_s": elapsed}],
+                "rounds": [{**r, "histories": int(len(paths))} for r in rounds],
                 "stopped_by": None, "elapsed_s": elapsed,
-                "definition": "forward simulation: one history per source muon, its true "
-                              "path; rel_unc = per-event sum-w2 error / value of outside/mu-mu"}
+                "definition": "forward simulation: one history per path of each source "
+                              "muon (its true path); with the auto allocation a pilot pass "
+                              "sets the importance plan and the estimate is the second "
+                              "pass alone; rel_unc = per-event sum-w2 error / value of "
+                              "outside/mu-mu"}
     run_cfg = replace(config.run, samples_per_track=1)
     doc = build_document(_SourceSample(config), run_cfg, probe.chain.geometry,
                          probe.chain.regions, est, {}, "none", mc_block, elapsed,
@@ -343,6 +403,41 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
     doc["forward_prompt"] = _forward_block(config, paths, cands, probe.chain.regions,
                                            elapsed)
     return ForwardResult(validate_document(doc), cands, paths, tracks)
+
+
+def _passes(run, config: PromptSimConfig, chunks: list, progress: bool, t0: float):
+    """The passes of :meth:`ForwardPrompt.process` over the event
+    ``chunks`` with ``run`` (:func:`backtrace.executor.worker_pool`): one
+    with the configuration's first plan, or, with the auto allocation and
+    ``importance_round``, the pilot and the importance pass (module
+    docstring). Returns (the last pass's batch results, the last pass
+    joined, a record per pass)."""
+    from .executor import progress_bar
+    from .interactions.forced import DrawPlan
+    from .pipeline import join_parts
+
+    rounds = []
+
+    def one_pass(label, plan=None, offset=0):
+        parts = []
+        with progress_bar(config.n_events, label, progress, unit="events") as bar:
+            task = bar.add_task(label, total=config.n_events)
+            for chunk, r in zip(chunks, run("process", ((c, plan, offset) for c in chunks))):
+                parts.append(r)
+                bar.advance(task, len(chunk))
+        joined = join_parts(parts)
+        rounds.append({"label": label, "interactions": int(joined["interactions"]),
+                       "allocation": (plan or config.run.first_plan()).describe(),
+                       "elapsed_s": time.perf_counter() - t0})
+        return parts, joined
+    if not (config.importance_round and config.run.allocation == "auto"):
+        return (*one_pass("forward prompt"), rounds)
+    k = float(config.run.interactions_per_history)
+    pilot_parts, pilot = one_pass("forward prompt, pilot",
+                                  DrawPlan("track", pilot_draws_per_path(k)))
+    plan = forward_importance_plan(
+        config, pilot, pd.concat([p["paths"] for p in pilot_parts], ignore_index=True))
+    return (*one_pass("forward prompt, importance", plan, config.paths_per_muon), rounds)
 
 
 def with_visibility(cands: pd.DataFrame, paths: pd.DataFrame) -> pd.DataFrame:

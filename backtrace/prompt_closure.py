@@ -147,7 +147,7 @@ def interaction_closure(forward, backward_weight: pd.Series, tracks: pd.DataFram
 
 
 def run_closure(config, workdir, *, priors=("energy",), backward_seed_offset: int = 100,
-                jobs: int = 1, batch_size: int = 500, progress: bool = False,
+                jobs: int = 1, batch_size: int = 100, progress: bool = False,
                 target_rel_unc: float | None = None, max_time_s: float | None = None,
                 max_samples_per_track: int = 16384) -> dict:
     """(a) the forward prompt simulation of ``config`` (a

@@ -25,7 +25,7 @@ import pandas as pd
 from .estimate import combine_passes, mc_error, total_prompt, weighted_yield
 
 __all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate",
-           "stratum_table"]
+           "stratum_table", "importance_inputs"]
 
 #: Smallest growth of the histories per round [est: 0.25, range 0.1–0.5].
 MIN_ROUND_GROWTH = 0.25
@@ -101,7 +101,7 @@ def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: 
     return n, None
 
 
-def _importance_inputs(passes, est, cell) -> tuple[dict, pd.DataFrame]:
+def importance_inputs(passes, est, cell) -> tuple[dict, pd.DataFrame]:
     """(r_s, Ḡ): the target cell's root-mean-square outcome per draw of each
     stratum over every pass so far, and each track's posterior-mean
     importance per stratum (DataFrame track_index, stratum, g)."""
@@ -220,7 +220,7 @@ def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_
                                         elapsed / max(n_mean, 1e-9))
         todo = []
         if n_next:
-            inputs = _importance_inputs(passes, est, target_cell) \
+            inputs = importance_inputs(passes, est, target_cell) \
                 if config.allocation == "auto" else None
             weights = by_weight if inputs is None or by_weight is None \
                 else _track_importance(config, inputs, track_weights)

@@ -35,7 +35,7 @@ def fmt(v, e=None):
 
 def markdown(reports: dict, notes: str = "") -> str:
     lines = ["# Prompt-yield closure: forward simulation vs backward estimate", "",
-             "Written by `studies/prompt_closure.py` (command in closure.json). Two set-ups: "
+             "Written by `studies/prompt_closure.py` (the command of each set-up in closure.json). Two set-ups: "
              "'physical' is `backtrace run`'s default estimate (NA62 mu-mu selection with "
              "its LAV vetoes, forcing from 100 m, auto allocation, transfer bias); "
              "'controlled' is the CI closure's set-up at a larger size (loose test "
@@ -59,6 +59,7 @@ def setup_markdown(report: dict) -> list:
         "",
         f"Visible: {report['visible_definition']}.",
         "",
+    ] + mc_lines(report) + [
         "Ratios are forward/backward on the visible paths, errors from the paired "
         "per-event differences (`backtrace/prompt_closure.py`); an empty cell in both "
         "methods has no ratio.",
@@ -112,6 +113,23 @@ def setup_markdown(report: dict) -> list:
         lines.append(f"| {name} | {fmt(v)} | {fmt(e / v if v else None)} |")
     lines += [""]
     return lines
+
+
+def mc_lines(report: dict) -> list:
+    """How each method drew its Monte Carlo (reports made before the
+    forward importance pass have no such record)."""
+    if "forward_mc" not in report:
+        return []
+    passes = ", then ".join(
+        f"{r['label'].split(', ')[-1]} ({r['allocation']['mode']}, "
+        f"{r['interactions']} draws)" for r in report["forward_mc"]["rounds"])
+    lines = [f"Forward draws: {passes}; the estimate is the last pass."]
+    for prior, b in report.get("backward_mc", {}).items():
+        rel = b.get("rel_unc")
+        lines.append(f"Backward (prior {prior}): up to {b['samples_per_track']} histories "
+                     f"per track, MC rel. error of mu-mu outside {fmt(rel)}, stopped by "
+                     f"{b.get('stopped_by') or 'no target'}.")
+    return [" ".join(lines), ""]
 
 
 def plot(reports: dict, path: Path) -> None:
@@ -191,7 +209,9 @@ def run_setup(name: str, args, out: Path) -> dict:
         n_events=events, paths_per_muon=paths)
     priors = tuple(args.priors) if name == "physical" else ("energy", "full")
     r = run_closure(config, out / name, priors=priors, jobs=args.jobs,
-                    batch_size=max(200, events // 40), progress=True)
+                    batch_size=args.batch_size, progress=True,
+                    target_rel_unc=args.target_rel_unc if name == "physical" else None,
+                    max_time_s=args.backward_max_time)
     fwd = r["forward"].document
     r["forward"].candidates.to_parquet(out / name / "forward_candidates.parquet")
     for prior, b in r["backward"].items():
@@ -209,6 +229,11 @@ def run_setup(name: str, args, out: Path) -> dict:
             "visible_definition": next(iter(r["tables"].values()))["visible_definition"],
             "times": r["times"], "interactions": r["interactions"], "tables": r["tables"],
             "precision": precision,
+            "forward_mc": {k: fwd["mc"][k] for k in ("rounds", "rel_unc", "elapsed_s")},
+            "backward_mc": {prior: {k: b.document["mc"].get(k) for k in
+                                    ("samples_per_track", "rel_unc", "stopped_by",
+                                     "elapsed_s")}
+                            for prior, b in r["backward"].items()},
             "forward_block": {k: v for k, v in fwd["forward_prompt"].items() if k != "config"}}
 
 
@@ -225,13 +250,29 @@ def main():
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=100,
+                        help="Events per forward batch (memory grows with it times -k).")
+    parser.add_argument("--target-rel-unc", type=float, default=None,
+                        help="Backward (physical set-up): rounds until this relative MC "
+                             "uncertainty of mu-mu outside SR/CR.")
+    parser.add_argument("--backward-max-time", type=float, default=None,
+                        help="Backward: stop adding rounds after this many seconds.")
     parser.add_argument("--notes", default="", help="Text added under the title.")
     parser.add_argument("--out", default="studies/prompt_closure")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    reports = {name: run_setup(name, args, out) for name in args.setups}
-    write_json_atomic(out / "closure.json", {"command": " ".join(sys.argv), **reports})
+    saved = out / "closure.json"
+    # set-ups not re-run keep their saved report (and the command that made it)
+    old = json.loads(saved.read_text()) if saved.exists() else {}
+    commands = old.pop("commands", {}) if "commands" in old else \
+        {name: old.get("command") for name in SETUPS if name in old}
+    old.pop("command", None)
+    reports = {name: old[name] for name in SETUPS if name in old and name not in args.setups}
+    reports.update({name: run_setup(name, args, out) for name in args.setups})
+    reports = {name: reports[name] for name in SETUPS if name in reports}
+    commands.update({name: " ".join(sys.argv) for name in args.setups})
+    write_json_atomic(saved, {"commands": commands, **reports})
     write_text_atomic(out / "closure.md", markdown(reports, args.notes))
     plot(reports, out / "closure.png")
     print(markdown(reports, args.notes))

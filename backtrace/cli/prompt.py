@@ -28,8 +28,15 @@ from .simulate import set_source_option, source_config
 @set_source_option
 @click.option("--seed", type=int, default=1, show_default=True)
 @jobs_option()
-@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Events per batch (does not change results).")
+@click.option("--importance-pass/--single-pass", default=True, show_default=True,
+              help="With the auto allocation: a pilot pass (a quarter of the draws) "
+              "measures which strata give selected pairs, then the paths are traced "
+              "again and the estimate is an importance pass (draws in proportion to "
+              "muon weight x path importance x stratum outcome). --single-pass: one "
+              "pass with the pilot rule (every muon the same draws).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Events per batch (does not change results; memory grows with "
+              "batch size x -k).")
 @click.option("--out", default="result-forward", show_default=True,
               type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -37,8 +44,8 @@ from .simulate import set_source_option, source_config
 def simulate_prompt(n_events, paths_per_muon, target_pot, pot_sample, acceptance_r,
                     geometry_file, overrides, channel, regions_file, interactions_per_history,
                     processes, prompt_z_min_m, allocation, transfer_bias,
-                    final_states_per_point, source_sets, seed, jobs, batch_size, out, quiet,
-                    scheduler):
+                    final_states_per_point, source_sets, seed, importance_pass, jobs,
+                    batch_size, out, quiet, scheduler):
     """Simulate the prompt background forward, from the dump source model.
 
     Muons from --events proton interactions (the source model of
@@ -51,8 +58,9 @@ def simulate_prompt(n_events, paths_per_muon, target_pot, pot_sample, acceptance
     tables, candidates, plots) with a 'forward_prompt' block: the yields of
     the paths the backward method can see (the muon itself crosses STRAW1
     inside the annulus) and of those it cannot, and tracks.parquet, the
-    single-track sample of the visible muons, for 'backtrace run'. Results
-    do not depend on --jobs or --batch-size.
+    single-track sample of the visible muons, for 'backtrace run'. With the
+    auto allocation the draws are made in two passes over the same paths
+    (--importance-pass). Results do not depend on --jobs or --batch-size.
 
     \b
     $ backtrace simulate-prompt --events 20000 --out result-forward/
@@ -79,7 +87,7 @@ def simulate_prompt(n_events, paths_per_muon, target_pot, pot_sample, acceptance
                                            final_states_per_point)),
             n_events=n_events, source=source_config(source_sets),
             acceptance_r_m=tuple(acceptance_r), pot_sample=pot_sample,
-            paths_per_muon=paths_per_muon)
+            paths_per_muon=paths_per_muon, importance_round=importance_pass)
         result = run(config, jobs=resolve_jobs(jobs), batch_size=batch_size,
                      progress=not quiet, scheduler=scheduler)
         write_outputs(out, result.document, result.candidates)
