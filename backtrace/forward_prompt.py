@@ -88,7 +88,11 @@ class PromptSimConfig:
     from each muon's TAX-exit state (splitting: each carries 1/N of the
     muon's weight; every visible path is one track of the sample);
     ``importance_round``: with ``run.allocation == 'auto'``, a pilot pass
-    and an importance pass (module docstring, "Allocation")."""
+    and an importance pass (module docstring, "Allocation");
+    ``first_event``: the events simulated are first_event …
+    first_event + n_events − 1 (their random streams are those of the same
+    events in one larger run; the yield is normalised to n_events), so that
+    runs over disjoint event ranges are independent and can be averaged."""
 
     run: RunConfig = field(default_factory=RunConfig)
     n_events: int = 20_000
@@ -97,6 +101,7 @@ class PromptSimConfig:
     pot_sample: float = 1e10
     paths_per_muon: int = 1
     importance_round: bool = True
+    first_event: int = 0
 
     def __post_init__(self):
         from .rng import MAX_SAMPLES_PER_TRACK
@@ -106,8 +111,11 @@ class PromptSimConfig:
                              f"layout holds 1 to {MAX_SAMPLES_PER_TRACK}")
         if self.n_events < 1:
             raise ValueError("n_events must be >= 1")
-        if self.n_events * 4 >= FORWARD_TRACK_OFFSET:
-            raise ValueError(f"{self.n_events} events: the random-key layout holds "
+        if self.first_event < 0:
+            raise ValueError("first_event must be >= 0")
+        if (self.first_event + self.n_events) * 4 >= FORWARD_TRACK_OFFSET:
+            raise ValueError(f"events up to {self.first_event + self.n_events}: the "
+                             "random-key layout holds "
                              f"{FORWARD_TRACK_OFFSET // 4} (backtrace.rng)")
         if not self.pot_sample > 0:
             raise ValueError("pot_sample must be positive")
@@ -130,7 +138,7 @@ class PromptSimConfig:
         return {"run": self.run.to_dict(), "n_events": self.n_events,
                 "source": asdict(self.source), "acceptance_r_m": list(self.acceptance_r_m),
                 "pot_sample": self.pot_sample, "paths_per_muon": self.paths_per_muon,
-                "importance_round": self.importance_round}
+                "importance_round": self.importance_round, "first_event": self.first_event}
 
 
 #: Share of the draws per path that the pilot pass makes, relative to the
@@ -229,7 +237,7 @@ class ForwardPrompt:
             self.beamline)
 
     def process(self, events: np.ndarray, plan=None, sample_offset: int = 0) -> dict:
-        """The MC ``events`` (indices < n_events): a pass of the estimate
+        """The MC ``events`` (indices of the configured range): a pass of the estimate
         (the entries of :meth:`backtrace.pipeline.Pipeline.process`: each
         source muon a track, each of its stage-2 paths a history of unit
         posterior) plus ``paths`` (per path: track_index, sample_index,
@@ -347,7 +355,8 @@ class _SourceSample:
         import json
 
         self.pot = config.pot_sample
-        self.path = f"source model: {config.n_events} MC events, seed {config.run.seed}"
+        first = f" from event {config.first_event}" if config.first_event else ""
+        self.path = f"source model: {config.n_events} MC events{first}, seed {config.run.seed}"
         self._digest = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True,
                                                  default=str).encode()).hexdigest()
 
@@ -368,8 +377,9 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
         raise ValueError("batch_size must be >= 1")
     t0 = time.perf_counter()
     probe = ForwardPrompt(config)
-    chunks = [np.arange(i, min(i + batch_size, config.n_events), dtype=np.int64)
-              for i in range(0, config.n_events, batch_size)]
+    end = config.first_event + config.n_events
+    chunks = [np.arange(i, min(i + batch_size, end), dtype=np.int64)
+              for i in range(config.first_event, end, batch_size)]
     with worker_pool(ForwardPrompt, (config,), jobs=jobs, scheduler=scheduler,
                      local=probe) as run:
         parts, joined, rounds = _passes(run, config, chunks, progress, t0)

@@ -128,7 +128,29 @@ class Pipeline:
         (:func:`_history_table`), products through the detector, candidates.
         ``hist``: per history ``posterior_raw`` (ω φ). Returns the pass
         entries candidates, pairs, interactions, strata, g_sums,
-        process_weight and interaction_weight."""
+        process_weight, interaction_weight and history_interaction_weight.
+
+        Memory grows with the draws held at once, so the tracks are taken in
+        groups of about :data:`MAX_DRAWS_PER_GROUP` expected draws; every
+        random stream and every plan quantity is per track or history, so
+        the result does not depend on the grouping."""
+        plan = plan or self.config.first_plan()
+        tracks = pd.unique(states["track_index"].to_numpy())
+        n_groups = int(np.ceil(len(histories) * float(plan.per_history)
+                               / MAX_DRAWS_PER_GROUP))
+        if n_groups <= 1:
+            return self._forced_group(states, histories, hist, track_weight_scale, plan)
+        parts = []
+        for group in np.array_split(tracks, min(n_groups, len(tracks))):
+            def of(frame, by_level=False):
+                keys = frame.index.get_level_values(0) if by_level else frame["track_index"]
+                return frame[np.isin(keys, group)]
+            parts.append(self._forced_group(of(states), of(histories, by_level=True),
+                                            of(hist), track_weight_scale, plan))
+        return _join_forced(parts)
+
+    def _forced_group(self, states, histories, hist, track_weight_scale, plan) -> dict:
+        """:meth:`forced` on one group of tracks."""
         from .detector.candidates import build_candidates, kinematic_precheck
         from .interactions.products import TRANSPORT_P_MIN_GEV
 
@@ -158,6 +180,30 @@ class Pipeline:
                     * track_weight_scale,
                     history_interaction_weight=inter.groupby(
                         ["track_index", "sample_index"])["weight"].sum() * track_weight_scale)
+
+
+#: Expected forced draws held in memory at once by :meth:`Pipeline.forced`
+#: [est: 20 000, range 5 000–100 000: ~40 kB per draw with its products and
+#: detector hits was measured at k = 256 (8.5 GB for 2 × 10⁵ draws), so
+#: ~1 GB; groups much smaller than this only add per-call overhead].
+MAX_DRAWS_PER_GROUP = 20_000
+
+
+def _join_forced(parts: list[dict]) -> dict:
+    """The entries of :meth:`Pipeline.forced` over disjoint groups of tracks."""
+    from .detector.candidates import empty_pairs
+
+    def joined(key, empty):
+        return concat([p[key] for p in parts], empty)
+    return dict(candidates=joined("candidates", pd.DataFrame()),
+                pairs=joined("pairs", empty_pairs()),
+                interactions=sum(p["interactions"] for p in parts),
+                strata=joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
+                g_sums=joined("g_sums", _empty_g_sums()),
+                process_weight=joined("process_weight", pd.Series(dtype=float)),
+                interaction_weight=joined("interaction_weight", pd.Series(dtype=float)),
+                history_interaction_weight=joined("history_interaction_weight",
+                                                  pd.Series(dtype=float)))
 
 
 def _transfer_bias(config: RunConfig, selection: dict):

@@ -118,6 +118,17 @@ def setup_markdown(report: dict) -> list:
 def mc_lines(report: dict) -> list:
     """How each method drew its Monte Carlo (reports made before the
     forward importance pass have no such record)."""
+    if "runs" in report:
+        return [" ".join(
+            f"Run {i + 1}: events {r['first_event']}–{r['first_event'] + r['events'] - 1}, "
+            f"{r['tracks']} tracks, forward {r['times']['forward_s']:.0f} s (mu-mu outside "
+            f"rel. error {fmt(r['forward_mc']['rel_unc'])}), backward "
+            + ", ".join(f"prior {p}: {b['samples_per_track']} histories/track max, MC rel. "
+                        f"{fmt(b['rel_unc'])}, {r['times']['backward_s'][p]:.0f} s"
+                        for p, b in r["backward_mc"].items()) + "."
+            for i, r in enumerate(report["runs"])) + " The runs are averaged (each "
+            "normalised to its own events); ratios and missed fractions are recomputed from "
+            "the pooled candidates, the forced-interaction closure from each run's sums.", ""]
     if "forward_mc" not in report:
         return []
     passes = ", then ".join(
@@ -206,7 +217,8 @@ def run_setup(name: str, args, out: Path) -> dict:
     config = PromptSimConfig(
         run=RunConfig(seed=args.seed, samples_per_track=args.samples_per_track,
                       interactions_per_history=args.k, **SETUPS[name]),
-        n_events=events, paths_per_muon=paths)
+        n_events=events, paths_per_muon=paths,
+        first_event=args.first_event if name == "physical" else 0)
     priors = tuple(args.priors) if name == "physical" else ("energy", "full")
     r = run_closure(config, out / name, priors=priors, jobs=args.jobs,
                     batch_size=args.batch_size, progress=True,
@@ -214,6 +226,7 @@ def run_setup(name: str, args, out: Path) -> dict:
                     max_time_s=args.backward_max_time)
     fwd = r["forward"].document
     r["forward"].candidates.to_parquet(out / name / "forward_candidates.parquet")
+    r["forward"].paths.to_parquet(out / name / "forward_paths.parquet")
     for prior, b in r["backward"].items():
         b.candidates.to_parquet(out / name / f"backward_{prior}_candidates.parquet")
     precision = {"forward (all paths)": (fwd["regions"]["outside"]["mu-mu"]["value"],
@@ -237,6 +250,92 @@ def run_setup(name: str, args, out: Path) -> dict:
             "forward_block": {k: v for k, v in fwd["forward_prompt"].items() if k != "config"}}
 
 
+def _combined_interactions(runs: list) -> dict:
+    """The forced interactions' closure of runs over disjoint event ranges
+    from each run's numbers: sums averaged, the ratio's paired error from
+    each run's (σ_R,i B_i)² — the per-event residuals are not kept."""
+    n = len(runs)
+    a = sum(r["forward"] for r in runs) / n
+    b = sum(r["backward"] for r in runs) / n
+    out = {"forward": a, "backward": b,
+           "forward_error": float(np.sqrt(sum(r["forward_error"] ** 2 for r in runs))) / n,
+           "backward_error": float(np.sqrt(sum(r["backward_error"] ** 2 for r in runs))) / n,
+           "ratio": a / b if b > 0 else None, "ratio_error": None,
+           "missed_fraction": float(np.mean([r["missed_fraction"] for r in runs]))}
+    if b > 0 and all(r["ratio_error"] is not None for r in runs):
+        out["ratio_error"] = float(np.sqrt(sum((r["ratio_error"] * r["backward"]) ** 2
+                                               for r in runs))) / (n * b)
+    return out
+
+
+def combine(dirs: list, name: str = "physical") -> dict:
+    """The average of runs of set-up ``name`` over disjoint event ranges
+    (--first-event; each normalised to its own events): candidates of both
+    methods with weights / len(dirs), events kept (they are disjoint), the
+    backward candidates re-pointed to the concatenated track samples, and
+    the closure tables recomputed from them; precision of the backward from
+    each run's stat ⊕ MC."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from backtrace.prompt_closure import closure_table
+    from backtrace.regions import load_regions
+
+    reports = [json.loads((Path(d) / "closure.json").read_text())[name] for d in dirs]
+    priors = list(reports[0]["tables"])
+    n = len(dirs)
+    fcs, tracks, bcs = [], [], {prior: [] for prior in priors}
+    offset = 0
+    for d in dirs:
+        base = Path(d) / name
+        fc = pd.read_parquet(base / "forward_candidates.parquet")
+        fcs.append(fc.assign(weight=fc["weight"] / n))
+        tr = pd.read_parquet(base / "tracks.parquet")
+        for prior in priors:
+            bc = pd.read_parquet(base / f"backward_{prior}_candidates.parquet")
+            bcs[prior].append(bc.assign(weight=bc["weight"] / n,
+                                        track_index=bc["track_index"] + offset))
+        tracks.append(tr)
+        offset += len(tr)
+    events = [set(t["event_id"]) for t in tracks]
+    if any(a & b for i, a in enumerate(events) for b in events[i + 1:]):
+        raise SystemExit("combine: the runs share events (use disjoint --first-event ranges)")
+    fwd = SimpleNamespace(candidates=pd.concat(fcs, ignore_index=True))
+    all_tracks = pd.concat(tracks, ignore_index=True)
+    cells = reports[0]["tables"][priors[0]]["cells"]
+    run_cfg = reports[0]["config"]["run"]
+    selection = load_regions(run_cfg.get("regions_file"), run_cfg.get("channel"))
+    regions, categories = list(selection.names), list(selection.categories)
+    tables = {prior: closure_table(fwd, pd.concat(bcs[prior], ignore_index=True), all_tracks,
+                                   regions, categories) for prior in priors}
+    sel = fwd.candidates[(fwd.candidates["region"] == "outside")
+                         & (fwd.candidates["category"] == "mu-mu")]
+    per = sel.groupby("event")["weight"].sum()
+    precision = {"forward (all paths)": (float(per.sum()), float(np.sqrt((per ** 2).sum())))}
+    for key in reports[0]["precision"]:
+        if key.startswith("backward"):
+            v = [r["precision"][key] for r in reports]
+            precision[key] = (sum(x for x, _ in v) / n,
+                              float(np.sqrt(sum(e ** 2 for _, e in v))) / n)
+    first = reports[0]
+    return {**{k: first[k] for k in ("paths_per_muon", "samples_per_track", "k", "seed",
+                                     "pot", "config", "visible_definition")},
+            "events": sum(r["events"] for r in reports),
+            "tracks": sum(r["tracks"] for r in reports),
+            "times": {"forward_s": sum(r["times"]["forward_s"] for r in reports),
+                      "backward_s": {p: sum(r["times"]["backward_s"][p] for r in reports)
+                                     for p in priors}},
+            "interactions": {p: _combined_interactions([r["interactions"][p] for r in reports])
+                             for p in priors},
+            "tables": tables, "precision": precision,
+            "runs": [{"dir": str(d), "first_event": r["config"].get("first_event", 0),
+                      "events": r["events"], "tracks": r["tracks"], "times": r["times"],
+                      "precision": r["precision"], "forward_mc": r.get("forward_mc"),
+                      "backward_mc": r.get("backward_mc"),
+                      "interactions": r["interactions"]} for d, r in zip(dirs, reports)]}
+
+
 def main():
     import sys
 
@@ -250,6 +349,9 @@ def main():
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--first-event", type=int, default=0,
+                        help="Physical set-up: first MC event (disjoint ranges are "
+                             "independent samples, see --combine).")
     parser.add_argument("--batch-size", type=int, default=100,
                         help="Events per forward batch (memory grows with it times -k).")
     parser.add_argument("--target-rel-unc", type=float, default=None,
@@ -257,6 +359,9 @@ def main():
                              "uncertainty of mu-mu outside SR/CR.")
     parser.add_argument("--backward-max-time", type=float, default=None,
                         help="Backward: stop adding rounds after this many seconds.")
+    parser.add_argument("--combine", nargs="+", metavar="DIR", default=None,
+                        help="Instead of running: average the physical set-up of earlier "
+                             "--out DIRs over disjoint event ranges into --out.")
     parser.add_argument("--notes", default="", help="Text added under the title.")
     parser.add_argument("--out", default="studies/prompt_closure")
     args = parser.parse_args()
@@ -269,9 +374,13 @@ def main():
         {name: old.get("command") for name in SETUPS if name in old}
     old.pop("command", None)
     reports = {name: old[name] for name in SETUPS if name in old and name not in args.setups}
-    reports.update({name: run_setup(name, args, out) for name in args.setups})
+    if args.combine:
+        reports["physical"] = combine(args.combine)
+    else:
+        reports.update({name: run_setup(name, args, out) for name in args.setups})
     reports = {name: reports[name] for name in SETUPS if name in reports}
-    commands.update({name: " ".join(sys.argv) for name in args.setups})
+    commands.update({name: " ".join(sys.argv)
+                     for name in (["physical"] if args.combine else args.setups)})
     write_json_atomic(saved, {"commands": commands, **reports})
     write_text_atomic(out / "closure.md", markdown(reports, args.notes))
     plot(reports, out / "closure.png")

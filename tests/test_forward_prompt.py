@@ -172,3 +172,27 @@ def test_importance_pass_is_unbiased():
     sigma = float(np.sqrt((d ** 2).sum()))
     assert total > 0 and sigma < 0.03 * total
     assert abs(d.sum()) < 4 * sigma
+
+
+def test_disjoint_event_ranges_average_to_the_whole_run():
+    """Runs over events 0–99 and 100–199 (``first_event``), each normalised
+    to its own 100 events, average to the run over 0–199: the same paths
+    with the same weights and the same forced interactions (single pass:
+    the plan does not depend on the events)."""
+    cfg = PromptSimConfig(run=RunConfig(seed=9, interactions_per_history=4), n_events=200,
+                          importance_round=False)
+    whole = simulate_prompt(cfg, progress=False)
+    halves = [simulate_prompt(replace(cfg, n_events=100, first_event=f), progress=False)
+              for f in (0, 100)]
+    assert set(halves[1].paths["event"]) == set(range(100, 200)) & set(whole.paths["event"])
+    key = ["track_index", "sample_index"]
+    pooled = pd.concat([h.paths for h in halves]).sort_values(key)
+    full = whole.paths.sort_values(key)
+    assert len(full) == len(pooled) > 150
+    np.testing.assert_array_equal(pooled[key].to_numpy(), full[key].to_numpy())
+    for col in ("weight", "interaction_weight"):
+        np.testing.assert_allclose(pooled[col].to_numpy() / 2, full[col].to_numpy(),
+                                   rtol=1e-12)
+    assert full["interaction_weight"].sum() > 0
+    with pytest.raises(ValueError, match="first_event"):
+        PromptSimConfig(first_event=-1)

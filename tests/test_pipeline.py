@@ -245,3 +245,18 @@ def test_rounds_give_histories_in_proportion_to_the_track_weights(head40):
     assert _histories(rounds[1] | {"samples_per_track": 4}) == (
         f"{rounds[1]['histories_per_track_mean']:.3g} histories/track on average "
         "(up to 4, in proportion to the track weights)")
+
+
+def test_draws_in_groups_of_tracks_give_the_same_estimate(head40, single4, monkeypatch):
+    """Pipeline.forced takes the tracks in groups of about
+    MAX_DRAWS_PER_GROUP expected draws (memory); 40 tracks × 4 histories ×
+    16 draws in groups of ~100 draws (one or two tracks each) give the
+    same candidates and interactions to the last bit."""
+    import backtrace.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "MAX_DRAWS_PER_GROUP", 100)
+    grouped = _run(head40, 4)
+    a, b = _values(single4), _values(grouped)
+    assert a == b
+    assert grouped["interactions"] == single4["interactions"] > 1000
+    assert grouped["interaction_weight"] == single4["interaction_weight"]
