@@ -13,6 +13,11 @@ from .simulate import set_source_option, source_config
 @click.command("simulate-prompt")
 @click.option("--events", "n_events", type=click.IntRange(min=1), default=20000,
               show_default=True, help="Monte Carlo source events (proton interactions).")
+@click.option("--first-event", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Simulate events FIRST … FIRST + EVENTS - 1 (their random streams are "
+              "those of one larger run; the yield is normalised to EVENTS), so that runs "
+              "over disjoint ranges, e.g. on several machines, are independent and can be "
+              "averaged.")
 @click.option("--paths-per-muon", type=click.IntRange(min=1, max=16384), default=1,
               show_default=True, help="Forward paths traced from each muon's state at the "
               "TAX exit (splitting: each carries 1/N of its weight).")
@@ -41,7 +46,7 @@ from .simulate import set_source_option, source_config
               type=click.Path(file_okay=False), help="Output directory.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
-def simulate_prompt(n_events, paths_per_muon, target_pot, pot_sample, acceptance_r,
+def simulate_prompt(n_events, first_event, paths_per_muon, target_pot, pot_sample, acceptance_r,
                     geometry_file, overrides, channel, regions_file, interactions_per_history,
                     processes, prompt_z_min_m, allocation, transfer_bias,
                     final_states_per_point, source_sets, seed, importance_pass, jobs,
@@ -87,7 +92,8 @@ def simulate_prompt(n_events, paths_per_muon, target_pot, pot_sample, acceptance
                                            final_states_per_point)),
             n_events=n_events, source=source_config(source_sets),
             acceptance_r_m=tuple(acceptance_r), pot_sample=pot_sample,
-            paths_per_muon=paths_per_muon, importance_round=importance_pass)
+            paths_per_muon=paths_per_muon, importance_round=importance_pass,
+            first_event=first_event)
         result = run(config, jobs=resolve_jobs(jobs), batch_size=batch_size,
                      progress=not quiet, scheduler=scheduler)
         write_outputs(out, result.document, result.candidates)
@@ -95,7 +101,7 @@ def simulate_prompt(n_events, paths_per_muon, target_pot, pot_sample, acceptance
 
         write_tracks(Path(out) / "tracks.parquet", result.tracks, pot=pot_sample,
                      metadata={"method": "simulate-prompt", "n_events": n_events,
-                               "seed": seed})
+                               "first_event": first_event, "seed": seed})
     c = console()
     for table in terminal_tables(result.document):
         c.print(table)

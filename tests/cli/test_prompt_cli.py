@@ -42,8 +42,10 @@ def test_simulate_prompt_bad_acceptance(tmp_path):
 def test_simulate_prompt_single_pass(tmp_path):
     out = tmp_path / "fwd"
     r = CliRunner().invoke(main, ["simulate-prompt", "--events", "100", "-k", "1", "-q",
-                                  "-j", "1", "--single-pass", "--out", str(out)])
+                                  "-j", "1", "--single-pass", "--first-event", "50",
+                                  "--out", str(out)])
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "background.json").read_text())
     assert doc["forward_prompt"]["config"]["importance_round"] is False
+    assert doc["forward_prompt"]["config"]["first_event"] == 50
     assert [r["allocation"]["mode"] for r in doc["mc"]["rounds"]] == ["track"]
