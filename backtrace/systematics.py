@@ -101,13 +101,13 @@ NOT_EVALUATED = ["source prior", "forcing window", "detector smearing",
 #: Share f ± σ of the forward prompt yield (all regions) whose incoming
 #: muon is not in the single-track sample, per category, measured with the
 #: forward prompt simulation: studies/prompt_closure/closure.md, 'physical'
-#: set-up (the run's default estimate, 40 000 source events × 2 paths),
-#: "Missed fraction per category": μ-μ 0.038 ± 0.044 (4 missed of 70
-#: forward entries; the yield rests on ~2 effective events, so the error is
-#: itself uncertain: a cruder entry-count bound gives f < 0.55 at 90 % CL).
-#: μ-π (2 visible entries, none missed) and 'other' (no entry) are not
-#: measured and get no term (listed in ``not_evaluated``).
-INVISIBLE_FRACTION = {"mu-mu": (0.0375, 0.0445)}
+#: set-up (the run's default estimate; two runs of 200 000 source events,
+#: k = 256, importance pass), "Missed fraction per category": μ-μ
+#: 0.0287 ± 0.011 (297 missed of 14 130 forward entries, n_eff 7.4 missed /
+#: 61 visible; the two runs alone: 0.018 ± 0.009 and 0.038 ± 0.019). μ-π
+#: and 'other' have no forward entry and get no term (listed in
+#: ``not_evaluated``).
+INVISIBLE_FRACTION = {"mu-mu": (0.0287, 0.011)}
 
 
 @dataclass(frozen=True)
