@@ -373,14 +373,14 @@ def main():
     commands = old.pop("commands", {}) if "commands" in old else \
         {name: old.get("command") for name in SETUPS if name in old}
     old.pop("command", None)
-    reports = {name: old[name] for name in SETUPS if name in old and name not in args.setups}
+    rerun = ["physical"] if args.combine else args.setups
+    reports = {name: old[name] for name in SETUPS if name in old and name not in rerun}
     if args.combine:
         reports["physical"] = combine(args.combine)
     else:
         reports.update({name: run_setup(name, args, out) for name in args.setups})
     reports = {name: reports[name] for name in SETUPS if name in reports}
-    commands.update({name: " ".join(sys.argv)
-                     for name in (["physical"] if args.combine else args.setups)})
+    commands.update({name: " ".join(sys.argv) for name in rerun})
     write_json_atomic(saved, {"commands": commands, **reports})
     write_text_atomic(out / "closure.md", markdown(reports, args.notes))
     plot(reports, out / "closure.png")
