@@ -190,14 +190,16 @@ MAX_DRAWS_PER_GROUP = 20_000
 
 
 def _join_forced(parts: list[dict]) -> dict:
-    """The entries of :meth:`Pipeline.forced` over disjoint groups of tracks."""
+    """The entries of :meth:`Pipeline.forced` over disjoint groups of tracks
+    or batches (an entry a part lacks — a batch without recorded states —
+    counts as empty)."""
     from .detector.candidates import empty_pairs
 
     def joined(key, empty):
-        return concat([p[key] for p in parts], empty)
-    return dict(candidates=joined("candidates", pd.DataFrame()),
+        return concat([p.get(key, empty) for p in parts], empty)
+    return dict(candidates=joined("candidates", empty_candidates()),
                 pairs=joined("pairs", empty_pairs()),
-                interactions=sum(p["interactions"] for p in parts),
+                interactions=sum(p.get("interactions", 0) for p in parts),
                 strata=joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
                 g_sums=joined("g_sums", _empty_g_sums()),
                 process_weight=joined("process_weight", pd.Series(dtype=float)),
@@ -309,24 +311,13 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
 
 def join_parts(parts: list[dict]) -> dict:
     """The results of :meth:`Pipeline.process` over batches as one pass."""
-    from .detector.candidates import empty_pairs
-
     def joined(key, empty):
         return concat([r[key] for r in parts], empty)
     return {"row_status": joined("row_status", pd.Series(dtype=object)),
             "history_status": joined("history_status", pd.Series(dtype=np.int64)),
             "norm": joined("norm", pd.Series(dtype=float)),
             "norm2": joined("norm2", pd.Series(dtype=float)),
-            "candidates": joined("candidates", empty_candidates()),
-            "pairs": joined("pairs", empty_pairs()),
-            "interactions": sum(r["interactions"] for r in parts),
-            "strata": joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
-            "g_sums": joined("g_sums", _empty_g_sums()),
-            "process_weight": joined("process_weight", pd.Series(dtype=float)),
-            "interaction_weight": joined("interaction_weight", pd.Series(dtype=float)),
-            "history_interaction_weight": concat(
-                [r.get("history_interaction_weight", pd.Series(dtype=float)) for r in parts],
-                pd.Series(dtype=float))}
+            **_join_forced(parts)}
 
 
 def _batches(tracks, batch_size, subset, jobs=1):
