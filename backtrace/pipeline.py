@@ -186,6 +186,9 @@ class Pipeline:
 #: [est: 20 000, range 5 000–100 000: ~40 kB per draw with its products and
 #: detector hits was measured at k = 256 (8.5 GB for 2 × 10⁵ draws), so
 #: ~1 GB; groups much smaller than this only add per-call overhead].
+#: Measured: 200 example tracks × 4 histories × k = 256 (2.0 × 10⁵ draws),
+#: one worker: peak RSS 1.26 GB grouped vs 9.92 GB in one group, same
+#: estimate to the last digit, 79 s vs 99 s.
 MAX_DRAWS_PER_GROUP = 20_000
 
 
