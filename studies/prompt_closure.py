@@ -33,6 +33,17 @@ def fmt(v, e=None):
     return f"{v:.3g}" if e is None else f"{v:.3g} ± {e:.2g}"
 
 
+def fmt_ratio(c: dict) -> str:
+    """R ± paired error, then the 68 % bootstrap interval over events; a
+    cell the forward has no entry in has no error to show (0 ± 0 says
+    nothing there)."""
+    if c["ratio"] is not None and c["forward"] == 0:
+        return "no forward entry"
+    text = fmt(c["ratio"], c["ratio_error"])
+    band = c.get("ratio_interval_68")
+    return text + (f" [{band[0]:.3g}, {band[1]:.3g}]" if band else "")
+
+
 def markdown(reports: dict, notes: str = "") -> str:
     lines = ["# Prompt-yield closure: forward simulation vs backward estimate", "",
              "Written by `studies/prompt_closure.py` (the command of each set-up in closure.json). Two set-ups: "
@@ -61,7 +72,9 @@ def setup_markdown(report: dict) -> list:
         "",
     ] + mc_lines(report) + [
         "Ratios are forward/backward on the visible paths, errors from the paired "
-        "per-event differences (`backtrace/prompt_closure.py`); an empty cell in both "
+        "per-event differences (`backtrace/prompt_closure.py`), then in brackets the "
+        "68 % bootstrap interval over events (paired; it does not assume a Gaussian "
+        "ratio: with a few heavy events it is lopsided); an empty cell in both "
         "methods has no ratio.",
         "",
         "## Wall time (same machine, same jobs; the machine is shared)",
@@ -78,7 +91,7 @@ def setup_markdown(report: dict) -> list:
     for prior, c in report["interactions"].items():
         lines.append(f"| {prior} | {fmt(c['forward'], c['forward_error'])} | "
                      f"{fmt(c['backward'], c['backward_error'])} | "
-                     f"{fmt(c['ratio'], c['ratio_error'])} | {fmt(c['missed_fraction'])} |")
+                     f"{fmt_ratio(c)} | {fmt(c['missed_fraction'])} |")
     for prior, table in report["tables"].items():
         lines += ["", f"## Two-track yields per cell, backward prior '{prior}'", "",
                   "| region | category | forward (visible) | backward | forward/backward | "
@@ -90,7 +103,7 @@ def setup_markdown(report: dict) -> list:
                 lines.append(
                     f"| {region} | {cat} | {fmt(c['forward'], c['forward_error'])} | "
                     f"{fmt(c['backward'], c['backward_error'])} | "
-                    f"{fmt(c['ratio'], c['ratio_error'])} | "
+                    f"{fmt_ratio(c)} | "
                     f"{fmt(c['fraction'], c['fraction_error'])} |")
     lines += ["", "## Missed fraction per category (forward, all regions)", "",
               "Entries: forward candidates; n_eff: effective number of events "
@@ -229,6 +242,10 @@ def run_setup(name: str, args, out: Path) -> dict:
     r["forward"].paths.to_parquet(out / name / "forward_paths.parquet")
     for prior, b in r["backward"].items():
         b.candidates.to_parquet(out / name / f"backward_{prior}_candidates.parquet")
+        if b.interaction_weight is not None:  # per track, for the forced-interaction closure
+            b.interaction_weight.rename("interaction_weight").rename_axis(
+                "track_index").reset_index().to_parquet(
+                out / name / f"backward_{prior}_interactions.parquet")
     precision = {"forward (all paths)": (fwd["regions"]["outside"]["mu-mu"]["value"],
                                          fwd["regions"]["outside"]["mu-mu"]["stat"])}
     for prior, b in r["backward"].items():
@@ -288,7 +305,9 @@ def combine(dirs: list, name: str = "physical") -> dict:
     fcs, tracks, bcs = [], [], {prior: [] for prior in priors}
     offset = 0
     for d in dirs:
-        base = Path(d) / name
+        # a run's --out DIR holds its files under DIR/<set-up>; a kept run
+        # (studies/prompt_closure/physical/runN) holds them directly
+        base = Path(d) / name if (Path(d) / name).is_dir() else Path(d)
         fc = pd.read_parquet(base / "forward_candidates.parquet")
         fcs.append(fc.assign(weight=fc["weight"] / n))
         tr = pd.read_parquet(base / "tracks.parquet")

@@ -39,7 +39,8 @@ import pytest
 
 from backtrace.config import RunConfig
 from backtrace.forward_prompt import PromptSimConfig, simulate_prompt
-from backtrace.prompt_closure import closure_table, interaction_closure, ratio_paired
+from backtrace.prompt_closure import (bootstrap_ratio_interval, closure_table,
+                                      interaction_closure, ratio_paired)
 
 LOOSE = str(Path(__file__).resolve().parent / "data" / "regions_loose.toml")
 CONFIG = PromptSimConfig(
@@ -97,9 +98,29 @@ def test_ratio_paired_error():
     r = ratio_paired(b * rng.normal(1.0, 0.1, 400), b)
     assert r["ratio"] == pytest.approx(1.0, abs=0.02)
     assert r["ratio_error"] == pytest.approx(0.1 / np.sqrt(400), rel=0.15)
+    # with a Gaussian ratio the 68 % bootstrap interval is R ± its error
+    lo, hi = r["ratio_interval_68"]
+    assert lo < r["ratio"] < hi
+    assert (hi - lo) / 2 == pytest.approx(r["ratio_error"], rel=0.15)
+    assert ratio_paired(b * rng.normal(1.0, 0.1, 400), b)["ratio_interval_68"] != (lo, hi)
     # events present in one method only count as zero in the other
     r = ratio_paired(pd.Series([2.0], index=[7]), pd.Series([1.0, 1.0], index=[7, 8]))
     assert r["ratio"] == 1.0 and r["events"] == 2
+    # one event: no interval
+    assert ratio_paired(pd.Series([2.0]), pd.Series([1.0]))["ratio_interval_68"] is None
+
+
+def test_bootstrap_interval_shows_a_heavy_event():
+    """Nine events agree (a = b) and one heavy event has a = 0: the
+    delta-method error is symmetric, the bootstrap interval is not — it
+    reaches R = 1 (the resamples without the heavy event) on one side only."""
+    a = pd.Series([1.0] * 9 + [0.0])
+    b = pd.Series([1.0] * 9 + [9.0])
+    r = ratio_paired(a, b)
+    assert r["ratio"] == pytest.approx(0.5)
+    lo, hi = r["ratio_interval_68"]
+    assert hi - r["ratio"] > 2 * (r["ratio"] - lo)
+    assert bootstrap_ratio_interval(a.to_numpy(), b.to_numpy()) == (lo, hi)  # seeded
 
 
 def _scaled_posterior(monkeypatch):
