@@ -33,8 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["ratio_paired", "bootstrap_ratio_interval", "closure_table", "interaction_closure",
-           "run_closure", "VISIBLE_DEFINITION"]
+__all__ = ["ratio_paired", "bootstrap_ratio_interval", "mean_event_ratio", "closure_table",
+           "interaction_closure", "run_closure", "VISIBLE_DEFINITION"]
 
 VISIBLE_DEFINITION = (
     "a forward path is visible to the backward method when the incoming muon's path, "
@@ -159,13 +159,37 @@ def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFra
             "visible_definition": VISIBLE_DEFINITION}
 
 
+def mean_event_ratio(a: pd.Series, b: pd.Series) -> dict:
+    """The unweighted mean over events of a_e / b_e, with its standard
+    error, on the events where the backward has a value (b_e > 0); and how
+    many events only one method has. An event's source weight multiplies
+    both a_e and b_e and cancels in the ratio, so this mean does not carry
+    the heavy tail of the source weights that dominates Σa/Σb: if the
+    backward's posterior average over paths equals the forward's
+    expectation given the track, it is 1 (a test of every event alike
+    rather than of the heavy ones)."""
+    idx = a.index.union(b.index)
+    av, bv = a.reindex(idx, fill_value=0.0).to_numpy(), b.reindex(idx, fill_value=0.0).to_numpy()
+    both = bv > 0
+    q = av[both] / bv[both]
+    out = {"mean_event_ratio": None, "mean_event_ratio_error": None,
+           "mean_event_ratio_events": int(len(q)),
+           "events_forward_only": int(((av > 0) & ~both).sum()),
+           "events_backward_only": int((both & (av <= 0)).sum())}
+    if len(q) >= 2:
+        out["mean_event_ratio"] = float(q.mean())
+        out["mean_event_ratio_error"] = float(q.std(ddof=1) / np.sqrt(len(q)))
+    return out
+
+
 def interaction_closure(forward, backward_weight: pd.Series, tracks: pd.DataFrame) -> dict:
     """The forced interactions' summed weight (the expected number of
     forced-type interactions above q_min in the forcing window, times the
     incoming muon's veto survival, at the target POT) on the visible paths:
     forward against backward per event (:func:`ratio_paired`). It holds
     every normalisation of the yields (POT, source and posterior weights,
-    forcing) with far more entries than the two-track cells."""
+    forcing) with far more entries than the two-track cells. Also the
+    unweighted mean of the per-event ratio (:func:`mean_event_ratio`)."""
     p = forward.paths
     vis = p[p["visible"]]
     a = vis.groupby("event")["interaction_weight"].sum()
@@ -173,7 +197,7 @@ def interaction_closure(forward, backward_weight: pd.Series, tracks: pd.DataFram
     w = backward_weight if backward_weight is not None else pd.Series(dtype=float)
     b = pd.Series(w.to_numpy(float), index=ev[w.index.to_numpy(np.int64)]).groupby(
         level=0).sum() if len(w) else pd.Series(dtype=float)
-    out = ratio_paired(a, b)
+    out = {**ratio_paired(a, b), **mean_event_ratio(a, b)}
     total = float(p["interaction_weight"].sum())
     out["forward_all_paths"] = total
     out["missed_fraction"] = 1.0 - out["forward"] / total if total > 0 else None

@@ -86,12 +86,20 @@ def setup_markdown(report: dict) -> list:
     for prior, s in t["backward_s"].items():
         lines.append(f"| backward (run, prior {prior}) | {s:.0f} | {t['forward_s'] / s:.2f} |")
     lines += ["", "## Forced interactions' summed weight (visible paths)", "",
-              "| prior | forward | backward | forward/backward | missed fraction (all paths) |",
-              "|---|---|---|---|---|"]
+              "Mean of a_e/b_e: the unweighted mean over events of the per-event "
+              "ratio, in which the event's source weight cancels (each event counts "
+              "alike, not the heavy ones); reports made before it was recorded show –.",
+              "",
+              "| prior | forward | backward | forward/backward | mean of a_e/b_e (events) | "
+              "missed fraction (all paths) |",
+              "|---|---|---|---|---|---|"]
     for prior, c in report["interactions"].items():
+        mean = (f"{fmt(c['mean_event_ratio'], c['mean_event_ratio_error'])} "
+                f"({c['mean_event_ratio_events']})" if c.get("mean_event_ratio") is not None
+                else "–")
         lines.append(f"| {prior} | {fmt(c['forward'], c['forward_error'])} | "
                      f"{fmt(c['backward'], c['backward_error'])} | "
-                     f"{fmt_ratio(c)} | {fmt(c['missed_fraction'])} |")
+                     f"{fmt_ratio(c)} | {mean} | {fmt(c['missed_fraction'])} |")
     for prior, table in report["tables"].items():
         lines += ["", f"## Two-track yields per cell, backward prior '{prior}'", "",
                   "| region | category | forward (visible) | backward | forward/backward | "
@@ -279,6 +287,14 @@ def _combined_interactions(runs: list) -> dict:
            "backward_error": float(np.sqrt(sum(r["backward_error"] ** 2 for r in runs))) / n,
            "ratio": a / b if b > 0 else None, "ratio_error": None,
            "missed_fraction": float(np.mean([r["missed_fraction"] for r in runs]))}
+    counts = [r.get("mean_event_ratio_events") for r in runs]
+    if all(counts) and all(r.get("mean_event_ratio") is not None for r in runs):
+        total = sum(counts)
+        out["mean_event_ratio"] = sum(c * r["mean_event_ratio"]
+                                      for c, r in zip(counts, runs)) / total
+        out["mean_event_ratio_error"] = float(np.sqrt(sum(
+            (c * r["mean_event_ratio_error"]) ** 2 for c, r in zip(counts, runs)))) / total
+        out["mean_event_ratio_events"] = total
     if b > 0 and all(r["ratio_error"] is not None for r in runs):
         out["ratio_error"] = float(np.sqrt(sum((r["ratio_error"] * r["backward"]) ** 2
                                                for r in runs))) / (n * b)

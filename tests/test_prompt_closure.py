@@ -40,7 +40,7 @@ import pytest
 from backtrace.config import RunConfig
 from backtrace.forward_prompt import PromptSimConfig, simulate_prompt
 from backtrace.prompt_closure import (bootstrap_ratio_interval, closure_table,
-                                      interaction_closure, ratio_paired)
+                                      interaction_closure, mean_event_ratio, ratio_paired)
 
 LOOSE = str(Path(__file__).resolve().parent / "data" / "regions_loose.toml")
 CONFIG = PromptSimConfig(
@@ -83,6 +83,8 @@ def test_prompt_closure_small(forward, tmp_path):
     assert set(cell) >= {"forward", "backward", "ratio", "ratio_error", "fraction"}
     # invisible paths carry part of the forward interaction weight
     assert 0.0 < c["missed_fraction"] < 1.0
+    # every event alike (source weights cancel): 1.010 ± 0.027 on 25 events
+    assert abs(c["mean_event_ratio"] - 1.0) < TOLERANCE and c["mean_event_ratio_error"] < 0.05
 
 
 def test_ratio_paired_error():
@@ -108,6 +110,24 @@ def test_ratio_paired_error():
     assert r["ratio"] == 1.0 and r["events"] == 2
     # one event: no interval
     assert ratio_paired(pd.Series([2.0]), pd.Series([1.0]))["ratio_interval_68"] is None
+
+
+def test_mean_event_ratio_ignores_the_event_weights():
+    """a_e / b_e cancels each event's source weight: weights from 1e-6 to
+    1e6 on the same per-event ratios give the same mean, while Σa/Σb follows
+    the heaviest event; events of one method only are counted apart."""
+    q = np.array([0.8, 1.2, 0.9, 1.1])
+    b = pd.Series([1.0, 1.0, 1.0, 1.0])
+    heavy = pd.Series([1e-6, 1.0, 1.0, 1e6])
+    plain = mean_event_ratio(b * q, b)
+    weighted = mean_event_ratio(heavy * q, heavy)
+    assert plain["mean_event_ratio"] == pytest.approx(1.0)
+    assert weighted["mean_event_ratio"] == pytest.approx(1.0)
+    assert weighted["mean_event_ratio_error"] == pytest.approx(np.std(q, ddof=1) / 2)
+    assert ratio_paired(heavy * q, heavy)["ratio"] == pytest.approx(1.1, rel=1e-5)
+    r = mean_event_ratio(pd.Series([1.0, 2.0, 3.0], index=[1, 2, 3]),
+                         pd.Series([1.0, 2.0, 0.0, 5.0], index=[1, 2, 3, 4]))
+    assert r["events_forward_only"] == 1 and r["events_backward_only"] == 1
 
 
 def test_bootstrap_interval_shows_a_heavy_event():
