@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ratio_paired", "bootstrap_ratio_interval", "mean_event_ratio", "closure_table",
-           "interaction_closure", "run_closure", "VISIBLE_DEFINITION"]
+           "ratio_by_volume", "VOLUME_MIN_SHARE", "interaction_closure", "run_closure", "VISIBLE_DEFINITION"]
 
 VISIBLE_DEFINITION = (
     "a forward path is visible to the backward method when the incoming muon's path, "
@@ -43,10 +43,14 @@ VISIBLE_DEFINITION = (
     "'backtrace run' takes")
 
 
-def _per_event(cands: pd.DataFrame, event: np.ndarray, region: str, category: str
+def _per_event(cands: pd.DataFrame, event: np.ndarray, region: str | None, category: str
                ) -> pd.Series:
-    sel = ((cands["region"] == region) & (cands["category"] == category)).to_numpy() \
-        if len(cands) else np.zeros(0, bool)
+    """Summed weight per event of one cell (``region`` None: all regions)."""
+    if not len(cands):
+        return pd.Series(dtype=float)
+    sel = (cands["category"] == category).to_numpy()
+    if region is not None:
+        sel = sel & (cands["region"] == region).to_numpy()
     return pd.Series(cands["weight"].to_numpy(float)[sel]).groupby(
         np.asarray(event)[sel]).sum()
 
@@ -116,8 +120,11 @@ def _fraction(missed: pd.Series, seen: pd.Series) -> dict:
 
 def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFrame,
                   regions, categories) -> dict:
-    """{region: {category: ratio_paired(...) + missed fraction}} and the
-    per-category missed fraction over all regions (``by_category``).
+    """{region: {category: ratio_paired(...) + missed fraction}}, per
+    category over all regions the missed fraction and the forward/backward
+    ratio of the visible paths (``missed_by_category``, its
+    ``visible_ratio``), and where both have a ``volume`` column the ratio
+    per volume of the interaction (``by_volume``, :func:`ratio_by_volume`).
     ``forward``: a :class:`backtrace.forward_prompt.ForwardResult`;
     ``backward_candidates``: the candidates of ``run`` on ``tracks`` (its
     track_index is the row of ``tracks``, whose ``event_id`` is the MC event)."""
@@ -155,8 +162,48 @@ def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFra
                             "entries_missed": int((missed["category"] == cat).sum())
                             if len(missed) else 0,
                             "n_eff_visible": n_eff(seen), "n_eff_missed": n_eff(missed)}
-    return {"cells": cells, "missed_by_category": by_category,
-            "visible_definition": VISIBLE_DEFINITION}
+        by_category[cat]["visible_ratio"] = ratio_paired(over_regions(seen),
+                                                         _per_event(bc, b_event, None, cat))
+    out = {"cells": cells, "missed_by_category": by_category,
+           "visible_definition": VISIBLE_DEFINITION}
+    if len(bc) and "volume" in bc and "volume" in seen:
+        out["by_volume"] = {cat: ratio_by_volume(seen, bc, b_event, cat)
+                            for cat in categories}
+    return out
+
+
+#: Volumes holding less than this share of a category's yield in both
+#: methods are pooled in :func:`ratio_by_volume` (a table row, not physics).
+VOLUME_MIN_SHARE = 0.05
+
+
+def ratio_by_volume(seen: pd.DataFrame, backward: pd.DataFrame, b_event: np.ndarray,
+                    category: str) -> dict:
+    """{volume of the interaction: ratio_paired(forward, backward)} of one
+    category over all regions, on the visible paths: where along the path
+    the two methods part. Volumes under :data:`VOLUME_MIN_SHARE` of the
+    category in both are pooled as 'other volumes'."""
+    f = seen[seen["category"] == category]
+    sel = (backward["category"] == category).to_numpy()
+    b = backward[sel]
+    if not len(f) and not len(b):
+        return {}
+    share_f = f.groupby("volume")["weight"].sum() / max(float(f["weight"].sum()), 1e-300)
+    share_b = b.groupby("volume")["weight"].sum() / max(float(b["weight"].sum()), 1e-300)
+    share = pd.concat([share_f, share_b], axis=1).fillna(0.0).max(axis=1)
+    main = set(share[share >= VOLUME_MIN_SHARE].index)
+
+    def label(v):
+        return v.where(v.isin(main), "other volumes")
+
+    out = {}
+    for vol in sorted(main) + ["other volumes"]:
+        a = f[label(f["volume"]) == vol].groupby("event")["weight"].sum()
+        bm = (label(b["volume"]) == vol).to_numpy()
+        bb = pd.Series(b["weight"].to_numpy(float)[bm]).groupby(b_event[sel][bm]).sum()
+        if len(a) or len(bb):
+            out[vol] = ratio_paired(a, bb)
+    return out
 
 
 def mean_event_ratio(a: pd.Series, b: pd.Series) -> dict:

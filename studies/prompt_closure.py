@@ -128,6 +128,23 @@ def setup_markdown(report: dict) -> list:
                      f"{fmt(m['fraction'], m['fraction_error'])} | "
                      f"{m['entries_visible']} / {m['entries_missed']} | "
                      f"{m['n_eff_visible']:.2f} / {m['n_eff_missed']:.2f} | {fmt(bound)} |")
+    lines += ["", "## Forward/backward per category, all regions (visible paths)", "",
+              "| category | forward | backward | forward/backward |", "|---|---|---|---|"]
+    for cat, m in first["missed_by_category"].items():
+        c = m.get("visible_ratio")
+        if c and (c["forward"] or c["backward"]):
+            lines.append(f"| {cat} | {fmt(c['forward'], c['forward_error'])} | "
+                         f"{fmt(c['backward'], c['backward_error'])} | {fmt_ratio(c)} |")
+    for cat, rows in first.get("by_volume", {}).items():
+        if not rows:
+            continue
+        lines += ["", f"## {cat} per volume of the interaction, all regions (visible paths)",
+                  "", "Where along the incoming muon's path the methods agree or part "
+                  "(volumes under 5 % of the yield in both methods pooled).", "",
+                  "| volume | forward | backward | forward/backward |", "|---|---|---|---|"]
+        for vol, c in rows.items():
+            lines.append(f"| {vol} | {fmt(c['forward'], c['forward_error'])} | "
+                         f"{fmt(c['backward'], c['backward_error'])} | {fmt_ratio(c)} |")
     lines += ["", "## Precision of mu-mu outside SR/CR", "",
               "| method | value | relative error |", "|---|---|---|"]
     for name, (v, e) in report["precision"].items():

@@ -130,6 +130,31 @@ def test_mean_event_ratio_ignores_the_event_weights():
     assert r["events_forward_only"] == 1 and r["events_backward_only"] == 1
 
 
+def test_ratio_by_volume_and_category():
+    """Per volume of the interaction: two events, the forward puts 1 in the
+    collimator and 2 in the end cap, the backward 2 and 2: collimator 0.5,
+    end cap 1; a volume under 5 % of both is pooled; over all volumes the
+    category's visible ratio is 3/4."""
+    from types import SimpleNamespace
+
+    fwd = pd.DataFrame({"event": [1, 2, 2, 2], "visible": True, "region": "outside",
+                        "category": "mu-mu", "weight": [1.0, 2.0, 0.01, 5.0],
+                        "volume": ["coll", "cap", "air", "cap"]})
+    fwd.loc[3, "visible"] = False  # a missed path: not in the ratios
+    tracks = pd.DataFrame({"event_id": [1, 2]})
+    bwd = pd.DataFrame({"track_index": [0, 1], "region": "outside", "category": "mu-mu",
+                        "weight": [2.0, 2.0], "volume": ["coll", "cap"]})
+    table = closure_table(SimpleNamespace(candidates=fwd), bwd, tracks, ["outside"],
+                          ["mu-mu"])
+    rows = table["by_volume"]["mu-mu"]
+    assert set(rows) == {"coll", "cap", "other volumes"}
+    assert rows["coll"]["ratio"] == pytest.approx(0.5)
+    assert rows["cap"]["ratio"] == pytest.approx(1.0)
+    assert rows["other volumes"]["forward"] == pytest.approx(0.01)
+    vis = table["missed_by_category"]["mu-mu"]["visible_ratio"]
+    assert vis["ratio"] == pytest.approx(3.01 / 4.0)
+
+
 def test_bootstrap_interval_shows_a_heavy_event():
     """Nine events agree (a = b) and one heavy event has a = 0: the
     delta-method error is symmetric, the bootstrap interval is not — it
