@@ -116,7 +116,8 @@ def _systematics_table(c, runs, regions) -> tuple[list, dict]:
 
 
 def _variations(c, est, reruns, config) -> dict:
-    from .systematics import (INVISIBLE_FRACTION, POT_RELATIVE, PROCESS_SCALE_UNCERTAINTY,
+    from .systematics import (CLOSURE_RATIO, INVISIBLE_FRACTION, POT_RELATIVE,
+                              PROCESS_SCALE_UNCERTAINTY, closure_relative,
                               invisible_relative, shift_stat)
 
     total = float(c["weight"].sum()) if len(c) else 0.0
@@ -132,6 +133,14 @@ def _variations(c, est, reruns, config) -> dict:
         "description": "yield the backward method cannot see (incoming muon not in the "
                        "single-track sample): yield x f/(1 - f) per category at f + error "
                        "of the fraction measured by studies/prompt_closure.py"}
+    variations["closure"] = {
+        "kind": "reweight",
+        "measured_ratio": {c: list(v) for c, v in CLOSURE_RATIO.items()},
+        "relative": {c: closure_relative(c) for c in CLOSURE_RATIO},
+        "description": "forward/backward ratio R of the visible yield measured by "
+                       "studies/prompt_closure.py: yield x sqrt((1 - R)^2 + error^2) per "
+                       "category (symmetric; an uncertainty of the path posterior, not a "
+                       "correction)"}
     for name, dirs in reruns.items():
         variations[name] = {"kind": "rerun", "runs": {}}
         for d, (v, r) in dirs.items():

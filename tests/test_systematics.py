@@ -3,11 +3,13 @@ that every re-run moves the estimate the expected way."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from backtrace.geometry import load_geometry
-from backtrace.systematics import (INVISIBLE_FRACTION, deltas, magnet_groups,
+from backtrace.systematics import (CLOSURE_RATIO, INVISIBLE_FRACTION, closure_relative,
+                                   deltas, magnet_groups,
                                    rerun_variations, shift_stat,
                                    varied_config)
 
@@ -111,6 +113,13 @@ def test_deltas_by_reweighting_and_reruns():
     assert sr["invisible"] == pytest.approx(f / (1 - f))
     assert deltas(nominal.assign(visible=True), {}, lambda d: d["weight"] > 0)[
         "invisible"] == 0.0                       # the forward simulation misses nothing
+    # the closure: mu-mu yield x |1 - R| (+) its error, symmetric
+    r, err = CLOSURE_RATIO["mu-mu"]
+    assert total["closure"] == pytest.approx(3.0 * np.hypot(1 - r, err))
+    assert sr["closure"] == pytest.approx(closure_relative("mu-mu"))
+    assert 0.03 < closure_relative("mu-mu") < 0.3 and closure_relative("other") == 0.0
+    assert deltas(nominal.assign(visible=True), {}, lambda d: d["weight"] > 0)[
+        "closure"] == 0.0
     # paired per-track spread: track 0 moves by 0.1, track 1 by 0.5
     assert shift_stat(nominal, _cands([1.1, 2.5, 4.0])) == pytest.approx(0.26 ** 0.5)
     # a variation with no candidate at all
@@ -224,7 +233,7 @@ def test_every_rerun_is_recorded(full_run):
 def test_breakdown_listed_alone_and_in_quadrature(full_run):
     syst = full_run["systematics"]
     names = ["pot", "scale:photonuclear", "scale:pair_production", "scale:mumu_pair",
-             "scale:bremsstrahlung", "scale:knock_on", "invisible"] + \
+             "scale:bremsstrahlung", "scale:knock_on", "invisible", "closure"] + \
         [f"field:{g}" for g in (*TRACED_GROUPS, "spectrometer")] + ["density", "method"]
     assert syst["evaluated"] == names and syst["level"] == "full"
     assert list(syst["table"]) == names + ["quadrature"]
