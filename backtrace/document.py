@@ -115,6 +115,13 @@ def _systematics_table(c, runs, regions) -> tuple[list, dict]:
     return names, table
 
 
+def _measured_variation(key: str, measured: dict, relative, description: str) -> dict:
+    """A reweighting measured by the forward closure: the measured values
+    per category under ``key`` and the relative size ``relative(category)``."""
+    return {"kind": "reweight", key: {c: list(v) for c, v in measured.items()},
+            "relative": {c: relative(c) for c in measured}, "description": description}
+
+
 def _variations(c, est, reruns, config) -> dict:
     from .systematics import (CLOSURE_RATIO, INVISIBLE_FRACTION, POT_RELATIVE,
                               PROCESS_SCALE_UNCERTAINTY, closure_relative,
@@ -126,21 +133,16 @@ def _variations(c, est, reruns, config) -> dict:
     for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
         variations[f"scale:{proc}"] = {
             "kind": "reweight", "description": f"{proc} cross section x (1 ± {rel:g})"}
-    variations["invisible"] = {
-        "kind": "reweight",
-        "measured_fraction": {c: list(v) for c, v in INVISIBLE_FRACTION.items()},
-        "relative": {c: invisible_relative(c) for c in INVISIBLE_FRACTION},
-        "description": "yield the backward method cannot see (incoming muon not in the "
-                       "single-track sample): yield x f/(1 - f) per category at f + error "
-                       "of the fraction measured by studies/prompt_closure.py"}
-    variations["closure"] = {
-        "kind": "reweight",
-        "measured_ratio": {c: list(v) for c, v in CLOSURE_RATIO.items()},
-        "relative": {c: closure_relative(c) for c in CLOSURE_RATIO},
-        "description": "forward/backward ratio R of the visible yield measured by "
-                       "studies/prompt_closure.py: yield x sqrt((1 - R)^2 + error^2) per "
-                       "category (symmetric; an uncertainty of the path posterior, not a "
-                       "correction)"}
+    variations["invisible"] = _measured_variation(
+        "measured_fraction", INVISIBLE_FRACTION, invisible_relative,
+        "yield the backward method cannot see (incoming muon not in the single-track "
+        "sample): yield x f/(1 - f) per category at f + error of the fraction measured "
+        "by studies/prompt_closure.py")
+    variations["closure"] = _measured_variation(
+        "measured_ratio", CLOSURE_RATIO, closure_relative,
+        "forward/backward ratio R of the visible yield measured by "
+        "studies/prompt_closure.py: yield x sqrt((1 - R)^2 + error^2) per category "
+        "(symmetric; an uncertainty of the path posterior, not a correction)")
     for name, dirs in reruns.items():
         variations[name] = {"kind": "rerun", "runs": {}}
         for d, (v, r) in dirs.items():

@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 __all__ = ["ratio_paired", "bootstrap_ratio_interval", "mean_event_ratio", "closure_table",
-           "ratio_by_volume", "VOLUME_MIN_SHARE", "interaction_closure", "run_closure", "VISIBLE_DEFINITION"]
+           "ratio_by_volume", "VOLUME_MIN_SHARE", "interaction_closure", "run_closure",
+           "VISIBLE_DEFINITION"]
 
 VISIBLE_DEFINITION = (
     "a forward path is visible to the backward method when the incoming muon's path, "
@@ -53,6 +54,19 @@ def _per_event(cands: pd.DataFrame, event: np.ndarray, region: str | None, categ
         sel = sel & (cands["region"] == region).to_numpy()
     return pd.Series(cands["weight"].to_numpy(float)[sel]).groupby(
         np.asarray(event)[sel]).sum()
+
+
+def _n_eff(per_event: pd.Series) -> float:
+    """Effective number of events, (Σw)²/Σw² of per-event sums."""
+    w2 = float((per_event ** 2).sum())
+    return float(per_event.sum() ** 2 / w2) if w2 > 0 else 0.0
+
+
+def _aligned(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Per-event values of both methods over the union of their events
+    (an event one method lacks counts as zero there)."""
+    idx = a.index.union(b.index)
+    return a.reindex(idx, fill_value=0.0).to_numpy(), b.reindex(idx, fill_value=0.0).to_numpy()
 
 
 #: Bootstrap replicas of :func:`ratio_paired`'s interval and their seed
@@ -90,13 +104,12 @@ def ratio_paired(a: pd.Series, b: pd.Series) -> dict:
     """R = Σa / Σb over events, with the paired delta-method error
     (module docstring), its 68 % bootstrap interval over events
     (:func:`bootstrap_ratio_interval`) and each sum's own error over events."""
-    idx = a.index.union(b.index)
-    av, bv = a.reindex(idx, fill_value=0.0).to_numpy(), b.reindex(idx, fill_value=0.0).to_numpy()
+    av, bv = _aligned(a, b)
     sa, sb = float(av.sum()), float(bv.sum())
     out = {"forward": sa, "forward_error": float(np.sqrt((av ** 2).sum())),
            "backward": sb, "backward_error": float(np.sqrt((bv ** 2).sum())),
            "ratio": None, "ratio_error": None, "ratio_interval_68": None,
-           "events": int(len(idx))}
+           "events": int(len(av))}
     if sb > 0:
         r = sa / sb
         out["ratio"] = r
@@ -107,9 +120,8 @@ def ratio_paired(a: pd.Series, b: pd.Series) -> dict:
 
 def _fraction(missed: pd.Series, seen: pd.Series) -> dict:
     """M / (A + M) over events with its delta-method error."""
-    idx = missed.index.union(seen.index)
-    m = missed.reindex(idx, fill_value=0.0).to_numpy()
-    t = m + seen.reindex(idx, fill_value=0.0).to_numpy()
+    m, a = _aligned(missed, seen)
+    t = m + a
     total = float(t.sum())
     if not total > 0:
         return {"missed": float(m.sum()), "fraction": None, "fraction_error": None}
@@ -134,36 +146,27 @@ def closure_table(forward, backward_candidates: pd.DataFrame, tracks: pd.DataFra
     bc = backward_candidates
     b_event = tracks["event_id"].to_numpy(np.int64)[bc["track_index"].to_numpy(np.int64)] \
         if len(bc) else np.zeros(0, np.int64)
+    seen_event = seen["event"].to_numpy() if len(seen) else np.zeros(0, np.int64)
+    missed_event = missed["event"].to_numpy() if len(missed) else np.zeros(0, np.int64)
     cells = {}
     for region in regions:
         cells[region] = {}
         for cat in categories:
-            a = _per_event(seen, seen["event"].to_numpy() if len(seen) else [], region, cat)
-            m = _per_event(missed, missed["event"].to_numpy() if len(missed) else [],
-                           region, cat)
+            a = _per_event(seen, seen_event, region, cat)
+            m = _per_event(missed, missed_event, region, cat)
             cells[region][cat] = {**ratio_paired(a, _per_event(bc, b_event, region, cat)),
                                   **_fraction(m, a)}
     by_category = {}
     for cat in categories:
-        def n_eff(frame, cat=cat):
-            """Effective number of events, (Σw)²/Σw² of per-event sums."""
-            sel = frame[frame["category"] == cat] if len(frame) else frame
-            if not len(sel):
-                return 0.0
-            per = sel["weight"].groupby(sel["event"].to_numpy()).sum().to_numpy()
-            return float(per.sum() ** 2 / (per ** 2).sum()) if (per ** 2).sum() > 0 else 0.0
-        def over_regions(frame, cat=cat):
-            sel = frame[frame["category"] == cat] if len(frame) else frame
-            return pd.Series(sel["weight"].to_numpy(float)).groupby(
-                sel["event"].to_numpy()).sum() if len(sel) else pd.Series(dtype=float)
-        by_category[cat] = {**_fraction(over_regions(missed), over_regions(seen)),
+        a = _per_event(seen, seen_event, None, cat)
+        m = _per_event(missed, missed_event, None, cat)
+        by_category[cat] = {**_fraction(m, a),
                             "entries_visible": int((seen["category"] == cat).sum())
                             if len(seen) else 0,
                             "entries_missed": int((missed["category"] == cat).sum())
                             if len(missed) else 0,
-                            "n_eff_visible": n_eff(seen), "n_eff_missed": n_eff(missed)}
-        by_category[cat]["visible_ratio"] = ratio_paired(over_regions(seen),
-                                                         _per_event(bc, b_event, None, cat))
+                            "n_eff_visible": _n_eff(a), "n_eff_missed": _n_eff(m)}
+        by_category[cat]["visible_ratio"] = ratio_paired(a, _per_event(bc, b_event, None, cat))
     out = {"cells": cells, "missed_by_category": by_category,
            "visible_definition": VISIBLE_DEFINITION}
     if len(bc) and "volume" in bc and "volume" in seen:
@@ -215,8 +218,7 @@ def mean_event_ratio(a: pd.Series, b: pd.Series) -> dict:
     backward's posterior average over paths equals the forward's
     expectation given the track, it is 1 (a test of every event alike
     rather than of the heavy ones)."""
-    idx = a.index.union(b.index)
-    av, bv = a.reindex(idx, fill_value=0.0).to_numpy(), b.reindex(idx, fill_value=0.0).to_numpy()
+    av, bv = _aligned(a, b)
     both = bv > 0
     q = av[both] / bv[both]
     out = {"mean_event_ratio": None, "mean_event_ratio_error": None,

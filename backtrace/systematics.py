@@ -223,15 +223,22 @@ def deltas(nominal: pd.DataFrame, reruns: dict, mask) -> dict[str, float]:
         out[f"scale:{proc}"] = rel * (float(sel.loc[scaled == proc, "weight"].sum())
                                       if len(sel) else 0.0)
     # the forward simulation's candidates (a 'visible' column) miss nothing
-    out["invisible"] = 0.0 if not len(sel) or "visible" in sel else float(sum(
-        invisible_relative(cat) * sel.loc[sel["category"] == cat, "weight"].sum()
-        for cat in INVISIBLE_FRACTION))
-    out["closure"] = 0.0 if not len(sel) or "visible" in sel else float(sum(
-        closure_relative(cat) * sel.loc[sel["category"] == cat, "weight"].sum()
-        for cat in CLOSURE_RATIO))
+    out["invisible"] = _measured_term(sel, INVISIBLE_FRACTION, invisible_relative)
+    out["closure"] = _measured_term(sel, CLOSURE_RATIO, closure_relative)
     for name, runs in reruns.items():
         out[name] = max(abs(_sum(c, mask) - value) for c in runs.values())
     return out
+
+
+def _measured_term(sel: pd.DataFrame, measured: dict, relative) -> float:
+    """A term measured by the forward closure: Σ over the ``measured``
+    categories of relative(category) × that category's yield in ``sel``;
+    0 for the forward simulation's own candidates (a 'visible' column),
+    which the closure compares against rather than corrects."""
+    if not len(sel) or "visible" in sel:
+        return 0.0
+    return float(sum(relative(cat) * sel.loc[sel["category"] == cat, "weight"].sum()
+                     for cat in measured))
 
 
 def closure_relative(category: str) -> float:

@@ -19,6 +19,7 @@ Writes ``--out/variants.json`` (one entry per variant, with its command).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -48,7 +49,6 @@ def main():
     args = parser.parse_args()
     out = Path(args.out)
     path = out / "variants.json"
-    import json
     report = json.loads(path.read_text()) if path.exists() else {}
     for name in args.variants:
         config = PromptSimConfig(
