@@ -1,5 +1,5 @@
 """``python -m backtrace`` is the ``backtrace`` command."""
 
-from .cli import main
+from backtrace.cli import main
 
 main()

@@ -19,7 +19,7 @@ per recorded backward history (:mod:`backtrace.interactions.forced`) plus the
 transport of its products above the track momentum cut to the STRAWs and
 MUV3 (:mod:`backtrace.interactions.products`), configured as ``run`` does.
 
-(c) ``run``: end-to-end :func:`backtrace.pipeline.run_estimate` tracks/s
+(c) ``run``: end-to-end :func:`backtrace.prompt.pipeline.run_estimate` tracks/s
 (and histories, forced interactions per second) and peak RSS, in a fresh
 process.
 
@@ -30,7 +30,7 @@ whether the input is streamed (flat memory) and the speed-up with jobs.
 
 (e) ``allocation``: the figure of merit 1 / (σ_rel² t) of the μ-μ yield
 outside SR/CR (the published headline; σ_rel its relative MC uncertainty,
-t the CPU time of this process, which does all the work with one job) of :func:`backtrace.pipeline.run_estimate`
+t the CPU time of this process, which does all the work with one job) of :func:`backtrace.prompt.pipeline.run_estimate`
 with rounds of histories within the same time budget: ``plain`` (the former
 forcing, ``--allocation natural``, of all processes, every track the same
 histories), ``plain-trident`` (the same forcing of the trident alone, the
@@ -74,9 +74,9 @@ def best_time(func, repeat=3):
 
 
 def bench_slab(physics, exe, workdir, n):
-    from .pumas import TransportOptions
-    from .pumas.driver import run_driver, write_job
-    from .slab import slab_navigator, slab_transport
+    from backtrace.pumas import TransportOptions
+    from backtrace.pumas.driver import run_driver, write_job
+    from backtrace.beamline.slab import slab_navigator, slab_transport
 
     t_py = best_time(lambda: slab_transport(physics, "iron", 1.0, 50.0, n,
                                             mode="straggled", seed=1))
@@ -118,8 +118,8 @@ def _tracks_at_straw1(n, beamline, seed=11):
 
 
 def bench_k12(beamline, exe, workdir, n):
-    from .pumas.driver import run_driver, write_job
-    from .transport import TraceConfig, Tracer
+    from backtrace.pumas.driver import run_driver, write_job
+    from backtrace.transport import TraceConfig, Tracer
 
     df = _tracks_at_straw1(n, beamline)
     df.insert(0, "track_index", np.arange(n))
@@ -139,7 +139,7 @@ def bench_k12(beamline, exe, workdir, n):
 
 
 def bench_locate(beamline, n):
-    from .geometry_compile import locate_reference
+    from backtrace.beamline.compile import locate_reference
 
     compiled = beamline.compiled((beamline.geometry.world["z_min_m"],
                                   beamline.geometry.world["z_max_m"]))
@@ -156,7 +156,7 @@ def bench_locate(beamline, n):
 def bench_forced(n_tracks, samples_per_track=4):
     """(b) One forced interaction per backward history, and the transport of
     its products, configured as ``backtrace run`` (defaults of RunConfig)."""
-    from .pipeline import Pipeline, RunConfig
+    from backtrace.prompt.pipeline import Pipeline, RunConfig
 
     cfg = RunConfig(samples_per_track=samples_per_track)
     pipeline = Pipeline(cfg)
@@ -200,14 +200,14 @@ def resampled_tracks(n: int, seed: int = 7):
         base = pd.read_parquet(EXAMPLE_TRACKS, columns=cols)
         rows = np.random.default_rng(seed).integers(0, len(base), n)
         return base.iloc[rows].reset_index(drop=True), "examples/sample.parquet resampled"
-    from .beamline import BeamLine
+    from backtrace.beamline.line import BeamLine
 
     df = _tracks_at_straw1(n, BeamLine.shared(), seed)
     return df.assign(weight=1.0), "synthetic STRAW1 tracks"
 
 
 def _write_input(path: Path, n: int) -> Path:
-    from .tracks import write_tracks
+    from backtrace.tracks import write_tracks
 
     df, _ = resampled_tracks(n)
     return write_tracks(path, df, pot=1e12 * n / 1419)
@@ -216,18 +216,18 @@ def _write_input(path: Path, n: int) -> Path:
 def _child(kind: str, tracks: str, jobs: int, workdir: str) -> None:
     """Fresh-process measurement (``python -c``): one trace or run, then a
     JSON line with the timing and the peak RSS [MB]."""
-    from .tracks import Tracks
+    from backtrace.tracks import Tracks
 
     t = Tracks.open(tracks)
     t0 = time.perf_counter()
     if kind == "trace":
-        from .transport import TraceConfig, trace_file
+        from backtrace.transport import TraceConfig, trace_file
 
         s = trace_file(t, TraceConfig(samples_per_track=1, seed=1),
                        Path(workdir) / "traced.parquet", jobs=jobs, progress=False)
         extra = {"histories": s["histories"]}
     else:
-        from .pipeline import RunConfig, run_estimate
+        from backtrace.prompt.pipeline import RunConfig, run_estimate
 
         d = run_estimate(t, RunConfig(), jobs=jobs, progress=False,
                          systematics="none").document
@@ -284,8 +284,8 @@ def bench_allocation(n_tracks: int, workdir: Path, budget_s: float = 240.0) -> d
     (all processes, and the trident alone) and of the variance-reduced
     defaults, each with rounds of histories within ``budget_s`` (same
     tracks and seed, one core)."""
-    from .pipeline import RunConfig, run_estimate
-    from .tracks import Tracks
+    from backtrace.prompt.pipeline import RunConfig, run_estimate
+    from backtrace.tracks import Tracks
 
     path = _write_input(workdir / "allocation.parquet", n_tracks)
     out = {"case": "allocation: figure of merit of mu-mu outside SR/CR",
@@ -354,8 +354,8 @@ def run_benchmarks(quick: bool = False, scaling_tracks=None,
 
 def _transport_figures(quick: bool, workdir: Path) -> tuple[str | None, list[dict]]:
     """(a): the slab and K12 transport against the C driver, and the locator."""
-    from .beamline import BeamLine
-    from .pumas.driver import build_driver
+    from backtrace.beamline.line import BeamLine
+    from backtrace.pumas.driver import build_driver
 
     beamline = BeamLine.shared()
     n_k12, n_slab, n_loc = (500, 5000, 50_000) if quick else (2000, 20000, 200_000)

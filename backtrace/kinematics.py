@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["two_body_momentum", "boost", "isotropic_directions",
+from backtrace.constants import PROTON_MASS_GEV
+
+__all__ = ["sqrt_s_gev", "two_body_momentum", "boost", "isotropic_directions",
            "two_body_decay", "three_body_decay", "lab_muon_energy_range",
            "invariant_mass"]
 
@@ -127,3 +129,9 @@ def lab_muon_energy_range(e_parent, m_parent, m_mu, m_nu=0.0):
     p_star = two_body_momentum(m_parent, m_mu, m_nu)
     e_star = np.sqrt(p_star ** 2 + m_mu ** 2)
     return gamma * (e_star - beta * p_star), gamma * (e_star + beta * p_star)
+
+
+def sqrt_s_gev(p_beam_gev: float) -> float:
+    """√s [GeV] of a proton of momentum ``p_beam_gev`` on a nucleon at rest."""
+    e_beam = float(np.hypot(p_beam_gev, PROTON_MASS_GEV))
+    return float(np.sqrt(2 * PROTON_MASS_GEV ** 2 + 2 * PROTON_MASS_GEV * e_beam))

@@ -49,7 +49,7 @@ electron_ep_min_dp_min_gev     50.0      (NA62 e+e− selection)
 electron_ep_max                1.05      upper E/p limit
 eta_vetoes                     []        vetoes (entries of ``vetoes``) whose
                                          rejection is the η of the factorised
-                                         estimate (:mod:`backtrace.factorised`)
+                                         estimate (:mod:`backtrace.prompt.factorised`)
 upstream_activity_detectors    []        active surfaces (names or patterns):
                                          a charged particle crossing one
                                          upstream of the vertex within
@@ -267,7 +267,7 @@ def load_regions(path=None, channel: str | None = None) -> Regions:
     """Read and check a regions file (default: the packaged NA62 file of
     ``channel``, μ+μ− when None). With both a path and a channel, the file
     must be of that channel."""
-    from .io import read_data_toml
+    from backtrace.io import read_data_toml
 
     if channel is not None and channel not in CHANNELS:
         raise RegionsError(f"channel {channel!r} unknown (known: {', '.join(CHANNELS)})")

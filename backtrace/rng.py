@@ -141,7 +141,7 @@ def proposal_key(index, sample: int) -> np.ndarray:
 
 def uniforms(seed: int, index, m: int, *, stream: str | int, sample=None) -> np.ndarray:
     """(n, m) uniforms in (0, 1) for events ``index`` (int64 array)."""
-    from .pumas.counter_rng import counter_uniforms
+    from backtrace.pumas.counter_rng import counter_uniforms
 
     s = STREAMS[stream] if isinstance(stream, str) else int(stream)
     return counter_uniforms(seed, index, m, s, sample)

@@ -41,7 +41,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .constants import MUON_MASS_GEV
+from backtrace.constants import MUON_MASS_GEV
 
 __all__ = ["REQUIRED", "OPTIONAL", "STATUSES", "TrackFileError", "Tracks",
            "validate", "numeric_columns", "kinetic_energy_gev", "momentum_gev",
@@ -338,7 +338,7 @@ def write_tracks(path, df: pd.DataFrame, *, pot: float | None = None,
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .io import atomic_path
+    from backtrace.io import atomic_path
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .pumas.context import EVENTS
-from .tracks import Tracks, kinetic_energy_gev, numeric_columns, validate
+from backtrace.pumas.context import EVENTS
+from backtrace.tracks import Tracks, kinetic_energy_gev, numeric_columns, validate
 
 __all__ = ["TraceConfig", "Tracer", "BatchResult", "trace_file",
            "HISTORY_STATUSES", "grammage_by_volume"]
@@ -114,8 +114,8 @@ class Tracer:
     """Physics, compiled geometry and a PUMAS context for one process."""
 
     def __init__(self, config: TraceConfig, beamline=None):
-        from .beamline import BeamLine
-        from .pumas import Context, TransportOptions
+        from backtrace.beamline.line import BeamLine
+        from backtrace.pumas import Context, TransportOptions
 
         self.config = config
         self.beamline = BeamLine.for_config(config, beamline)
@@ -338,14 +338,14 @@ class _StatesWriter:
 
 def _trace_metadata(probe: Tracer, tracks: Tracks, config_dict: dict,
                     extra: dict | None) -> dict:
-    from . import __version__
-    from .pumas import pumas_version
+    from backtrace._version import __version__
+    from backtrace.pumas import pumas_version
 
     metadata = {
         "backtrace.version": __version__,
         "backtrace.pumas_version": ".".join(map(str, pumas_version())),
-        "backtrace.config": json.dumps(config_dict, sort_keys=True),
-        "backtrace.geometry": json.dumps(probe.geometry.config()),
+        "backtrace.prompt.config": json.dumps(config_dict, sort_keys=True),
+        "backtrace.beamline.geometry": json.dumps(probe.geometry.config()),
         "backtrace.input": str(tracks.path),
         "backtrace.input_sha256": tracks.digest(),
         "backtrace.pot": repr(tracks.pot) if tracks.pot is not None else "",
@@ -364,8 +364,8 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     """Trace every track of a file; write the states (Parquet, atomically)
     and return the summary (input_rows, status_counts, …). ``scheduler``:
     see :func:`backtrace.executor.ordered_map` (results do not depend on it)."""
-    from .executor import progress_bar, worker_map
-    from .io import atomic_path
+    from backtrace.executor import progress_bar, worker_map
+    from backtrace.io import atomic_path
 
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")

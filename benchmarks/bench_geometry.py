@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from backtrace.geometry import load_geometry
-from backtrace.geometry_compile import locate_reference
+from backtrace.beamline.geometry import load_geometry
+from backtrace.beamline.compile import compile_geometry, locate_reference
 from backtrace.pumas import Physics
 
 
@@ -32,7 +32,7 @@ def main():
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    compiled = load_geometry().compile(Physics())
+    compiled = compile_geometry(load_geometry(), Physics())
     rng = np.random.default_rng(1)
     n = args.n
     pts = np.column_stack([rng.normal(0, 0.3, n), rng.normal(0, 0.3, n),

@@ -33,7 +33,7 @@ import math
 import time
 from pathlib import Path
 
-from backtrace.pipeline import RunConfig, run_estimate
+from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.tracks import Tracks
 
 

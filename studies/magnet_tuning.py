@@ -13,7 +13,7 @@ facts sheet, [seed]).
     python studies/magnet_tuning.py --forward-events 30000 --forward-only
 
 ``--forward-events N`` adds the two-track prompt yield of both settings from
-the forward prompt simulation (``backtrace/forward_prompt.py``: N source
+the forward prompt simulation (``backtrace/forward/simulation.py``: N source
 events each, the same seed) and their ratio per category, written to
 ``forward_prompt.md``/``.json`` and appended to the summary;
 ``--forward-only`` keeps the scan's summary and only (re)writes that part.
@@ -107,8 +107,8 @@ def forward_prompt(args) -> int:
     two-track yield per category (all regions), errors over MC events (the
     two settings share the seed but not their paths: errors combined as
     independent)."""
-    from backtrace.config import RunConfig
-    from backtrace.forward_prompt import PromptSimConfig, simulate_prompt
+    from backtrace.prompt.config import RunConfig
+    from backtrace.forward.simulation import PromptSimConfig, simulate_prompt
 
     args.out.mkdir(parents=True, exist_ok=True)
     yields, times = {}, {}
@@ -166,9 +166,10 @@ def backward_prompt(args) -> int:
     combined as independent."""
     import time
 
-    from backtrace.config import RunConfig
-    from backtrace.pipeline import run_estimate
-    from backtrace.simulate import SimulationConfig, simulate_tracks
+    from backtrace.prompt.config import RunConfig
+    from backtrace.prompt.pipeline import run_estimate
+    from backtrace.source.forward import SimulationConfig
+    from backtrace.source.simulate import simulate_tracks
     from backtrace.tracks import Tracks
 
     args.out.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from backtrace.interactions import PROCESSES
-from backtrace.pipeline import RunConfig, run_estimate
+from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.tracks import Tracks
 
 SETS = {"trident": ("mumu_pair",),

@@ -40,9 +40,9 @@ import json
 import sys
 from pathlib import Path
 
-from backtrace.pipeline import RunConfig, run_estimate
+from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.regions import CHANNELS
-from backtrace.report import selection_line, write_outputs
+from backtrace.output.report import selection_line, write_outputs
 from backtrace.tracks import Tracks
 
 #: NA62's e+e- prompt-background table, 1.4e17 POT (value, + error, - error).
@@ -302,7 +302,7 @@ NOTE = """\
 rows are sums over the selected candidates (all categories and zones):
 N(in FV, PID) = Σ w/S with S the survival of the LAV and ANTI0 vetoes
 alone, every other cut applied — the MUV3 veto, the upstream-activity rule
-and no other reconstructed track included (`backtrace/factorised.py`).
+and no other reconstructed track included (`backtrace/prompt/factorised.py`).
 The `loose` column drops the last two conditions; what it gains over the
 published selection is what the scattered muon costs (a third track, a MUV3
 hit). Errors are statistical (per-track delta method: MC and track sample);

@@ -5,7 +5,7 @@
 paths from each muon's TAX-exit state); (b) ``run_estimate`` on the visible
 paths at STRAW1, once per source prior (--priors). Compares, per region and
 category and for the forced interactions' summed weight, forward/backward
-on the visible paths (paired per event, ``backtrace/prompt_closure.py``),
+on the visible paths (paired per event, ``backtrace/forward/closure.py``),
 the missed fraction, and the wall time of each method. Writes closure.md,
 closure.json and closure.png into --out.
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backtrace.config import RunConfig
-from backtrace.forward_prompt import PromptSimConfig
+from backtrace.prompt.config import RunConfig
+from backtrace.forward.simulation import PromptSimConfig
 from backtrace.io import write_json_atomic, write_text_atomic
-from backtrace.prompt_closure import run_closure
+from backtrace.forward.closure import run_closure
 
 
 def fmt(v, e=None):
@@ -72,7 +72,7 @@ def setup_markdown(report: dict) -> list:
         "",
     ] + mc_lines(report) + [
         "Ratios are forward/backward on the visible paths, errors from the paired "
-        "per-event differences (`backtrace/prompt_closure.py`), then in brackets the "
+        "per-event differences (`backtrace/forward/closure.py`), then in brackets the "
         "68 % bootstrap interval over events (paired; it does not assume a Gaussian "
         "ratio: with a few heavy events it is lopsided); an empty cell in both "
         "methods has no ratio.",
@@ -329,7 +329,7 @@ def combine(dirs: list, name: str = "physical") -> dict:
 
     import pandas as pd
 
-    from backtrace.prompt_closure import closure_table
+    from backtrace.forward.closure import closure_table
     from backtrace.regions import load_regions
 
     reports = [json.loads((Path(d) / "closure.json").read_text())[name] for d in dirs]

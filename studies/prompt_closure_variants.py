@@ -4,7 +4,7 @@ ingredient the summed weight's closure depends on (docs/method.md, Study).
 Each variant: forward prompt simulation of ``--events`` source events (one
 path per muon), forcing from 100 m, k = 8, then ``run`` (8 histories per
 track, prior 'energy') on its visible single-track sample, and the
-forced-interaction closure (:func:`backtrace.prompt_closure.interaction_closure`)
+forced-interaction closure (:func:`backtrace.forward.closure.interaction_closure`)
 with the per-event mean ratio:
 
 - ``loose``: loose test selection without vetoes, natural allocation, no
@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from backtrace.config import RunConfig
-from backtrace.forward_prompt import PromptSimConfig
+from backtrace.prompt.config import RunConfig
+from backtrace.forward.simulation import PromptSimConfig
 from backtrace.io import write_json_atomic
-from backtrace.prompt_closure import run_closure
+from backtrace.forward.closure import run_closure
 
 LOOSE = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "regions_loose.toml")
 VARIANTS = {

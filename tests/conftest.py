@@ -10,7 +10,7 @@ import pytest
 
 @pytest.fixture(scope="session")
 def physics():
-    from backtrace.materials import load_physics
+    from backtrace.beamline.materials import load_physics
 
     return load_physics()
 
@@ -18,7 +18,7 @@ def physics():
 @pytest.fixture(scope="session")
 def beamline(physics):
     """The shipped NA62 K12 beam line (process-wide instance)."""
-    from backtrace.beamline import BeamLine
+    from backtrace.beamline.line import BeamLine
 
     return BeamLine.shared(physics=physics)
 

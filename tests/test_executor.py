@@ -110,7 +110,7 @@ def test_simulate_tracks_on_dask_is_identical_to_local(tmp_path, dask_address):
 
 
 def test_run_on_dask_is_identical_to_local(tmp_path, small_tracks, dask_address):
-    from backtrace.pipeline import RunConfig, run_estimate
+    from backtrace.prompt.pipeline import RunConfig, run_estimate
 
     config = RunConfig(samples_per_track=2)
     tracks = Tracks.open(small_tracks)

@@ -227,7 +227,7 @@ def test_trace_command_counts_weights_and_tax_states(tmp_path, sample_file):
     import pyarrow.parquet as pq
 
     meta = pq.read_schema(out).metadata
-    config = json.loads(meta[b"backtrace.config"])
+    config = json.loads(meta[b"backtrace.prompt.config"])
     assert config["seed"] == 3 and config["samples_per_track"] == 2
     assert meta[b"backtrace.pot"] == b"10000000000.0"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
+from backtrace._version import __version__
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -22,34 +22,34 @@ def main():
 
 
 def _register() -> None:
-    from .geometry import geometry
-    from .physics import physics
+    from backtrace.cli.geometry import geometry
+    from backtrace.cli.physics import physics
 
     main.add_command(physics)
     main.add_command(geometry)
-    from .trace import trace
+    from backtrace.cli.trace import trace
 
     main.add_command(trace)
-    from .simulate import simulate_tracks
+    from backtrace.cli.simulate import simulate_tracks
 
     main.add_command(simulate_tracks)
-    from .prompt import simulate_prompt
+    from backtrace.cli.prompt import simulate_prompt
 
     main.add_command(simulate_prompt)
-    from .interactions import interactions
+    from backtrace.cli.interactions import interactions
 
     main.add_command(interactions)
-    from .run import report, run
+    from backtrace.cli.run import report, run
 
     main.add_command(run)
     main.add_command(report)
-    from .combinatorial import combinatorial
+    from backtrace.cli.combinatorial import combinatorial
 
     main.add_command(combinatorial)
-    from .bench import bench
+    from backtrace.cli.bench import bench
 
     main.add_command(bench)
-    from .scan import optimize, scan
+    from backtrace.cli.scan import optimize, scan
 
     main.add_command(scan)
     main.add_command(optimize)

@@ -1,3 +1,3 @@
-from . import main
+from backtrace.cli import main
 
 main(prog_name="backtrace")

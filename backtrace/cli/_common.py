@@ -56,11 +56,11 @@ class user_errors:
         return self
 
     def __exit__(self, kind, err, tb):
-        from ..geometry import GeometryError
-        from ..io import OutputError
-        from ..materials import MaterialError
-        from ..regions import RegionsError
-        from ..tracks import TrackFileError
+        from backtrace.beamline.geometry import GeometryError
+        from backtrace.io import OutputError
+        from backtrace.beamline.materials import MaterialError
+        from backtrace.regions import RegionsError
+        from backtrace.tracks import TrackFileError
 
         if err is not None and isinstance(err, (GeometryError, RegionsError, MaterialError,
                                                 TrackFileError, OutputError, ValueError)):
@@ -70,9 +70,9 @@ class user_errors:
 
 def load_physics():
     """The cached PUMAS physics, with library problems as one-line errors."""
-    from ..materials import MaterialError
-    from ..materials import load_physics as load
-    from ..pumas import PumasError, PumasLibraryError
+    from backtrace.beamline.materials import MaterialError
+    from backtrace.beamline.materials import load_physics as load
+    from backtrace.pumas import PumasError, PumasLibraryError
 
     try:
         return load()
@@ -84,9 +84,9 @@ def load_physics():
 
 def load_geometry(path, overrides):
     """A validated geometry, or a one-line error naming what is wrong."""
-    from ..geometry import GeometryError
-    from ..geometry import load_geometry as load
-    from ..materials import MaterialError
+    from backtrace.beamline.geometry import GeometryError
+    from backtrace.beamline.geometry import load_geometry as load
+    from backtrace.beamline.materials import MaterialError
 
     try:
         return load(path, overrides)
@@ -100,7 +100,7 @@ def resolve_jobs(jobs: int) -> int:
 
 
 def open_tracks(path, columns, pot, tree):
-    from ..tracks import TrackFileError, Tracks, parse_column_map
+    from backtrace.tracks import TrackFileError, Tracks, parse_column_map
 
     try:
         return Tracks.open(path, columns=parse_column_map(columns), pot=pot, tree=tree)
@@ -110,7 +110,7 @@ def open_tracks(path, columns, pot, tree):
 
 def check_output_file(path) -> None:
     """Fail before any work when ``path`` cannot be written."""
-    from ..io import OutputError, check_writable
+    from backtrace.io import OutputError, check_writable
 
     if path is None:
         return
@@ -122,7 +122,7 @@ def check_output_file(path) -> None:
 
 def check_output_dir(path) -> None:
     """Fail before any work when files cannot be written into ``path``."""
-    from ..io import OutputError, check_writable_dir
+    from backtrace.io import OutputError, check_writable_dir
 
     try:
         check_writable_dir(path)
@@ -134,7 +134,7 @@ def check_output_dir(path) -> None:
 # Options
 # ---------------------------------------------------------------------------
 def _check_scheduler(ctx, param, value):
-    from ..executor import SchedulerError, parse_scheduler
+    from backtrace.executor import SchedulerError, parse_scheduler
 
     try:
         return parse_scheduler(value)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import click
 
-from ..bench import PARTS, run_benchmarks
-from ._common import console, echo_json
+from backtrace.bench import PARTS, run_benchmarks
+from backtrace.cli._common import console, echo_json
 
 
 @click.command()

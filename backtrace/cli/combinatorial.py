@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import (check_output_dir, console, geometry_options, jobs_option, open_tracks,
+from backtrace.cli._common import (check_output_dir, console, geometry_options, jobs_option, open_tracks,
                       resolve_jobs, scheduler_option, track_options, user_errors)
 
 
@@ -58,8 +58,8 @@ def combinatorial(tracks_file, columns, tree, pot, geometry_file, overrides, reg
     $ backtrace combinatorial --tracks examples/sample.parquet --out comb/
     writes comb/combinatorial.json, combinatorial_pairs.parquet and plots.
     """
-    from ..combinatorial import CombinatorialConfig, run_combinatorial
-    from ..report import combinatorial_lines, combinatorial_terminal, write_combinatorial
+    from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
+    from backtrace.output.report import combinatorial_lines, combinatorial_terminal, write_combinatorial
 
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot, tree)

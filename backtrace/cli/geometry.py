@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, echo_json, set_option
-from ._common import load_geometry as load
+from backtrace.cli._common import UserError, console, echo_json, set_option
+from backtrace.cli._common import load_geometry as load
 
 
 @click.group()
@@ -85,8 +85,8 @@ def describe(file, overrides, as_json):
               show_default=True, help="Trajectories drawn at most.")
 def show(file, overrides, out, traces, max_tracks):
     """Draw side views (y–z and x–z) of the beam line."""
-    from ..geometry_view import draw_geometry
-    from ..io import OutputError
+    from backtrace.beamline.view import draw_geometry
+    from backtrace.io import OutputError
 
     g = load(file, overrides)
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, echo_json, load_physics
+from backtrace.cli._common import UserError, console, echo_json, load_physics
 
 
 @click.group()
@@ -26,7 +26,7 @@ def table(material, energies, more_energies, q_min, as_json):
     \b
     $ backtrace interactions table --material iron --kinetic-energy 10 50 100 --json
     """
-    from ..interactions import interaction_table
+    from backtrace.interactions import interaction_table
 
     phys = load_physics()
     if material not in phys.materials:

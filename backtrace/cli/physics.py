@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import UserError, console, echo_json, load_physics
+from backtrace.cli._common import UserError, console, echo_json, load_physics
 
 
 @click.group()
@@ -35,7 +35,7 @@ def table(material, energies, more_energies, as_json):
     [{"csda_range_m": 7.03, "kinetic_energy_gev": 10.0,
       "stopping_power_gev_per_m": 1.554}, ...]
     """
-    from ..slab import stopping_table
+    from backtrace.beamline.slab import stopping_table
 
     phys = load_physics()
     _check_material(phys, material)
@@ -101,7 +101,7 @@ def slab(material, thickness, kinetic_energy, n, mode, direction,
     \b
     $ backtrace physics slab -m iron --thickness 1 -k 50 --n 10000 --json
     """
-    from ..slab import slab_transport
+    from backtrace.beamline.slab import slab_transport
 
     phys = load_physics()
     _check_material(phys, material)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
+from backtrace.cli._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
                       resolve_jobs, scheduler_option, user_errors)
-from .run import forcing_fields, forcing_options
-from .simulate import set_source_option, source_config
+from backtrace.cli.run import forcing_fields, forcing_options
+from backtrace.cli.simulate import set_source_option, source_config
 
 
 @click.command("simulate-prompt")
@@ -71,12 +71,12 @@ def simulate_prompt(n_events, first_event, paths_per_muon, target_pot, pot_sampl
     $ backtrace simulate-prompt --events 20000 --out result-forward/
     $ backtrace run --tracks result-forward/tracks.parquet --out result-backward/
     """
-    from ..config import RunConfig
-    from ..forward_prompt import PromptSimConfig
-    from ..forward_prompt import simulate_prompt as run
-    from ..regions import load_regions
-    from ..report import terminal_tables, write_outputs
-    from ..tracks import write_tracks
+    from backtrace.prompt.config import RunConfig
+    from backtrace.forward.simulation import PromptSimConfig
+    from backtrace.forward.simulation import simulate_prompt as run
+    from backtrace.regions import load_regions
+    from backtrace.output.report import terminal_tables, write_outputs
+    from backtrace.tracks import write_tracks
 
     check_output_dir(out)
     if not 0 <= acceptance_r[0] < acceptance_r[1]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
+from backtrace.cli._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
                       resolve_jobs, scheduler_option)
 
 
@@ -42,7 +42,7 @@ def point_options(func):
 
 def _config(geometry_file, overrides, tracks_file, use_source, pot_target, events,
             samples_per_track, interactions_per_history, rate_only, seed):
-    from ..scan import ScanConfig
+    from backtrace.magnets.scan import ScanConfig
 
     if tracks_file and use_source:
         raise UserError("give either --tracks FILE or --source, not both")
@@ -55,7 +55,7 @@ def _config(geometry_file, overrides, tracks_file, use_source, pot_target, event
 
 def _check_geometry(config, targets):
     """Fail early (one line) on unknown elements or keys."""
-    from ..geometry import GeometryError, load_geometry
+    from backtrace.beamline.geometry import GeometryError, load_geometry
 
     try:
         load_geometry(config.geometry_file, tuple(config.overrides)
@@ -85,9 +85,9 @@ def scan(grid_specs, out, jobs, quiet, scheduler, **kw):
     \b
     $ backtrace scan --set-grid sweeper.scale=0:1.5:7 --out scan/
     """
-    from ..geometry import GeometryError
-    from ..io import OutputError
-    from ..scan import parse_grid, run_scan
+    from backtrace.beamline.geometry import GeometryError
+    from backtrace.io import OutputError
+    from backtrace.magnets.scan import parse_grid, run_scan
 
     if len(grid_specs) > 2:
         raise UserError("at most two --set-grid (1-D or 2-D scans)")
@@ -157,8 +157,8 @@ def optimize(vary_specs, objective, max_evaluations, out, jobs, quiet, **kw):
     \b
     $ backtrace optimize --vary sweeper.scale=0:2 --objective rate --out opt/
     """
-    from ..geometry import GeometryError
-    from ..scan import optimize as run_optimize
+    from backtrace.beamline.geometry import GeometryError
+    from backtrace.magnets.scan import optimize as run_optimize
 
     bounds = {}
     for spec in vary_specs:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import (UserError, check_output_file, console, geometry_options,
+from backtrace.cli._common import (UserError, check_output_file, console, geometry_options,
                       jobs_option, resolve_jobs, scheduler_option, user_errors)
 
 
@@ -15,8 +15,8 @@ set_source_option = click.option(
 
 
 def source_config(source_sets):
-    """The :class:`backtrace.source.SourceConfig` of ``--set-source`` items."""
-    from ..source import COMPONENTS, SourceConfig
+    """The :class:`backtrace.source.model.SourceConfig` of ``--set-source`` items."""
+    from backtrace.source.model import COMPONENTS, SourceConfig
 
     scales = {c: 1.0 for c in COMPONENTS}
     for item in source_sets:
@@ -95,9 +95,9 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
     $ backtrace simulate-tracks --method backward --plane-z 26.5 \\
         --acceptance-r 0 0.05 --events 4000 --out near_tax.parquet
     """
-    from ..simulate import SimulationConfig
-    from ..simulate import simulate_tracks as run
-    from ..simulate_backward import ProposalConfig
+    from backtrace.source.forward import SimulationConfig
+    from backtrace.source.simulate import simulate_tracks as run
+    from backtrace.source.backward import ProposalConfig
 
     check_output_file(out)
     if not 0 <= acceptance_r[0] < acceptance_r[1]:

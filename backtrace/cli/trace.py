@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import (check_output_file, console, geometry_options, open_tracks,
+from backtrace.cli._common import (check_output_file, console, geometry_options, open_tracks,
                       resolve_jobs, scheduler_option, trace_options, track_options,
                       user_errors)
 
@@ -44,8 +44,8 @@ def trace(tracks_file, columns, tree, pot, geometry_file, overrides, mode,
     $ backtrace trace --tracks examples/sample.parquet -n 4 --out traced.parquet \\
           --summary-json summary.json
     """
-    from ..io import write_json_atomic
-    from ..transport import TraceConfig, trace_file
+    from backtrace.io import write_json_atomic
+    from backtrace.transport import TraceConfig, trace_file
 
     check_output_file(out)
     check_output_file(summary_json)

@@ -6,7 +6,7 @@
   with numpy over all products of a batch, selected and classified.
 """
 
-from .reconstruction import (STRAW_R_MAX_M, STRAW_R_MIN_M, Smearing, closest_approach,
+from backtrace.detector.reconstruction import (STRAW_R_MAX_M, STRAW_R_MIN_M, Smearing, closest_approach,
                              in_cones, in_fiducial_volume, invariant_mass, pointing,
                              radius_from_axis, smear, straw_acceptance, two_track_vertex)
 

@@ -28,7 +28,7 @@ position and momentum at each STRAW chamber and the MUV3 hit).
    muon is reconstructed, the absorption probability for an extra pion.
    Each pair is then a distinct, disjoint outcome of the interaction. All
    pairs with a non-zero weight are kept (before cuts) for the upper
-   limits of empty cells (:func:`backtrace.estimate.weight_per_entry`).
+   limits of empty cells (:func:`backtrace.prompt.estimate.weight_per_entry`).
    Without ``exactly_two_tracks`` the pair with the smallest CDA of an
    interaction that passes the cuts is its candidate.
 4. **Measurement**: momenta at STRAW1 smeared (:mod:`.reconstruction`, one
@@ -56,7 +56,7 @@ identification probability × the upstream-activity survival × ``scale``
 (POT ratio). ``eta_veto_survival`` holds the survival of the vetoes of the
 factorised estimate's η alone (incoming muon and products), so that the
 weight before those vetoes is ``weight / eta_veto_survival``
-(:mod:`backtrace.factorised`).
+(:mod:`backtrace.prompt.factorised`).
 """
 
 from __future__ import annotations
@@ -66,9 +66,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..constants import MUON_MASS_GEV
-from ..rng import normals, uniforms
-from .reconstruction import (Smearing, in_fiducial_volume, invariant_mass, pointing, smear,
+from backtrace.constants import MUON_MASS_GEV
+from backtrace.rng import normals, uniforms
+from backtrace.detector.reconstruction import (Smearing, in_fiducial_volume, invariant_mass, pointing, smear,
                              straw_acceptance, two_track_vertex)
 
 __all__ = ["Reconstruction", "build_candidates", "category", "MUON_IDENTITIES",
@@ -180,7 +180,7 @@ def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, recon: "Reconstr
     probability that the track is identified as a muon) and, when
     ``selection`` asks for electrons, ``electron_id``; product order
     kept."""
-    from ..interactions.products import product_key
+    from backtrace.interactions.products import product_key
 
     ok = det["status"].isin(TRACK_STATUSES) & (det["weight_factor"] > 0)
     n_chambers = chambers_crossed(det, recon.straws, recon if recon.chambers else None)
@@ -346,7 +346,7 @@ def kinematic_precheck(readout: pd.DataFrame, inter: pd.DataFrame, recon: Recons
     measured momenta (smeared as in step 4, same keys), vertex and CDA pass
     step 5. Every candidate's interaction is among them: the remaining cuts
     (chambers, other tracks, identification, vetoes) only remove."""
-    from ..interactions.products import product_key
+    from backtrace.interactions.products import product_key
 
     x, y = readout["STRAW1_x_m"].to_numpy(float), readout["STRAW1_y_m"].to_numpy(float)
     t = readout[in_chamber(x, y, recon.chamber(0))].sort_values(

@@ -22,7 +22,7 @@ Any active element with an ``inefficiency`` (a veto) or an ``efficiency``
 selection vetoes in-time activity in MUV3, ANTI0 and the LAVs. Timing is not
 simulated: every particle of an event is in time, so every crossing counts.
 The vetoes named in the selection's ``eta_vetoes`` form the η of NA62's
-factorised estimate (:mod:`backtrace.factorised`): their survival is kept
+factorised estimate (:mod:`backtrace.prompt.factorised`): their survival is kept
 apart (``*_eta`` columns) so that the estimate before those vetoes is the
 weight divided by it.
 
@@ -67,8 +67,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["VetoDetector", "Response", "active_volume", "crossing_runs",
-           "veto_inefficiency", "entry_points"]
+from backtrace.paths import crossing_runs, entry_points
+
+__all__ = ["VetoDetector", "Response", "active_volume",
+           "veto_inefficiency"]
 
 
 def active_volume(element) -> str:
@@ -85,7 +87,7 @@ def veto_inefficiency(element) -> float:
         return float(d["inefficiency"])
     if "efficiency" in d:
         return 1.0 - float(d["efficiency"])
-    from ..geometry import GeometryError
+    from backtrace.beamline.geometry import GeometryError
 
     raise GeometryError(f"{element.name}: its [element.detector] has neither "
                         "'inefficiency' nor 'efficiency': it cannot be a veto")
@@ -117,7 +119,7 @@ def _matching(geometry, patterns, what: str) -> list:
     for pattern in patterns:
         hits = [e for e in able if fnmatch.fnmatch(e.name, pattern)]
         if not hits:
-            from ..geometry import GeometryError
+            from backtrace.beamline.geometry import GeometryError
 
             known = ", ".join(e.name for e in able)
             raise GeometryError(f"selection.{what}: no veto detector matches "
@@ -130,57 +132,6 @@ def _veto(element, eta: bool = False) -> VetoDetector:
     d = element.detector
     return VetoDetector(element.name, active_volume(element), veto_inefficiency(element),
                         bool(d.get("estimated", False)), d.get("source", ""), eta)
-
-
-def entry_points(states: pd.DataFrame, volumes) -> pd.DataFrame:
-    """Where each history enters one of ``volumes``: the first state of each
-    run of consecutive states inside one (track_index, sample_index,
-    volume, x_m, y_m, z_m, at_start = the run starts the history)."""
-    cols = ["track_index", "sample_index", "volume", "x_m", "y_m", "z_m", "at_start"]
-    s = states.sort_values(["track_index", "sample_index", "state_index"], kind="stable")
-    inside = s["volume"].isin(list(volumes)).to_numpy()
-    if not inside.any():
-        return pd.DataFrame(columns=cols)
-    track = s["track_index"].to_numpy()
-    sample = s["sample_index"].to_numpy()
-    volume = s["volume"].to_numpy(object)
-    first = np.r_[True, (track[1:] != track[:-1]) | (sample[1:] != sample[:-1])]
-    starts = inside & (first | np.r_[True, volume[1:] != volume[:-1]])
-    return s[starts].assign(at_start=first[starts])[cols].reset_index(drop=True)
-
-
-def crossing_runs(states: pd.DataFrame, volumes: dict) -> pd.DataFrame:
-    """Runs of consecutive states of a history in one of ``volumes``
-    ({volume name: value}): track_index, sample_index, volume, the run's z
-    extent [m] (including the state that ends it), whether it starts at the
-    history's first state."""
-    s = states.sort_values(["track_index", "sample_index", "state_index"], kind="stable")
-    inside = s["volume"].isin(list(volumes)).to_numpy()
-    if not inside.any():
-        return pd.DataFrame(columns=["track_index", "sample_index", "volume", "z_lo_m",
-                                     "z_hi_m", "at_start"])
-    track = s["track_index"].to_numpy()
-    sample = s["sample_index"].to_numpy()
-    volume = s["volume"].to_numpy(object)
-    z = s["z_m"].to_numpy(float)
-    first = np.r_[True, (track[1:] != track[:-1]) | (sample[1:] != sample[:-1])]
-    starts = inside & (first | np.r_[True, volume[1:] != volume[:-1]])
-    run = np.cumsum(starts) - 1
-    rows = np.flatnonzero(inside)
-    r = run[rows]
-    # the state after a run (same history) ends it: its z bounds the crossing
-    nxt = np.minimum(rows + 1, len(z) - 1)
-    same = ~first[nxt] & (nxt != rows)
-    z_end = np.where(same, z[nxt], z[rows])
-    frame = pd.DataFrame({"run": r, "track_index": track[rows], "sample_index": sample[rows],
-                          "volume": volume[rows], "z_lo": np.minimum(z[rows], z_end),
-                          "z_hi": np.maximum(z[rows], z_end), "at_start": first[rows]})
-    g = frame.groupby("run", sort=True)
-    return pd.DataFrame({"track_index": g["track_index"].first(),
-                         "sample_index": g["sample_index"].first(),
-                         "volume": g["volume"].first(), "z_lo_m": g["z_lo"].min(),
-                         "z_hi_m": g["z_hi"].max(),
-                         "at_start": g["at_start"].first()}).reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -357,7 +308,7 @@ class Response:
         """Energy [GeV] of each product where it enters the LKr volume (the
         first recorded state inside it; index: product key): what an
         electron's shower deposits."""
-        from ..tracks import momentum_gev
+        from backtrace.tracks import momentum_gev
 
         if self.lkr_volume is None or states is None or states.empty:
             return pd.Series(dtype=float)
@@ -368,7 +319,7 @@ class Response:
 
     def smeared_energy(self, energy_gev, keys) -> np.ndarray:
         """LKr energy with the resolution a/√E ⊕ b/E ⊕ c (stream ``lkr``)."""
-        from ..rng import normals, uniforms
+        from backtrace.rng import normals, uniforms
 
         e = np.asarray(energy_gev, float)
         if not len(e):
@@ -387,7 +338,7 @@ class Response:
     def electron_id_probability(self, muv3_hit, e_over_p, p_gev, selection: dict
                                 ) -> np.ndarray:
         """P(identified as an electron) per track (module docstring)."""
-        from ..regions import electron_ep_window
+        from backtrace.regions import electron_ep_window
 
         ep = np.asarray(e_over_p, float)
         lower, upper = electron_ep_window(p_gev, selection)

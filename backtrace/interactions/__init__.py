@@ -24,9 +24,9 @@ per-process ``scale`` multiplies cross sections for systematic studies.
 
 from __future__ import annotations
 
-from . import (bremsstrahlung, decay, knock_on, mumu_pair, pair_production,
+from backtrace.interactions import (bremsstrahlung, decay, knock_on, mumu_pair, pair_production,
                photon_conversion, photonuclear)
-from ._common import FinalState, ProcessTable
+from backtrace.interactions._common import FinalState, ProcessTable
 
 PROCESSES = {
     "photonuclear": photonuclear,

@@ -9,7 +9,7 @@ Absorption: survival exp(−L/λ_abs) with λ_abs = λ_I/0.77 for pions and
 λ_I/0.70 for kaons, λ_I the nuclear interaction length of the material
 (``materials/properties.toml``: PDG iron 132.1 g/cm², copper 137.3 g/cm²)
 and the π/p, K/p absorption cross-section ratios of Carroll et al., PLB 80
-(1979) 319 [from memory] (:mod:`backtrace.hadroproduction`); for iron
+(1979) 319 [from memory] (:mod:`backtrace.source.hadroproduction`); for iron
 λ_π = 171.6 g/cm² (21.8 cm).
 """
 
@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import pdg_mass_ctau
-from ..hadroproduction import BR_MU_NU, absorption_length_g_cm2
-from ..kinematics import two_body_decay
+from backtrace.constants import pdg_mass_ctau
+from backtrace.source.hadroproduction import BR_MU_NU, absorption_length_g_cm2
+from backtrace.kinematics import two_body_decay
 
 NAME = "decay"
 

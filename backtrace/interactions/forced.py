@@ -35,7 +35,7 @@ and a final state (:func:`draw_weights`):
   'natural' plan (the former method);
 - the expected number of draws m_{h,s} in each stratum comes from the
   :class:`DrawPlan` (fixed shares, per-track pilot, or the importance
-  allocation of :mod:`backtrace.allocation`); n_h is m_h = Σ_s m_{h,s}
+  allocation of :mod:`backtrace.prompt.allocation`); n_h is m_h = Σ_s m_{h,s}
   rounded stochastically (capped at ``MAX_INTERACTIONS_PER_HISTORY − 1``),
   the stratum of a draw is chosen with probability m_{h,s} / m_h;
 - the weight of a draw is
@@ -76,8 +76,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..rng import MAX_INTERACTIONS_PER_HISTORY, interaction_sample, uniforms
-from . import CHANNEL_PROCESSES, DEFAULT_Q_MIN_GEV, PROCESSES
+from backtrace.rng import MAX_INTERACTIONS_PER_HISTORY, interaction_sample, uniforms
+from backtrace.interactions import CHANNEL_PROCESSES, DEFAULT_Q_MIN_GEV, PROCESSES
 
 __all__ = ["ForcedConfig", "ForcedSampler", "DrawPlan", "segments", "ENERGY_BANDS_GEV",
            "VETO_FLOOR", "stratum_process", "PLAN_MODES"]
@@ -154,7 +154,7 @@ class DrawPlan:
     - 'global': m_{h,s} = W_h G_{h,s} ρ_s, W_h the history's importance
       (track weight × posterior share × pass fraction), ρ_s from ``rates``
       ((stratum, ρ), ...) or, for strata not listed, ``process_rates``
-      (:func:`backtrace.allocation.importance_plan`)."""
+      (:func:`backtrace.prompt.allocation.importance_plan`)."""
 
     mode: str = "shares"
     per_history: float = 4.0
@@ -444,7 +444,7 @@ class ForcedSampler:
 
     def _sample_by_material(self, name, materials, k, direction, charge, u,
                             grammage_left):
-        from ._common import FinalState
+        from backtrace.interactions._common import FinalState
 
         module = PROCESSES[name]
         parts = {}
@@ -483,7 +483,7 @@ def biased_transfer_uniform(tab, kinetic_gev, u, q_c_gev: float, defensive: floa
     δ U(0, 1) + (1 − δ) U(u_c, 1), u_c the CDF quantile of ``q_c_gev`` at each
     kinetic energy, and the weight natural/mixture density (module
     docstring). Where no transfer reaches q_c (u_c ≥ 1) the uniform is kept."""
-    from ._common import transfer_quantile
+    from backtrace.interactions._common import transfer_quantile
 
     u = np.asarray(u, float)
     d = float(defensive)
@@ -605,7 +605,7 @@ def _veto_runs(states: pd.DataFrame, log_eps: dict, hist_keys) -> dict:
     empty = {"z_lo": np.full((n, 1), np.inf), "log": np.zeros((n, 1))}
     if not log_eps:
         return empty
-    from ..detector.response import crossing_runs
+    from backtrace.paths import crossing_runs
 
     runs = crossing_runs(states, log_eps)
     if runs.empty:

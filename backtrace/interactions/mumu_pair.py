@@ -72,9 +72,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import (ALPHA_EM, AVOGADRO_PER_MOL, ELECTRON_MASS_GEV,
+from backtrace.constants import (ALPHA_EM, AVOGADRO_PER_MOL, ELECTRON_MASS_GEV,
                          ELECTRON_RADIUS_M, MUON_MASS_GEV)
-from ._common import (ENERGY_GRID_GEV, N_Q, ProcessTable, interp_loglog,
+from backtrace.interactions._common import (ENERGY_GRID_GEV, N_Q, ProcessTable, interp_loglog,
                       lepton_pair_state, sample_transfer)
 
 NAME = "mumu_pair"
@@ -150,7 +150,7 @@ def dsigma_dv(z, a, total_energy_gev, v) -> np.ndarray:
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
     """σ(K; q > q_min) [m²/kg] and CDFs in q, summed over the elements of
     ``material`` (mass fractions from PUMAS)."""
-    from ..pumas.dcs import composition
+    from backtrace.pumas.dcs import composition
 
     comp = composition(physics, material)
     energies = ENERGY_GRID_GEV

@@ -54,8 +54,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import ALPHA_EM, ELECTRON_MASS_GEV, ELECTRON_RADIUS_M, MUON_MASS_GEV
-from ._common import (FinalState, ProcessTable, interp_loglog, lepton_pair_state,
+from backtrace.constants import ALPHA_EM, ELECTRON_MASS_GEV, ELECTRON_RADIUS_M, MUON_MASS_GEV
+from backtrace.interactions._common import (FinalState, ProcessTable, interp_loglog, lepton_pair_state,
                       radiative_table, sample_transfer)
 
 NAME = "pair_production"
@@ -71,7 +71,7 @@ _SQRT_E = float(np.sqrt(np.e))
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
-    from ..pumas.dcs import composition
+    from backtrace.pumas.dcs import composition
 
     tab = radiative_table(physics, material, "pair_production", q_min_gev)
     tab.extra["composition"] = composition(physics, material)

@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..constants import ELECTRON_MASS_GEV
-from . import bremsstrahlung
-from ._common import FinalState, ProcessTable, lepton_pair_state, sample_transfer
+from backtrace.constants import ELECTRON_MASS_GEV
+from backtrace.interactions import bremsstrahlung
+from backtrace.interactions._common import FinalState, ProcessTable, lepton_pair_state, sample_transfer
 
 NAME = "photon_conversion"
 CATEGORY = "other"

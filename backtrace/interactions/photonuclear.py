@@ -19,7 +19,7 @@ parametrisation (M. Bonesini, A. Marchionni, F. Pietropaolo, T. Tabarelli
 de Fatis, Eur. Phys. J. C 20 (2001) 13, hep-ph/0101163; radial-scaling
 variable x_R and p_T) evaluated for a beam of momentum ν, with the Barton et
 al. (PRD 27 (1983) 2580) A-dependence from beryllium to the material's
-mass-weighted mean A — the functions of :mod:`backtrace.hadroproduction`.
+mass-weighted mean A — the functions of :mod:`backtrace.source.hadroproduction`.
 Approximations, stated: (i) BMPT was fitted to *proton* beams at 400–450 GeV
 (p–Be); applying it to a photon/π⁰-like projectile of energy ν assumes
 radial scaling in x_R down to ν and a projectile-independent fragmentation
@@ -53,10 +53,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..constants import MUON_MASS_GEV, PION_MASS_GEV, PROTON_MASS_GEV
-from ..hadroproduction import (BERYLLIUM, barton_alpha, bmpt_invariant,
+from backtrace.constants import MUON_MASS_GEV, PION_MASS_GEV, PROTON_MASS_GEV
+from backtrace.source.hadroproduction import (BERYLLIUM, barton_alpha, bmpt_invariant,
                                inelastic_cross_section_mb, target_constants, x_radial)
-from ._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
+from backtrace.interactions._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
                       muon_after, radiative_table, sample_transfer)
 
 NAME = "photonuclear"
@@ -74,7 +74,7 @@ N_X, N_PT = 64, 48
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
-    from ..pumas.dcs import composition
+    from backtrace.pumas.dcs import composition
 
     tab = radiative_table(physics, material, "photonuclear", q_min_gev)
     tab.extra["a_mean"] = float(sum(w * a for _, a, w in composition(physics, material)))

@@ -13,7 +13,7 @@ beam hole).
   (ionisation and magnetic bending of a β ≈ 1 particle do not depend on its
   mass; radiative losses are negligible below TeV), with
   - an absorption weight exp(−Σ ΔX_i / λ_π,i) over the materials crossed
-    (λ_π = λ_I / 0.77, :func:`backtrace.hadroproduction.absorption_length_g_cm2`
+    (λ_π = λ_I / 0.77, :func:`backtrace.source.hadroproduction.absorption_length_g_cm2`
     with λ_I from ``materials/properties.toml``: PDG for iron and copper,
     else the PDG rule of thumb λ_I ≈ 35 A^(1/3) g/cm²), and
   - a decay split: with probability P_dec = 1 − exp(−L/βγcτ) over the flight
@@ -55,12 +55,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..hadroproduction import absorption_length_g_cm2
-from ..rng import PRODUCT_SEED_OFFSET, PRODUCT_STAGE2_SEED_OFFSET, uniforms
-from ..rng import product_key as pack_key
-from ..tracks import kinetic_energy_gev, momentum_gev
-from .decay import decay_length_m
-from .electrons import (ELECTRON_NAMES, STOP_P_GEV, bethe_heitler_log_loss,
+from backtrace.source.hadroproduction import absorption_length_g_cm2
+from backtrace.rng import PRODUCT_SEED_OFFSET, PRODUCT_STAGE2_SEED_OFFSET, uniforms
+from backtrace.rng import product_key as pack_key
+from backtrace.tracks import kinetic_energy_gev, momentum_gev
+from backtrace.interactions.decay import decay_length_m
+from backtrace.interactions.electrons import (ELECTRON_NAMES, STOP_P_GEV, bethe_heitler_log_loss,
                         momentum_profile, radiation_lengths)
 
 __all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
@@ -166,7 +166,7 @@ def _bremsstrahlung(states: pd.DataFrame, u: pd.Series):
     uniform per history (``u`` by product key): the states up to the one
     where each stops, the z [m] where those that stop do (by key), and the
     momentum fraction kept at each remaining state."""
-    from ..materials import properties
+    from backtrace.beamline.materials import properties
 
     s = states.sort_values(["track_index", "state_index"], kind="stable").reset_index(drop=True)
     t_cum = radiation_lengths(s, lambda m: properties(m).radiation_length_kg_m2)
@@ -188,7 +188,7 @@ class ProductTransport:
     """Forward PUMAS transport of products with detector read-out."""
 
     def __init__(self, beamline, seed: int = 1, response=None):
-        from ..transport import TraceConfig, Tracer
+        from backtrace.transport import TraceConfig, Tracer
 
         #: the detector response (vetoes, LKr, MUV3; None: tracking only)
         self.response = response

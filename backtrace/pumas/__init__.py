@@ -7,10 +7,10 @@ Only this subpackage touches ``ffi``/``lib``. Public pieces:
 - :func:`pumas_version`, :class:`PumasError`, :class:`PumasLibraryError`.
 """
 
-from ._errors import PumasError, PumasLibraryError
-from ._lib import library_path, load, pumas_version
-from .context import Context, TransportOptions
-from .physics import CacheWarning, Physics, PhysicsSettings, cache_dir
+from backtrace.pumas._errors import PumasError, PumasLibraryError
+from backtrace.pumas._lib import library_path, load, pumas_version
+from backtrace.pumas.context import Context, TransportOptions
+from backtrace.pumas.physics import CacheWarning, Physics, PhysicsSettings, cache_dir
 
 __all__ = [
     "CacheWarning",

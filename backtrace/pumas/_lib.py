@@ -18,7 +18,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from ._errors import PumasLibraryError, error_class
+from backtrace.pumas._errors import PumasLibraryError, error_class
 
 ENV_LIBRARY = "BACKTRACE_PUMAS_LIB"
 #: The PUMAS API our declarations (_pumas_api.h) were written for.
@@ -27,7 +27,7 @@ REQUIRED_VERSION = (1, 2, 3)
 
 def _core():
     try:
-        from . import _core
+        from backtrace.pumas import _core
     except ImportError as err:  # pragma: no cover - broken install
         raise PumasLibraryError(
             "backtrace's compiled C layer is missing "

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._lib import check, load
-from .navigator import Navigator
-from .physics import MODES, Physics
+from backtrace.pumas._lib import check, load
+from backtrace.pumas.navigator import Navigator
+from backtrace.pumas.physics import MODES, Physics
 
 __all__ = ["Context", "TransportOptions", "STATUS_NAMES", "RECORD_DTYPE",
            "EVENTS"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._lib import load
+from backtrace.pumas._lib import load
 
 __all__ = ["counter_uniforms"]
 

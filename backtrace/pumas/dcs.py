@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from ._lib import check, load
+from backtrace.pumas._lib import check, load
 
 __all__ = ["PROCESSES", "dcs", "dcs_range", "default_model", "composition"]
 

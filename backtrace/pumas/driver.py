@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._lib import library_path, load
-from .context import TransportOptions, fill_options
+from backtrace.pumas._lib import library_path, load
+from backtrace.pumas.context import TransportOptions, fill_options
 
 __all__ = ["build_driver", "write_job", "run_driver"]
 

@@ -2,7 +2,7 @@
 
 :class:`Navigator` packs a plain description (slabs → regions, field maps)
 into the C structures of ``_shim.h`` and exposes the C locator, distance and
-field functions vectorised over numpy arrays. ``backtrace.geometry`` builds
+field functions vectorised over numpy arrays. ``backtrace.beamline.geometry`` builds
 that description from geometry files; tests and the ``physics slab`` command
 build small ones directly.
 """
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._lib import load
+from backtrace.pumas._lib import load
 
 __all__ = ["Region", "Slab", "FieldMap", "Navigator", "SHAPES"]
 

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import platformdirs
 
-from ._errors import PumasError
-from ._lib import check, load, pumas_version
+from backtrace.pumas._errors import PumasError
+from backtrace.pumas._lib import check, load, pumas_version
 
 __all__ = ["Physics", "PhysicsSettings", "cache_dir", "CacheWarning"]
 
@@ -79,7 +79,7 @@ class Physics:
     """PUMAS muon physics for the materials of an MDF.
 
     ``mdf``: path of the Material Description File (the binding knows no
-    default: :func:`backtrace.materials.load_physics` resolves it).
+    default: :func:`backtrace.beamline.materials.load_physics` resolves it).
 
     >>> physics = Physics("materials/backtrace.xml")  # doctest: +SKIP
     >>> physics.material_index("iron")                # doctest: +SKIP

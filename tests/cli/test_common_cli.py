@@ -24,9 +24,9 @@ def _fail_if_called(*args, **kwargs):
 
 
 @pytest.mark.parametrize("command,target", [
-    (["run", "--out"], "backtrace.pipeline.run_estimate"),
+    (["run", "--out"], "backtrace.prompt.pipeline.run_estimate"),
     (["trace", "--out"], "backtrace.transport.trace_file"),
-    (["simulate-tracks", "--out"], "backtrace.simulate.simulate_tracks"),
+    (["simulate-tracks", "--out"], "backtrace.source.simulate.simulate_tracks"),
 ])
 def test_unwritable_output_fails_before_the_computation(command, target, unwritable,
                                                         sample_file, monkeypatch):

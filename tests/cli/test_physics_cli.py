@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from backtrace import __version__
+from backtrace._version import __version__
 from backtrace.cli import main
 
 

@@ -136,7 +136,7 @@ def test_the_packaged_ee_fiducial_volume():
     cone holds the LAV5 one (4.86 vs 4.15 mm of radius per metre), so a
     point outside the LAV5 cone but inside the LAV8 one is in."""
     from backtrace.detector import in_fiducial_volume
-    from backtrace.geometry import load_geometry
+    from backtrace.beamline.geometry import load_geometry
     from backtrace.regions import load_regions
 
     sel = load_regions(channel="ee").selection

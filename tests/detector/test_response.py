@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from backtrace.detector.candidates import Reconstruction, build_candidates
-from backtrace.detector.response import Response, crossing_runs
-from backtrace.geometry import GeometryError, load_geometry
+from backtrace.detector.response import Response
+from backtrace.paths import crossing_runs
+from backtrace.beamline.geometry import GeometryError, load_geometry
 from backtrace.interactions.products import ProductTransport
 from backtrace.regions import load_regions
 

@@ -126,7 +126,7 @@ def test_prompt_and_upstream_prompt_split_at_the_decay_volume_entrance(traced, p
     cap and walls included: prompt) from those upstream of it (final
     collimator, TRIM5, beam pipe, ANTI0: upstream-prompt). The default
     boundary is the geometry's decay-volume entrance, 105.095 m."""
-    from backtrace.config import RunConfig
+    from backtrace.prompt.config import RunConfig
 
     boundary = RunConfig().prompt_boundary_m(beamline.geometry)
     assert boundary == pytest.approx(105.095)

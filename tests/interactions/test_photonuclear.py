@@ -8,7 +8,7 @@ import pytest
 
 from backtrace.interactions import build_tables
 from backtrace.interactions import photonuclear as pn
-from backtrace.hadroproduction import bmpt_invariant, x_radial
+from backtrace.source.hadroproduction import bmpt_invariant, x_radial
 
 M_MU = 0.1056583755
 M_PI = 0.13957039

@@ -1,0 +1,3 @@
+"""The combinatorial background: random in-time pairs of single tracks,
+normalised by a spill model.
+"""

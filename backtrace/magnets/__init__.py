@@ -1,0 +1,2 @@
+"""Magnet scans and the optimiser.
+"""

@@ -1,0 +1,313 @@
+"""Rounds of new histories until a target Monte Carlo uncertainty.
+
+``backtrace run --target-rel-unc R`` adds passes over the track file with
+new sample indices (new, independent random streams) until the relative MC
+uncertainty of the target cell (``--target-cell``, default μ-μ outside
+SR/CR; ``total``: all categories and regions) reaches R or a cap stops it
+(histories per track, time). Because every history's random stream depends
+only on (seed, track, sample), the result equals one run over the same
+sample ranges with the same draw plans (:func:`backtrace.prompt.estimate.combine_passes`).
+With the ``auto`` allocation the first round is a pilot and every later
+round draws its forced interactions with the importance allocation measured
+on the rounds before it (:func:`backtrace.prompt.allocation.importance_plan`);
+each round's plan is recorded.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from backtrace.prompt.estimate import combine_passes, mc_error, total_prompt, weighted_yield
+
+__all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate",
+           "stratum_table", "importance_inputs"]
+
+#: Smallest growth of the histories per round [est: 0.25, range 0.1–0.5].
+MIN_ROUND_GROWTH = 0.25
+#: The default target cell: the published headline (μ-μ outside SR/CR).
+DEFAULT_TARGET_CELL = ("outside", "mu-mu")
+
+
+def parse_target_cell(text: str | None,
+                      categories=("mu-mu", "mu-pi", "other")) -> tuple[str, str] | None:
+    """'REGION/CATEGORY' → (region, category); 'total' → None; ``categories``:
+    those of the run's channel (:data:`backtrace.regions.CHANNELS`)."""
+    if text is None:
+        return DEFAULT_TARGET_CELL
+    if text == "total":
+        return None
+    region, sep, cat = text.partition("/")
+    if not sep or not region or cat not in categories:
+        raise ValueError(f"target cell {text!r}: expected REGION/CATEGORY (category "
+                         f"{', '.join(categories)}), e.g. outside/{categories[0]}, "
+                         "or 'total'")
+    return region, cat
+
+
+def _in_cell(c, cell):
+    if cell is None or not len(c):
+        return c
+    return c[(c["region"] == cell[0]) & (c["category"] == cell[1])]
+
+
+def cell_estimate(est: dict, cell) -> tuple[float, float, float]:
+    """(Σw, per-track Σw² error, MC error) of one cell (None: everything)."""
+    if cell is None:
+        return total_prompt(est)
+    c = _in_cell(est["candidates"], cell)
+    if not len(c):
+        return 0.0, 0.0, 0.0
+    y = weighted_yield(c["weight"], c["track_index"])
+    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"])
+
+
+def _label(cell) -> str:
+    return "total" if cell is None else f"{cell[0]}/{cell[1]}"
+
+
+def next_round(n_total: int, rel_unc: float, target: float | None, max_samples: int,
+               elapsed_s: float = 0.0, max_time_s: float | None = None,
+               s_per_sample: float | None = None) -> tuple[int, str | None]:
+    """Histories per track of the next round, or (0, why it stops).
+
+    The relative error falls as 1/√N: the round adds 1.1 × N((r/target)² − 1)
+    histories (at least :data:`MIN_ROUND_GROWTH` × N, at most N: at most
+    doubling per round), within
+    the sample cap and, from the measured time per history, the time cap."""
+    if target is None:
+        return 0, "no target"
+    if rel_unc <= target:
+        return 0, "target"
+    if n_total >= max_samples:
+        return 0, "max_samples"
+    if max_time_s is not None and elapsed_s >= max_time_s:
+        return 0, "max_time"
+    want = n_total if not math.isfinite(rel_unc) else \
+        math.ceil(1.1 * n_total * ((rel_unc / target) ** 2 - 1))
+    # at least a quarter more: near the target a smaller step costs a round
+    # and moves the error by less than its own noise
+    want = max(want, math.ceil(MIN_ROUND_GROWTH * n_total))
+    n = max(1, min(want, n_total, max_samples - n_total))
+    if max_time_s is not None and s_per_sample:
+        fit = int((max_time_s - elapsed_s) / s_per_sample)
+        if fit < 1:
+            return 0, "max_time"
+        n = min(n, fit)
+    return n, None
+
+
+def importance_inputs(passes, est, cell) -> tuple[dict, pd.DataFrame]:
+    """(r_s, Ḡ): the target cell's root-mean-square outcome per draw of each
+    stratum over every pass so far, and each track's posterior-mean
+    importance per stratum (DataFrame track_index, stratum, g)."""
+    from backtrace.prompt.allocation import stratum_rms_outcome
+
+    drawn = pd.concat([p["strata"] for p in passes]).groupby(level=0).sum()
+    r_s = stratum_rms_outcome(_in_cell(est["candidates"], cell), drawn)
+    parts = [p["g_sums"] for p in passes if len(p["g_sums"])]
+    if not parts:
+        return r_s, pd.DataFrame(columns=["track_index", "stratum", "g"])
+    g = pd.concat(parts).groupby(["track_index", "stratum"], sort=True)["g"].sum() \
+        .reset_index()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        g["g"] = g["g"].to_numpy(float) / est["norm"].reindex(g["track_index"]).to_numpy(float)
+    return r_s, g[np.isfinite(g["g"]) & (g["g"] > 0)].reset_index(drop=True)
+
+
+def _next_plan(config, inputs, todo, track_weights):
+    """The importance plan (:func:`backtrace.prompt.allocation.importance_plan`)
+    for the histories ``todo`` adds: their pass fractions n / N_t and the
+    round's draw budget K × (histories added)."""
+    from backtrace.prompt.allocation import importance_plan
+
+    fraction = pd.Series(dtype=float)
+    budget = 0.0
+    for first, n, subset in todo:
+        idx = track_weights.index if subset is None else pd.Index(subset)
+        fraction = pd.concat([fraction, pd.Series(n / (first + n), index=idx)])
+        budget += n * len(idx)
+    k = float(config.interactions_per_history)
+    return importance_plan(*inputs, track_weights, fraction, k * budget,
+                           config.forced_processes(), k)
+
+
+def _track_importance(config, inputs, track_weights) -> pd.Series:
+    """Each track's expected draws under the importance plan if every one of
+    its histories were new (pass fraction 1): what the track weighs in the
+    estimate, its paths' importance included (a path-aware track weight)."""
+    from backtrace.prompt.allocation import expected_draws, importance_plan
+
+    ones = pd.Series(1.0, index=track_weights.index)
+    plan = importance_plan(*inputs, track_weights, ones, 1.0, config.forced_processes(),
+                           float(config.interactions_per_history))
+    return expected_draws(plan, inputs[1], track_weights, ones)
+
+
+def _round_passes(n_hist, n_next, track_weights, max_samples):
+    """[(first sample, n samples, tracks or None)] of the next round: every
+    track gets ``n_next`` more histories, or, with ``track_weights``, the
+    tracks furthest below their weight share double theirs (or fill up
+    to the cap; :func:`backtrace.prompt.allocation.track_passes`, same budget)."""
+    from backtrace.prompt.allocation import track_passes, track_shares
+
+    if track_weights is None:
+        return [(int(n_hist.max()), n_next, None)]
+    return track_passes(n_hist, track_shares(track_weights.reindex(n_hist.index)),
+                        float(n_next * len(n_hist)), max_samples)
+
+
+def run_rounds(collect, config, target_rel_unc, max_samples_per_track, max_time_s,
+               log, t0, target_cell=DEFAULT_TARGET_CELL, track_weights=None) -> tuple:
+    """Passes ``collect(groups, label, draw_plan)`` of new histories, one per
+    round (groups: (first sample, n samples, track indices or None for all))
+    until the target, a cap or no target; returns (combined estimate,
+    rounds, the largest number of histories of a track, what stopped it,
+    the plan of the passes as (groups, configuration, draw plan), the passes).
+    ``track_weights`` (Series over track_index, the input weights): the
+    importance plans use them, and with ``track_allocation='weight'`` rounds
+    after the first give histories in proportion to them."""
+    passes, rounds, plan = [], [], []
+    n_hist = None                       # histories per track so far
+    todo = [(0, config.samples_per_track, None)]
+    draw_plan = config.first_plan()
+    stopped_by = None
+    by_weight = track_weights if config.track_allocation == "weight" else None
+    while todo:
+        label = "estimating" if not rounds else f"round {len(rounds) + 1}"
+        passes.append(collect(todo, label, draw_plan))
+        plan.append((todo, config, draw_plan))
+        for first, n, subset in todo:
+            if n_hist is None:
+                n_hist = pd.Series(n, index=passes[-1]["row_status"].index)
+            elif subset is None:
+                n_hist += n
+            else:
+                n_hist[subset] += n
+        est = combine_passes(passes)
+        total, stat, total_mc = total_prompt(est)
+        value, cell_stat, mc_err = (total, stat, total_mc) if target_cell is None \
+            else cell_estimate(est, target_cell)
+        n_mean = float(n_hist.mean()) if len(n_hist) else 0.0
+        if int(n_hist.min() if len(n_hist) else 0) < 2 and value > 0:
+            # one history per track: the self-normalised estimate of a track
+            # is its one history's value, whose spread (forced interaction,
+            # products) the delta method cannot see — not estimable
+            mc_err = total_mc = math.inf
+        rel = mc_err / value if value > 0 else math.inf
+        elapsed = time.perf_counter() - t0
+        rounds.append({"samples_per_track": int(n_hist.max()) if len(n_hist) else 0,
+                       "histories": int(n_hist.sum()),
+                       "histories_per_track_mean": n_mean,
+                       "tracks_in_round": len(n_hist) if todo[0][2] is None
+                       else sum(len(s) for _, _, s in todo),
+                       "interactions": int(passes[-1]["interactions"]),
+                       "total_prompt": total,
+                       "stat": stat, "mc": total_mc if math.isfinite(total_mc) else None,
+                       "target_value": value, "target_stat": cell_stat,
+                       "target_mc": mc_err if math.isfinite(mc_err) else None,
+                       "rel_unc": rel if math.isfinite(rel) else None,
+                       "allocation": draw_plan.describe(),
+                       "elapsed_s": elapsed})
+        n_max = int(n_hist.max()) if len(n_hist) else 0
+        n_next, stopped_by = next_round(max(int(round(n_mean)), 1) if by_weight is not None
+                                        else n_max, rel, target_rel_unc,
+                                        max_samples_per_track, elapsed, max_time_s,
+                                        elapsed / max(n_mean, 1e-9))
+        todo = []
+        if n_next:
+            inputs = importance_inputs(passes, est, target_cell) \
+                if config.allocation == "auto" else None
+            weights = by_weight if inputs is None or by_weight is None \
+                else _track_importance(config, inputs, track_weights)
+            todo = _round_passes(n_hist, n_next, weights, max_samples_per_track)
+            if not todo:
+                stopped_by = "max_samples"
+            elif inputs is not None:
+                draw_plan = _next_plan(config, inputs, todo, track_weights)
+        if log is not None and target_rel_unc is not None:
+            spread = "" if by_weight is None else \
+                f" (mean {n_mean:.3g}, {int(n_hist.min())}–{n_max})"
+            log(f"round {len(rounds)}: {n_max} histories/track{spread}, "
+                f"{_label(target_cell)} {value:.3g} ± {mc_err:.2g} (MC, rel. {rel:.2g}), "
+                f"{elapsed:.0f} s")
+    return est, rounds, n_max, stopped_by, plan, passes
+
+
+def stratum_table(est: dict, cell=DEFAULT_TARGET_CELL) -> dict:
+    """What the forcing did, for outputs: per process and per stratum the
+    draws, the target cell's MC entries and yield, and the root-mean-square
+    outcome per draw (the importance allocation's r_s, unshrunk); for a
+    process with no entry in the cell, the 90 % CL bound on what it could
+    still contribute: 2.303 × its mean interaction weight per draw (what an
+    entry would weigh before the product factors, all ≤ 1: the Poisson
+    limit of zero entries in its draws)."""
+    from backtrace.prompt.allocation import stratum_rms_outcome
+    from backtrace.prompt.estimate import POISSON_ZERO_90
+    from backtrace.interactions.forced import stratum_process
+
+    c = _in_cell(est["candidates"], cell)
+    drawn = est.get("drawn", pd.Series(dtype=float))
+    if not len(drawn):
+        return {"processes": [], "strata": []}
+    r_s = stratum_rms_outcome(c, drawn, pseudo_draws=0.0)
+    by_stratum = c.groupby("stratum")["weight"].agg(["size", "sum"]) if len(c) \
+        else pd.DataFrame(columns=["size", "sum"])
+    strata = [{"stratum": s, "draws": int(n),
+               "entries": int(by_stratum["size"].get(s, 0)),
+               "yield": float(by_stratum["sum"].get(s, 0.0)),
+               "rms_outcome": r_s.get(s, 0.0)}
+              for s, n in drawn.sort_index().items()]
+    procs = []
+    for p in sorted({stratum_process(s) for s in drawn.index}):
+        mine = [r for r in strata if stratum_process(r["stratum"]) == p]
+        n = sum(r["draws"] for r in mine)
+        row = {"process": p, "draws": n, "entries": sum(r["entries"] for r in mine),
+               "yield": sum(r["yield"] for r in mine)}
+        if not row["entries"]:
+            w = est.get("process_weight", {}).get(p)
+            row["upper_limit_90"] = POISSON_ZERO_90 * w / n if w is not None and n else None
+        procs.append(row)
+    return {"cell": _label(cell), "processes": procs, "strata": strata}
+
+
+def track_sample_term(last: dict, target: float | None) -> dict | None:
+    """The part of the target cell's per-track error that more histories
+    cannot remove (the finite number of observed tracks): √(stat² − MC²),
+    relative, and the tracks a sample would need for ``target`` (it falls
+    as 1/√tracks)."""
+    value, stat, mc = last["target_value"], last["target_stat"], last["target_mc"]
+    if not value or mc is None:
+        return None
+    rel = math.sqrt(max(stat ** 2 - mc ** 2, 0.0)) / value
+    return {"rel_unc": rel, "tracks_needed_factor":
+            (rel / target) ** 2 if target else None}
+
+
+def mc_summary(rounds, n_total, stopped_by, target, max_samples, max_time_s,
+               elapsed, target_cell=DEFAULT_TARGET_CELL) -> dict:
+    return {"target_rel_unc": target, "target_cell": _label(target_cell),
+            "target_value": rounds[-1]["target_value"],
+            "target_mc": rounds[-1]["target_mc"], "rel_unc": rounds[-1]["rel_unc"],
+            "track_sample": track_sample_term(rounds[-1], target),
+            "total_prompt": rounds[-1]["total_prompt"],
+            "total_prompt_stat": rounds[-1]["stat"], "total_prompt_mc": rounds[-1]["mc"],
+            "samples_per_track": n_total,
+            "histories": rounds[-1]["histories"],
+            "histories_per_track_mean": rounds[-1]["histories_per_track_mean"],
+            "max_samples_per_track": max_samples, "max_time_s": max_time_s,
+            "stopped_by": stopped_by, "rounds": rounds, "elapsed_s": elapsed,
+            "definition": "rel_unc = MC error / value of the target cell (target_cell: "
+                          "REGION/CATEGORY, or total = all categories and regions); MC "
+                          "error: delta-method error of the per-track self-normalised "
+                          "estimates (falls as 1/sqrt(histories)); total_prompt_stat: "
+                          "per-track sum-w2 error, which also holds the finite number of "
+                          "observed tracks",
+            "note": "rounds add new sample indices; the numbers equal one run over the "
+                    "same sample ranges with the same allocations (rounds[].allocation); "
+                    f"samples_per_track: the most histories of one track ({n_total}), "
+                    "histories: over all tracks"}

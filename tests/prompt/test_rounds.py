@@ -1,0 +1,28 @@
+"""Rounds of new histories: how many the next round adds, and why it stops."""
+
+from __future__ import annotations
+
+import math
+
+from backtrace.prompt.rounds import next_round
+
+
+def test_next_round_rules():
+    assert next_round(4, 0.5, None, 100) == (0, "no target")
+    assert next_round(4, 0.1, 0.1, 100) == (0, "target")
+    assert next_round(100, 0.5, 0.1, 100) == (0, "max_samples")
+    # no candidate yet: double
+    assert next_round(4, math.inf, 0.1, 100) == (4, None)
+    # 1/sqrt(N): 1.1 * 100 * ((0.12 / 0.1)^2 - 1) = 48.4 -> 49 more
+    assert next_round(100, 0.12, 0.1, 1000) == (49, None)
+    # near the target at least a quarter more (1.1 * 100 * 0.1025 = 11.3 < 25)
+    assert next_round(100, 0.105, 0.1, 1000) == (25, None)
+    # at most doubling, within the sample cap
+    assert next_round(4, 0.2, 0.1, 100) == (4, None)
+    assert next_round(100, 0.2, 0.1, 110) == (10, None)
+    # time cap: measured 4 s per history, 10 s left -> 2 histories
+    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=50, max_time_s=60,
+                      s_per_sample=4) == (2, None)
+    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=59, max_time_s=60,
+                      s_per_sample=4) == (0, "max_time")
+    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=61, max_time_s=60) == (0, "max_time")
