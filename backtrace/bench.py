@@ -58,6 +58,15 @@ from pathlib import Path
 
 import numpy as np
 
+from backtrace.beamline.compile import locate_reference
+from backtrace.beamline.line import BeamLine
+from backtrace.beamline.slab import slab_navigator, slab_transport
+from backtrace.prompt.pipeline import Pipeline, RunConfig, run_estimate
+from backtrace.pumas import TransportOptions
+from backtrace.pumas.driver import build_driver, run_driver, write_job
+from backtrace.tracks import Tracks, write_tracks
+from backtrace.transport import TraceConfig, Tracer, trace_file
+
 EXAMPLE_TRACKS = Path(__file__).resolve().parent.parent / "examples" / "sample.parquet"
 #: default sizes: (forced tracks, run tracks, scaling track counts)
 QUICK_SIZES = (300, 300, (1_000, 10_000))
@@ -74,10 +83,6 @@ def best_time(func, repeat=3):
 
 
 def bench_slab(physics, exe, workdir, n):
-    from backtrace.pumas import TransportOptions
-    from backtrace.pumas.driver import run_driver, write_job
-    from backtrace.beamline.slab import slab_navigator, slab_transport
-
     t_py = best_time(lambda: slab_transport(physics, "iron", 1.0, 50.0, n,
                                             mode="straggled", seed=1))
     result = {"case": "slab: 50 GeV, 1 m Fe, straggled", "histories": n,
@@ -118,9 +123,6 @@ def _tracks_at_straw1(n, beamline, seed=11):
 
 
 def bench_k12(beamline, exe, workdir, n):
-    from backtrace.pumas.driver import run_driver, write_job
-    from backtrace.transport import TraceConfig, Tracer
-
     df = _tracks_at_straw1(n, beamline)
     df.insert(0, "track_index", np.arange(n))
     tracer = Tracer(TraceConfig(seed=1), beamline)
@@ -139,8 +141,6 @@ def bench_k12(beamline, exe, workdir, n):
 
 
 def bench_locate(beamline, n):
-    from backtrace.beamline.compile import locate_reference
-
     compiled = beamline.compiled((beamline.geometry.world["z_min_m"],
                                   beamline.geometry.world["z_max_m"]))
     rng = np.random.default_rng(1)
@@ -156,8 +156,6 @@ def bench_locate(beamline, n):
 def bench_forced(n_tracks, samples_per_track=4):
     """(b) One forced interaction per backward history, and the transport of
     its products, configured as ``backtrace run`` (defaults of RunConfig)."""
-    from backtrace.prompt.pipeline import Pipeline, RunConfig
-
     cfg = RunConfig(samples_per_track=samples_per_track)
     pipeline = Pipeline(cfg)
     tracer, sampler, products = pipeline.tracer, pipeline.sampler, pipeline.products
@@ -200,15 +198,12 @@ def resampled_tracks(n: int, seed: int = 7):
         base = pd.read_parquet(EXAMPLE_TRACKS, columns=cols)
         rows = np.random.default_rng(seed).integers(0, len(base), n)
         return base.iloc[rows].reset_index(drop=True), "examples/sample.parquet resampled"
-    from backtrace.beamline.line import BeamLine
 
     df = _tracks_at_straw1(n, BeamLine.shared(), seed)
     return df.assign(weight=1.0), "synthetic STRAW1 tracks"
 
 
 def _write_input(path: Path, n: int) -> Path:
-    from backtrace.tracks import write_tracks
-
     df, _ = resampled_tracks(n)
     return write_tracks(path, df, pot=1e12 * n / 1419)
 
@@ -216,19 +211,13 @@ def _write_input(path: Path, n: int) -> Path:
 def _child(kind: str, tracks: str, jobs: int, workdir: str) -> None:
     """Fresh-process measurement (``python -c``): one trace or run, then a
     JSON line with the timing and the peak RSS [MB]."""
-    from backtrace.tracks import Tracks
-
     t = Tracks.open(tracks)
     t0 = time.perf_counter()
     if kind == "trace":
-        from backtrace.transport import TraceConfig, trace_file
-
         s = trace_file(t, TraceConfig(samples_per_track=1, seed=1),
                        Path(workdir) / "traced.parquet", jobs=jobs, progress=False)
         extra = {"histories": s["histories"]}
     else:
-        from backtrace.prompt.pipeline import RunConfig, run_estimate
-
         d = run_estimate(t, RunConfig(), jobs=jobs, progress=False,
                          systematics="none").document
         extra = {"histories": t.n_rows * RunConfig().samples_per_track,
@@ -284,9 +273,6 @@ def bench_allocation(n_tracks: int, workdir: Path, budget_s: float = 240.0) -> d
     (all processes, and the trident alone) and of the variance-reduced
     defaults, each with rounds of histories within ``budget_s`` (same
     tracks and seed, one core)."""
-    from backtrace.prompt.pipeline import RunConfig, run_estimate
-    from backtrace.tracks import Tracks
-
     path = _write_input(workdir / "allocation.parquet", n_tracks)
     out = {"case": "allocation: figure of merit of mu-mu outside SR/CR",
            "tracks": n_tracks, "budget_s": budget_s}
@@ -354,9 +340,6 @@ def run_benchmarks(quick: bool = False, scaling_tracks=None,
 
 def _transport_figures(quick: bool, workdir: Path) -> tuple[str | None, list[dict]]:
     """(a): the slab and K12 transport against the C driver, and the locator."""
-    from backtrace.beamline.line import BeamLine
-    from backtrace.pumas.driver import build_driver
-
     beamline = BeamLine.shared()
     n_k12, n_slab, n_loc = (500, 5000, 50_000) if quick else (2000, 20000, 200_000)
     note = None

@@ -30,8 +30,8 @@ import hashlib
 import pickle
 import threading
 from collections import deque
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
 __all__ = ["ordered_map", "worker_map", "worker_pool", "progress_bar", "SchedulerError",
@@ -166,9 +166,14 @@ def progress_bar(total: int, label: str, enabled: bool, unit: str = "tracks"):
     """A rich progress bar on stderr (rate in ``unit``/s, elapsed, ETA);
     use as a context manager, then ``bar.add_task(...)``/``bar.advance``."""
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress,
-                               TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     class Rate(TextColumn):
         def render(self, task):

@@ -69,6 +69,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from backtrace.io import read_data_toml
+
 __all__ = ["Region", "Regions", "RegionsError", "load_regions", "OUTSIDE",
            "describe_selection", "SELECTION_DEFAULTS", "CHANNELS", "electron_ep_window"]
 
@@ -267,8 +269,6 @@ def load_regions(path=None, channel: str | None = None) -> Regions:
     """Read and check a regions file (default: the packaged NA62 file of
     ``channel``, μ+μ− when None). With both a path and a channel, the file
     must be of that channel."""
-    from backtrace.io import read_data_toml
-
     if channel is not None and channel not in CHANNELS:
         raise RegionsError(f"channel {channel!r} unknown (known: {', '.join(CHANNELS)})")
     raw, source, _ = read_data_toml(path, CHANNELS[channel or "mumu"]["file"], RegionsError,

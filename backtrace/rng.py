@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backtrace.pumas.counter_rng import counter_uniforms
+
 __all__ = ["uniforms", "normals", "STREAMS", "product_key", "interaction_sample",
            "check_budget", "source_muon_key", "proposal_key", "MAX_SAMPLES_PER_TRACK",
            "MAX_INTERACTIONS_PER_HISTORY", "MAX_PRODUCTS_PER_INTERACTION",
@@ -141,8 +143,6 @@ def proposal_key(index, sample: int) -> np.ndarray:
 
 def uniforms(seed: int, index, m: int, *, stream: str | int, sample=None) -> np.ndarray:
     """(n, m) uniforms in (0, 1) for events ``index`` (int64 array)."""
-    from backtrace.pumas.counter_rng import counter_uniforms
-
     s = STREAMS[stream] if isinstance(stream, str) else int(stream)
     return counter_uniforms(seed, index, m, s, sample)
 

@@ -42,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from backtrace.constants import MUON_MASS_GEV
+from backtrace.io import atomic_path
 
 __all__ = ["REQUIRED", "OPTIONAL", "STATUSES", "TrackFileError", "Tracks",
            "validate", "numeric_columns", "kinetic_energy_gev", "momentum_gev",
@@ -337,8 +338,6 @@ def write_tracks(path, df: pd.DataFrame, *, pot: float | None = None,
     """Write a track table as Parquet (atomically) with POT metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq
-
-    from backtrace.io import atomic_path
 
     table = pa.Table.from_pandas(df, preserve_index=False)
     meta = dict(table.schema.metadata or {})

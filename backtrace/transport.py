@@ -39,6 +39,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backtrace._version import __version__
+from backtrace.beamline.line import BeamLine
+from backtrace.executor import progress_bar, worker_map
+from backtrace.io import atomic_path
+from backtrace.pumas import Context, TransportOptions, pumas_version
 from backtrace.pumas.context import EVENTS
 from backtrace.tracks import Tracks, kinetic_energy_gev, numeric_columns, validate
 
@@ -114,9 +119,6 @@ class Tracer:
     """Physics, compiled geometry and a PUMAS context for one process."""
 
     def __init__(self, config: TraceConfig, beamline=None):
-        from backtrace.beamline.line import BeamLine
-        from backtrace.pumas import Context, TransportOptions
-
         self.config = config
         self.beamline = BeamLine.for_config(config, beamline)
         self.physics = self.beamline.physics
@@ -291,7 +293,7 @@ _STR_DTYPE = pd.Series(["a"]).dtype
 def _labels(names, index: np.ndarray):
     """``names[index]`` as a string column of pandas' default string dtype,
     built in Arrow (much faster than converting a column of Python str)."""
-    if _STR_DTYPE == object:
+    if _STR_DTYPE == np.dtype(object):
         return np.asarray(names, dtype=object)[index]
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -338,9 +340,6 @@ class _StatesWriter:
 
 def _trace_metadata(probe: Tracer, tracks: Tracks, config_dict: dict,
                     extra: dict | None) -> dict:
-    from backtrace._version import __version__
-    from backtrace.pumas import pumas_version
-
     metadata = {
         "backtrace.version": __version__,
         "backtrace.pumas_version": ".".join(map(str, pumas_version())),
@@ -364,9 +363,6 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     """Trace every track of a file; write the states (Parquet, atomically)
     and return the summary (input_rows, status_counts, …). ``scheduler``:
     see :func:`backtrace.executor.ordered_map` (results do not depend on it)."""
-    from backtrace.executor import progress_bar, worker_map
-    from backtrace.io import atomic_path
-
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     if jobs < 1:

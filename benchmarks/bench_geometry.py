@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from backtrace.beamline.geometry import load_geometry
 from backtrace.beamline.compile import compile_geometry, locate_reference
+from backtrace.beamline.geometry import load_geometry
 from backtrace.pumas import Physics
 
 

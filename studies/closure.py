@@ -21,9 +21,9 @@ import pandas as pd
 
 from backtrace.forward.source_closure import backtrace_sample, compare
 from backtrace.pumas import Physics
+from backtrace.source.density import build_source_density
 from backtrace.source.forward import SimulationConfig, Simulator
 from backtrace.source.simulate import simulate_tracks
-from backtrace.source.density import build_source_density
 
 PLOTS = [("e_gev", np.geomspace(3, 400, 13), "kinetic energy at TAX exit [GeV]", True),
          ("tx", np.linspace(-0.012, 0.012, 13), "slope x at TAX exit", False),

@@ -36,7 +36,6 @@ from pathlib import Path
 from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.tracks import Tracks
 
-
 METHODS = {"plain": dict(allocation="natural", track_allocation="uniform"),
            "plain-trident": dict(allocation="natural", track_allocation="uniform",
                                  processes=("mumu_pair",)),

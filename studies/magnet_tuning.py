@@ -107,8 +107,8 @@ def forward_prompt(args) -> int:
     two-track yield per category (all regions), errors over MC events (the
     two settings share the seed but not their paths: errors combined as
     independent)."""
-    from backtrace.prompt.config import RunConfig
     from backtrace.forward.simulation import PromptSimConfig, simulate_prompt
+    from backtrace.prompt.config import RunConfig
 
     args.out.mkdir(parents=True, exist_ok=True)
     yields, times = {}, {}

@@ -40,9 +40,9 @@ import json
 import sys
 from pathlib import Path
 
+from backtrace.output.report import selection_line, write_outputs
 from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.regions import CHANNELS
-from backtrace.output.report import selection_line, write_outputs
 from backtrace.tracks import Tracks
 
 #: NA62's e+e- prompt-background table, 1.4e17 POT (value, + error, - error).

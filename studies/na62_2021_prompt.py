@@ -30,8 +30,8 @@ import json
 from pathlib import Path
 
 from backtrace.interactions import PROCESSES
-from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.output.report import regions, selection_line, write_outputs
+from backtrace.prompt.pipeline import RunConfig, run_estimate
 from backtrace.tracks import Tracks
 
 #: Published prompt backgrounds, 1.4e17 POT (JHEP 09 (2023) 035).

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from backtrace.prompt.config import RunConfig
+from backtrace.forward.closure import run_closure
 from backtrace.forward.simulation import PromptSimConfig
 from backtrace.io import write_json_atomic, write_text_atomic
-from backtrace.forward.closure import run_closure
+from backtrace.prompt.config import RunConfig
 
 
 def fmt(v, e=None):
@@ -355,7 +355,6 @@ def combine(dirs: list, name: str = "physical") -> dict:
         raise SystemExit("combine: the runs share events (use disjoint --first-event ranges)")
     fwd = SimpleNamespace(candidates=pd.concat(fcs, ignore_index=True))
     all_tracks = pd.concat(tracks, ignore_index=True)
-    cells = reports[0]["tables"][priors[0]]["cells"]
     run_cfg = reports[0]["config"]["run"]
     selection = load_regions(run_cfg.get("regions_file"), run_cfg.get("channel"))
     regions, categories = list(selection.names), list(selection.categories)

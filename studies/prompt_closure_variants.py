@@ -24,10 +24,10 @@ import sys
 import time
 from pathlib import Path
 
-from backtrace.prompt.config import RunConfig
+from backtrace.forward.closure import run_closure
 from backtrace.forward.simulation import PromptSimConfig
 from backtrace.io import write_json_atomic
-from backtrace.forward.closure import run_closure
+from backtrace.prompt.config import RunConfig
 
 LOOSE = str(Path(__file__).resolve().parents[1] / "tests" / "data" / "regions_loose.toml")
 VARIANTS = {

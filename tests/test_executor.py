@@ -13,8 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from backtrace.cli import main
-from backtrace.executor import (LOCAL_DASK, SchedulerError, ordered_map,
-                                parse_scheduler)
+from backtrace.executor import LOCAL_DASK, SchedulerError, ordered_map, parse_scheduler
 from backtrace.tracks import Tracks, write_tracks
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sample.parquet"

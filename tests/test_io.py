@@ -10,8 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backtrace.io import (OutputError, atomic_path, check_writable, check_writable_dir,
-                          write_json_atomic, write_text_atomic)
+from backtrace.io import (
+    OutputError,
+    atomic_path,
+    check_writable,
+    check_writable_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 
 def _leftovers(directory: Path) -> list[str]:

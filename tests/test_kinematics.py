@@ -6,9 +6,13 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from backtrace.kinematics import (invariant_mass, lab_muon_energy_range,
-                                  three_body_decay, two_body_decay,
-                                  two_body_momentum)
+from backtrace.kinematics import (
+    invariant_mass,
+    lab_muon_energy_range,
+    three_body_decay,
+    two_body_decay,
+    two_body_momentum,
+)
 
 M_PI, M_MU, M_K = 0.13957039, 0.1056583755, 0.493677
 

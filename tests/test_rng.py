@@ -6,10 +6,19 @@ import numpy as np
 import pytest
 
 from backtrace import rng as brng
-from backtrace.rng import (MAX_INTERACTIONS_PER_HISTORY, MAX_PRODUCTS_PER_INTERACTION,
-                           MAX_SAMPLES_PER_TRACK, MAX_TRACKS, STREAMS, BudgetError,
-                           check_budget, interaction_sample, normals, product_key,
-                           uniforms)
+from backtrace.rng import (
+    MAX_INTERACTIONS_PER_HISTORY,
+    MAX_PRODUCTS_PER_INTERACTION,
+    MAX_SAMPLES_PER_TRACK,
+    MAX_TRACKS,
+    STREAMS,
+    BudgetError,
+    check_budget,
+    interaction_sample,
+    normals,
+    product_key,
+    uniforms,
+)
 
 N = 100_000
 

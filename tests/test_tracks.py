@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backtrace.tracks import (TrackFileError, Tracks, kinetic_energy_gev,
-                              parse_column_map, validate, write_tracks)
+from backtrace.tracks import (
+    TrackFileError,
+    Tracks,
+    kinetic_energy_gev,
+    parse_column_map,
+    validate,
+    write_tracks,
+)
 
 from .conftest import synthetic_tracks
 

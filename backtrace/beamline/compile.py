@@ -16,6 +16,7 @@ import numpy as np
 
 from backtrace.beamline.fields import load_field_map
 from backtrace.beamline.geometry import Z_TOLERANCE_M, Element, Geometry, Part
+from backtrace.pumas.navigator import Navigator, Region, Slab
 
 __all__ = ["CompiledGeometry", "Volume", "compile_geometry", "locate_reference"]
 
@@ -102,8 +103,6 @@ class _Compiler:
 
     def region(self, material, scale, shape, cx, cy, a, b, field_vec, vol,
                map_=(-1, 1.0), field_scale=1.0, record=True):
-        from backtrace.pumas.navigator import Region
-
         rho = self.physics.material_density(material) * scale
         fvec = (0.0, 0.0, 0.0) if field_vec is None else \
             tuple(field_scale * c for c in field_vec)
@@ -140,8 +139,6 @@ class _Compiler:
     def slab(self, z0: float, z1: float):
         """The slab [z0, z1]: the element part there (last one listed wins),
         then the fill material unless the element fills the whole plane."""
-        from backtrace.pumas.navigator import Slab
-
         mid = 0.5 * (z0 + z1)
         hit = None
         for e in self.geometry.elements:
@@ -174,8 +171,6 @@ class _Compiler:
 def compile_geometry(geometry: Geometry, physics, *, z_range=None,
                      reference_planes_m=()) -> CompiledGeometry:
     """The slabs, regions, volume table and field maps of a geometry."""
-    from backtrace.pumas.navigator import Navigator
-
     world = geometry.world
     cuts = _cuts(geometry, z_range, reference_planes_m)
     build = _Compiler(geometry, physics)

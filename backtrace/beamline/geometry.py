@@ -30,7 +30,6 @@ import numpy as np
 
 from backtrace.beamline import materials as _materials
 
-
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover

@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from backtrace.beamline.compile import compile_geometry
+from backtrace.beamline.geometry import load_geometry
+from backtrace.beamline.materials import load_physics, mdf_path
 from backtrace.kinematics import sqrt_s_gev
 
 __all__ = ["BeamLine"]
@@ -30,9 +32,6 @@ class BeamLine:
     """Geometry + physics + compiled navigators (see the module docstring)."""
 
     def __init__(self, geometry_file=None, overrides=(), physics=None):
-        from backtrace.beamline.geometry import load_geometry
-        from backtrace.beamline.materials import load_physics
-
         self.physics = physics if physics is not None else load_physics()
         self.geometry = load_geometry(geometry_file, tuple(overrides),
                                       mdf=self.physics.mdf)
@@ -44,8 +43,6 @@ class BeamLine:
     def shared(cls, geometry_file=None, overrides=(), physics=None) -> "BeamLine":
         """The process-wide beam line for these inputs (built on first use).
         A given ``physics`` is used when the beam line is first built."""
-        from backtrace.beamline.materials import mdf_path
-
         mdf = physics.mdf if physics is not None else mdf_path()
         key = (str(Path(geometry_file).resolve()) if geometry_file else None,
                tuple(overrides), str(mdf))

@@ -20,6 +20,8 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from backtrace.pumas import Physics
+
 __all__ = ["default_mdf_path", "mdf_path", "read_mdf", "Material", "MaterialError",
            "load_physics", "properties", "MaterialProperties"]
 
@@ -154,6 +156,4 @@ def properties(name: str) -> MaterialProperties:
 def load_physics(mdf=None, settings=None, cache: bool = True):
     """PUMAS physics tables for an MDF (default: ``BACKTRACE_MDF`` or the
     shipped file), cached on disk (:class:`backtrace.pumas.Physics`)."""
-    from backtrace.pumas import Physics
-
     return Physics(mdf_path(mdf), settings=settings, cache=cache)

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtrace.beamline.fields import deflection_angle_rad
 from backtrace.pumas import Context, Physics, TransportOptions
 from backtrace.pumas.navigator import Navigator, Region, Slab
+from backtrace.tracks import momentum_gev
 
 __all__ = ["stopping_table", "slab_transport", "SlabResult", "slab_navigator",
            "expected_deflection_rad"]
@@ -147,8 +149,5 @@ def slab_transport(physics: Physics, material: str, thickness_m: float,
 def expected_deflection_rad(field_tesla: float, length_m: float,
                             kinetic_energy_gev: float) -> float:
     """Small-angle dipole deflection 0.2998 B L / p [rad] of a muon."""
-    from backtrace.beamline.fields import deflection_angle_rad
-    from backtrace.tracks import momentum_gev
-
     return float(deflection_angle_rad(field_tesla, length_m,
                                       momentum_gev(kinetic_energy_gev)))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from backtrace.beamline.geometry import Geometry
+from backtrace.io import atomic_path
 
 __all__ = ["draw_geometry", "MATERIAL_COLOURS"]
 
@@ -138,7 +139,6 @@ def draw_geometry(geometry: Geometry, out: str | Path, *,
     fig.suptitle(f"{geometry.name} (overrides: {overrides})", fontsize=9)
     fig.tight_layout()
     out = Path(out)
-    from backtrace.io import atomic_path
 
     with atomic_path(out) as tmp:
         fig.savefig(tmp, dpi=dpi, format=os.path.splitext(str(out))[1].lstrip(".") or "png")

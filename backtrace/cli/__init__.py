@@ -5,6 +5,16 @@ from __future__ import annotations
 import click
 
 from backtrace._version import __version__
+from backtrace.cli.bench import bench
+from backtrace.cli.combinatorial import combinatorial
+from backtrace.cli.geometry import geometry
+from backtrace.cli.interactions import interactions
+from backtrace.cli.physics import physics
+from backtrace.cli.prompt import simulate_prompt
+from backtrace.cli.run import report, run
+from backtrace.cli.scan import optimize, scan
+from backtrace.cli.simulate import simulate_tracks
+from backtrace.cli.trace import trace
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -22,34 +32,23 @@ def main():
 
 
 def _register() -> None:
-    from backtrace.cli.geometry import geometry
-    from backtrace.cli.physics import physics
-
     main.add_command(physics)
     main.add_command(geometry)
-    from backtrace.cli.trace import trace
 
     main.add_command(trace)
-    from backtrace.cli.simulate import simulate_tracks
 
     main.add_command(simulate_tracks)
-    from backtrace.cli.prompt import simulate_prompt
 
     main.add_command(simulate_prompt)
-    from backtrace.cli.interactions import interactions
 
     main.add_command(interactions)
-    from backtrace.cli.run import report, run
 
     main.add_command(run)
     main.add_command(report)
-    from backtrace.cli.combinatorial import combinatorial
 
     main.add_command(combinatorial)
-    from backtrace.cli.bench import bench
 
     main.add_command(bench)
-    from backtrace.cli.scan import optimize, scan
 
     main.add_command(scan)
     main.add_command(optimize)

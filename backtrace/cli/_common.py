@@ -8,6 +8,15 @@ import os
 
 import click
 
+from backtrace.beamline import geometry, materials
+from backtrace.beamline.geometry import GeometryError
+from backtrace.beamline.materials import MaterialError
+from backtrace.executor import SchedulerError, parse_scheduler
+from backtrace.io import OutputError, check_writable, check_writable_dir
+from backtrace.pumas import PumasError, PumasLibraryError
+from backtrace.regions import RegionsError
+from backtrace.tracks import TrackFileError, Tracks, parse_column_map
+
 __all__ = ["echo_json", "console", "UserError", "load_physics", "fail", "stderr",
            "scheduler_option", "jobs_option", "track_options", "geometry_options",
            "set_option", "trace_options", "open_tracks", "resolve_jobs", "load_geometry",
@@ -56,12 +65,6 @@ class user_errors:
         return self
 
     def __exit__(self, kind, err, tb):
-        from backtrace.beamline.geometry import GeometryError
-        from backtrace.io import OutputError
-        from backtrace.beamline.materials import MaterialError
-        from backtrace.regions import RegionsError
-        from backtrace.tracks import TrackFileError
-
         if err is not None and isinstance(err, (GeometryError, RegionsError, MaterialError,
                                                 TrackFileError, OutputError, ValueError)):
             raise UserError(str(err)) from None
@@ -70,12 +73,8 @@ class user_errors:
 
 def load_physics():
     """The cached PUMAS physics, with library problems as one-line errors."""
-    from backtrace.beamline.materials import MaterialError
-    from backtrace.beamline.materials import load_physics as load
-    from backtrace.pumas import PumasError, PumasLibraryError
-
     try:
-        return load()
+        return materials.load_physics()
     except (PumasLibraryError, MaterialError) as err:
         raise UserError(str(err)) from None
     except PumasError as err:
@@ -84,12 +83,8 @@ def load_physics():
 
 def load_geometry(path, overrides):
     """A validated geometry, or a one-line error naming what is wrong."""
-    from backtrace.beamline.geometry import GeometryError
-    from backtrace.beamline.geometry import load_geometry as load
-    from backtrace.beamline.materials import MaterialError
-
     try:
-        return load(path, overrides)
+        return geometry.load_geometry(path, overrides)
     except (GeometryError, MaterialError) as err:
         raise UserError(str(err)) from None
 
@@ -100,8 +95,6 @@ def resolve_jobs(jobs: int) -> int:
 
 
 def open_tracks(path, columns, pot, tree):
-    from backtrace.tracks import TrackFileError, Tracks, parse_column_map
-
     try:
         return Tracks.open(path, columns=parse_column_map(columns), pot=pot, tree=tree)
     except TrackFileError as err:
@@ -110,8 +103,6 @@ def open_tracks(path, columns, pot, tree):
 
 def check_output_file(path) -> None:
     """Fail before any work when ``path`` cannot be written."""
-    from backtrace.io import OutputError, check_writable
-
     if path is None:
         return
     try:
@@ -122,8 +113,6 @@ def check_output_file(path) -> None:
 
 def check_output_dir(path) -> None:
     """Fail before any work when files cannot be written into ``path``."""
-    from backtrace.io import OutputError, check_writable_dir
-
     try:
         check_writable_dir(path)
     except OutputError as err:
@@ -134,8 +123,6 @@ def check_output_dir(path) -> None:
 # Options
 # ---------------------------------------------------------------------------
 def _check_scheduler(ctx, param, value):
-    from backtrace.executor import SchedulerError, parse_scheduler
-
     try:
         return parse_scheduler(value)
     except SchedulerError as err:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import click
 
-from backtrace.cli._common import (check_output_dir, console, geometry_options, jobs_option, open_tracks,
-                      resolve_jobs, scheduler_option, track_options, user_errors)
+from backtrace.cli._common import (
+    check_output_dir,
+    console,
+    geometry_options,
+    jobs_option,
+    open_tracks,
+    resolve_jobs,
+    scheduler_option,
+    track_options,
+    user_errors,
+)
+from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
+from backtrace.output.report import combinatorial_lines, combinatorial_terminal, write_combinatorial
 
 
 def spill_options(func):
@@ -58,9 +69,6 @@ def combinatorial(tracks_file, columns, tree, pot, geometry_file, overrides, reg
     $ backtrace combinatorial --tracks examples/sample.parquet --out comb/
     writes comb/combinatorial.json, combinatorial_pairs.parquet and plots.
     """
-    from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
-    from backtrace.output.report import combinatorial_lines, combinatorial_terminal, write_combinatorial
-
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot, tree)
     with user_errors():

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from backtrace.beamline.view import draw_geometry
 from backtrace.cli._common import UserError, console, echo_json, set_option
 from backtrace.cli._common import load_geometry as load
+from backtrace.io import OutputError
 
 
 @click.group()
@@ -85,9 +87,6 @@ def describe(file, overrides, as_json):
               show_default=True, help="Trajectories drawn at most.")
 def show(file, overrides, out, traces, max_tracks):
     """Draw side views (y–z and x–z) of the beam line."""
-    from backtrace.beamline.view import draw_geometry
-    from backtrace.io import OutputError
-
     g = load(file, overrides)
     try:
         path = draw_geometry(g, out, traces=traces, max_tracks=max_tracks)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from backtrace.cli._common import UserError, console, echo_json, load_physics
+from backtrace.interactions import interaction_table
 
 
 @click.group()
@@ -26,8 +27,6 @@ def table(material, energies, more_energies, q_min, as_json):
     \b
     $ backtrace interactions table --material iron --kinetic-energy 10 50 100 --json
     """
-    from backtrace.interactions import interaction_table
-
     phys = load_physics()
     if material not in phys.materials:
         raise UserError(f"unknown material {material!r} (known: "

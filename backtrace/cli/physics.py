@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from backtrace.beamline.slab import slab_transport, stopping_table
 from backtrace.cli._common import UserError, console, echo_json, load_physics
 
 
@@ -35,8 +36,6 @@ def table(material, energies, more_energies, as_json):
     [{"csda_range_m": 7.03, "kinetic_energy_gev": 10.0,
       "stopping_power_gev_per_m": 1.554}, ...]
     """
-    from backtrace.beamline.slab import stopping_table
-
     phys = load_physics()
     _check_material(phys, material)
     values = list(energies) + list(more_energies)
@@ -101,8 +100,6 @@ def slab(material, thickness, kinetic_energy, n, mode, direction,
     \b
     $ backtrace physics slab -m iron --thickness 1 -k 50 --n 10000 --json
     """
-    from backtrace.beamline.slab import slab_transport
-
     phys = load_physics()
     _check_material(phys, material)
     try:

@@ -4,10 +4,24 @@ from __future__ import annotations
 
 import click
 
-from backtrace.cli._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
-                      resolve_jobs, scheduler_option, user_errors)
+from backtrace.cli._common import (
+    UserError,
+    check_output_dir,
+    console,
+    geometry_options,
+    jobs_option,
+    resolve_jobs,
+    scheduler_option,
+    user_errors,
+)
 from backtrace.cli.run import forcing_fields, forcing_options
 from backtrace.cli.simulate import set_source_option, source_config
+from backtrace.forward.simulation import PromptSimConfig
+from backtrace.forward.simulation import simulate_prompt as run
+from backtrace.output.report import terminal_tables, write_outputs
+from backtrace.prompt.config import RunConfig
+from backtrace.regions import load_regions
+from backtrace.tracks import write_tracks
 
 
 @click.command("simulate-prompt")
@@ -71,13 +85,6 @@ def simulate_prompt(n_events, first_event, paths_per_muon, target_pot, pot_sampl
     $ backtrace simulate-prompt --events 20000 --out result-forward/
     $ backtrace run --tracks result-forward/tracks.parquet --out result-backward/
     """
-    from backtrace.prompt.config import RunConfig
-    from backtrace.forward.simulation import PromptSimConfig
-    from backtrace.forward.simulation import simulate_prompt as run
-    from backtrace.regions import load_regions
-    from backtrace.output.report import terminal_tables, write_outputs
-    from backtrace.tracks import write_tracks
-
     check_output_dir(out)
     if not 0 <= acceptance_r[0] < acceptance_r[1]:
         raise UserError(f"--acceptance-r {acceptance_r[0]} {acceptance_r[1]}: "

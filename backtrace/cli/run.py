@@ -4,9 +4,38 @@ from __future__ import annotations
 
 import click
 
-from backtrace.cli._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
-                      open_tracks, resolve_jobs, scheduler_option, user_errors)
+from backtrace.cli._common import (
+    UserError,
+    check_output_dir,
+    console,
+    geometry_options,
+    jobs_option,
+    open_tracks,
+    resolve_jobs,
+    scheduler_option,
+    user_errors,
+)
 from backtrace.cli.combinatorial import spill_options
+from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
+from backtrace.combinatorial.spill import load_spill_model
+from backtrace.interactions import CHANNEL_PROCESSES
+from backtrace.output.report import (
+    combinatorial_lines,
+    combinatorial_terminal,
+    mc_line,
+    p_sr_line,
+    render,
+    selection_line,
+    summary_line,
+    summary_terminal,
+    terminal_tables,
+    write_outputs,
+)
+from backtrace.output.summary import build_summary
+from backtrace.prompt.allocation import parse_allocation
+from backtrace.prompt.pipeline import RunConfig, run_estimate
+from backtrace.prompt.rounds import parse_target_cell
+from backtrace.regions import load_regions
 
 
 def forcing_options(func):
@@ -66,9 +95,6 @@ def forcing_fields(selection, interactions_per_history, processes, prompt_z_min_
                    allocation, transfer_bias, final_states_per_point) -> dict:
     """The :class:`backtrace.prompt.config.RunConfig` fields of :func:`forcing_options`
     (``selection``: the loaded regions, for the channel)."""
-    from backtrace.prompt.allocation import parse_allocation
-    from backtrace.interactions import CHANNEL_PROCESSES
-
     return dict(channel=selection.channel, interactions_per_history=interactions_per_history,
                 processes=tuple(processes) or None, prompt_z_min_m=prompt_z_min_m,
                 allocation=parse_allocation(
@@ -154,16 +180,6 @@ def run(tracks_file, columns, tree, pot_sample, target_pot, geometry_file, overr
     $ backtrace run --tracks examples/sample.parquet --target-rel-unc 0.05 --systematics none
     $ backtrace run --tracks examples/sample.parquet --channel ee --out result-ee/
     """
-    from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
-    from backtrace.prompt.pipeline import RunConfig, run_estimate
-    from backtrace.regions import load_regions
-    from backtrace.output.report import (combinatorial_lines, combinatorial_terminal, mc_line, p_sr_line,
-                          selection_line, summary_line, summary_terminal, terminal_tables,
-                          write_outputs)
-    from backtrace.prompt.rounds import parse_target_cell
-    from backtrace.combinatorial.spill import load_spill_model
-    from backtrace.output.summary import build_summary
-
     check_output_dir(out)
     tracks = open_tracks(tracks_file, columns, pot_sample, tree)
     log = None if quiet else (lambda line: click.echo(line, err=True))
@@ -232,8 +248,6 @@ def command_line() -> str:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
 def report(directory):
     """Re-render tables and plots of a saved result without re-running."""
-    from backtrace.output.report import render
-
     try:
         paths = render(directory)
     except (OSError, KeyError, ValueError) as err:

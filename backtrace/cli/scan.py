@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import click
 
-from backtrace.cli._common import (UserError, check_output_dir, console, geometry_options, jobs_option,
-                      resolve_jobs, scheduler_option)
+from backtrace.beamline.geometry import GeometryError, load_geometry
+from backtrace.cli._common import (
+    UserError,
+    check_output_dir,
+    console,
+    geometry_options,
+    jobs_option,
+    resolve_jobs,
+    scheduler_option,
+)
+from backtrace.io import OutputError
+from backtrace.magnets.scan import ScanConfig, parse_grid, run_scan
+from backtrace.magnets.scan import optimize as run_optimize
 
 
 def point_options(func):
@@ -42,8 +53,6 @@ def point_options(func):
 
 def _config(geometry_file, overrides, tracks_file, use_source, pot_target, events,
             samples_per_track, interactions_per_history, rate_only, seed):
-    from backtrace.magnets.scan import ScanConfig
-
     if tracks_file and use_source:
         raise UserError("give either --tracks FILE or --source, not both")
     return ScanConfig(geometry_file=geometry_file, overrides=tuple(overrides),
@@ -55,8 +64,6 @@ def _config(geometry_file, overrides, tracks_file, use_source, pot_target, event
 
 def _check_geometry(config, targets):
     """Fail early (one line) on unknown elements or keys."""
-    from backtrace.beamline.geometry import GeometryError, load_geometry
-
     try:
         load_geometry(config.geometry_file, tuple(config.overrides)
                       + tuple(f"{t}=1.0" for t in targets))
@@ -85,10 +92,6 @@ def scan(grid_specs, out, jobs, quiet, scheduler, **kw):
     \b
     $ backtrace scan --set-grid sweeper.scale=0:1.5:7 --out scan/
     """
-    from backtrace.beamline.geometry import GeometryError
-    from backtrace.io import OutputError
-    from backtrace.magnets.scan import parse_grid, run_scan
-
     if len(grid_specs) > 2:
         raise UserError("at most two --set-grid (1-D or 2-D scans)")
     try:
@@ -157,9 +160,6 @@ def optimize(vary_specs, objective, max_evaluations, out, jobs, quiet, **kw):
     \b
     $ backtrace optimize --vary sweeper.scale=0:2 --objective rate --out opt/
     """
-    from backtrace.beamline.geometry import GeometryError
-    from backtrace.magnets.scan import optimize as run_optimize
-
     bounds = {}
     for spec in vary_specs:
         target, _, rng = spec.partition("=")

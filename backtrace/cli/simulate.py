@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import click
 
-from backtrace.cli._common import (UserError, check_output_file, console, geometry_options,
-                      jobs_option, resolve_jobs, scheduler_option, user_errors)
-
+from backtrace.cli._common import (
+    UserError,
+    check_output_file,
+    console,
+    geometry_options,
+    jobs_option,
+    resolve_jobs,
+    scheduler_option,
+    user_errors,
+)
+from backtrace.source.backward import ProposalConfig
+from backtrace.source.forward import SimulationConfig
+from backtrace.source.model import COMPONENTS, SourceConfig
+from backtrace.source.simulate import simulate_tracks as run
 
 set_source_option = click.option(
     "--set-source", "source_sets", multiple=True, metavar="COMPONENT=SCALE",
@@ -16,8 +27,6 @@ set_source_option = click.option(
 
 def source_config(source_sets):
     """The :class:`backtrace.source.model.SourceConfig` of ``--set-source`` items."""
-    from backtrace.source.model import COMPONENTS, SourceConfig
-
     scales = {c: 1.0 for c in COMPONENTS}
     for item in source_sets:
         name, _, value = item.partition("=")
@@ -95,10 +104,6 @@ def simulate_tracks(geometry_file, overrides, pot, n_events, method, histories,
     $ backtrace simulate-tracks --method backward --plane-z 26.5 \\
         --acceptance-r 0 0.05 --events 4000 --out near_tax.parquet
     """
-    from backtrace.source.forward import SimulationConfig
-    from backtrace.source.simulate import simulate_tracks as run
-    from backtrace.source.backward import ProposalConfig
-
     check_output_file(out)
     if not 0 <= acceptance_r[0] < acceptance_r[1]:
         raise UserError(f"--acceptance-r {acceptance_r[0]} {acceptance_r[1]}: "

@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import click
 
-from backtrace.cli._common import (check_output_file, console, geometry_options, open_tracks,
-                      resolve_jobs, scheduler_option, trace_options, track_options,
-                      user_errors)
+from backtrace.cli._common import (
+    check_output_file,
+    console,
+    geometry_options,
+    open_tracks,
+    resolve_jobs,
+    scheduler_option,
+    trace_options,
+    track_options,
+    user_errors,
+)
+from backtrace.io import write_json_atomic
+from backtrace.transport import TraceConfig, trace_file
 
 
 @click.command()
@@ -44,9 +54,6 @@ def trace(tracks_file, columns, tree, pot, geometry_file, overrides, mode,
     $ backtrace trace --tracks examples/sample.parquet -n 4 --out traced.parquet \\
           --summary-json summary.json
     """
-    from backtrace.io import write_json_atomic
-    from backtrace.transport import TraceConfig, trace_file
-
     check_output_file(out)
     check_output_file(summary_json)
     tracks = open_tracks(tracks_file, columns, pot, tree)

@@ -68,6 +68,28 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from backtrace.beamline.geometry import load_geometry
+from backtrace.beamline.line import BeamLine
+from backtrace.combinatorial.spill import load_spill_model
+from backtrace.detector.candidates import (
+    Reconstruction,
+    identification_probability,
+    measure_pairs,
+    measured_momenta,
+    passes_selection,
+    spectrometer_tracks,
+)
+from backtrace.detector.response import Response
+from backtrace.executor import progress_bar, worker_map
+from backtrace.interactions.products import ProductTransport
+from backtrace.paths import crossing_runs
+from backtrace.prompt.estimate import concat
+from backtrace.prompt.systematics import POT_RELATIVE
+from backtrace.regions import load_regions
+from backtrace.rng import PRODUCT_SEED_OFFSET, SINGLE_TRACK_SEED_OFFSET
+from backtrace.tracks import STATUSES
+from backtrace.transport import TraceConfig, Tracer
+
 __all__ = ["CombinatorialConfig", "CombinatorialResult", "SingleTracks", "PairWorker",
            "run_combinatorial", "pair_blocks", "pair_variance", "PAIR_BLOCK", "SIGNS",
            "PAIR_COLUMNS"]
@@ -123,14 +145,6 @@ class SingleTracks:
     """Per worker process: the detector response of single tracks (step 1)."""
 
     def __init__(self, config: CombinatorialConfig):
-        from backtrace.beamline.line import BeamLine
-        from backtrace.detector.candidates import Reconstruction
-        from backtrace.detector.response import Response
-        from backtrace.interactions.products import ProductTransport
-        from backtrace.regions import load_regions
-        from backtrace.rng import SINGLE_TRACK_SEED_OFFSET
-        from backtrace.transport import TraceConfig, Tracer
-
         seed = config.seed + SINGLE_TRACK_SEED_OFFSET
         self.config = config
         self.beamline = BeamLine.shared(config.geometry_file, tuple(config.overrides))
@@ -138,7 +152,6 @@ class SingleTracks:
         self.response = Response.from_geometry(self.beamline.geometry,
                                                self.regions.selection, seed)
         # ProductTransport adds PRODUCT_SEED_OFFSET to its seed: subtract it
-        from backtrace.rng import PRODUCT_SEED_OFFSET
 
         self.forward = ProductTransport(self.beamline, seed=seed - PRODUCT_SEED_OFFSET,
                                         response=self.response)
@@ -154,10 +167,7 @@ class SingleTracks:
         """One row per input row: track_index, event, charge, weight, status,
         n_chambers, muon_id, log_survival, STRAW1 position and smeared
         momentum (NaN where not transported)."""
-        from backtrace.detector.candidates import measured_momenta, spectrometer_tracks
-
         out = pd.DataFrame({"track_index": df["track_index"].to_numpy(np.int64)})
-        from backtrace.tracks import STATUSES
 
         traced = self.backward.trace(df)
         status = pd.Series(traced.row_status, index=out.index).astype(object)
@@ -226,8 +236,6 @@ class SingleTracks:
 
     def _upstream_log_survival(self, states) -> pd.Series:
         """Σ log ε of the veto crossings upstream of the track (index: track)."""
-        from backtrace.paths import crossing_runs
-
         log_eff = self.response.log_inefficiency
         if not log_eff or states is None or states.empty:
             return pd.Series(dtype=float)
@@ -263,8 +271,6 @@ class PairWorker:
 
     def __init__(self, config: CombinatorialConfig, recon, tracks: pd.DataFrame,
                  scale: float, q: float, mu3: float):
-        from backtrace.regions import load_regions
-
         self.config = config
         self.regions = load_regions(config.regions_file)
         self.recon = recon
@@ -285,9 +291,6 @@ class PairWorker:
 
     def process(self, i0, i1, j0, j1) -> dict:
         """The block's selected pairs, pre-cut weight sums and cut flow."""
-        from backtrace.detector.candidates import identification_probability, measure_pairs, \
-            passes_selection
-
         sel = self.regions.selection
         a, b = _block_pairs(i0, i1, j0, j1)
         ev = self.tracks["event"].to_numpy()
@@ -354,8 +357,6 @@ def _cell(pairs: pd.DataFrame, per_entry: float, syst_rel: dict) -> dict:
 def spill_systematics(model, pot_target: float, pot_sample: float) -> dict:
     """{parameter: (relative shift at range[0], at range[1])} of the
     estimate (the normalisation N_POT·N_spill/N_sample²·P₂), and 'pot'."""
-    from backtrace.prompt.systematics import POT_RELATIVE
-
     nominal = model.pairs_per_weight(pot_target, pot_sample)
     out = {}
     for p in model.used_parameters():
@@ -370,9 +371,6 @@ def spill_systematics(model, pot_target: float, pot_sample: float) -> dict:
 # Orchestration
 # ---------------------------------------------------------------------------
 def _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local=None):
-    from backtrace.prompt.estimate import concat
-    from backtrace.executor import progress_bar, worker_map
-
     results = worker_map(SingleTracks, (config,), "process",
                          ((df,) for df in tracks.iter_batches(batch_size)), jobs=jobs,
                          scheduler=scheduler, local=local)
@@ -389,10 +387,6 @@ def _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local=
 def _reconstruction(config: CombinatorialConfig):
     """The reconstruction of the single tracks (geometry only: no physics)."""
     from types import SimpleNamespace
-
-    from backtrace.detector.candidates import Reconstruction
-    from backtrace.beamline.geometry import load_geometry
-    from backtrace.rng import SINGLE_TRACK_SEED_OFFSET
 
     geometry = load_geometry(config.geometry_file, tuple(config.overrides))
     return Reconstruction.from_beamline(
@@ -425,9 +419,6 @@ def _regions_block(pairs, regions, per_entry, syst_rel, estimate_sign) -> dict:
 def _pair_all(paired, config, recon, scale, q, mu3, *, jobs, scheduler, progress):
     """Steps 2–4 over every block: (selected pairs, cut flow {sign: {stage:
     [pairs, weight]}}, counts [different-event pairs, evaluated, same-event])."""
-    from backtrace.prompt.estimate import concat
-    from backtrace.executor import progress_bar, worker_map
-
     blocks = list(pair_blocks(len(paired)))
     results = worker_map(PairWorker, (config, recon, paired, scale, q, mu3), "process", blocks,
                          jobs=jobs, scheduler=scheduler)
@@ -483,9 +474,6 @@ def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
                       batch_size: int = 2000, progress: bool = True,
                       scheduler: str | None = None, log=None) -> CombinatorialResult:
     """The combinatorial estimate of a track file (module docstring)."""
-    from backtrace.regions import load_regions
-    from backtrace.combinatorial.spill import load_spill_model
-
     if tracks.pot is None:
         raise ValueError(f"{tracks.path}: the POT the sample represents is unknown: give --pot")
     if config.max_pairs < 1:

@@ -51,6 +51,8 @@ from pathlib import Path
 
 import numpy as np
 
+from backtrace.io import read_data_toml
+
 __all__ = ["SpillModel", "SpillError", "load_spill_model", "PARAMETERS",
            "pairing_probability_flat", "pairing_probability_profile"]
 
@@ -191,8 +193,6 @@ def _read_profile(path: Path, source: str):
 
 def load_spill_model(path=None) -> SpillModel:
     """Read and check a spill-model file (default: the packaged NA62 one)."""
-    from backtrace.io import read_data_toml
-
     raw, source, base = read_data_toml(path, "spill_na62_dump_2021.toml", SpillError,
                                        "spill-model file")
     unknown = sorted(set(raw) - set(PARAMETERS) - {"version", "name", "time_structure_file"})

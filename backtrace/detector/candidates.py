@@ -67,9 +67,17 @@ import numpy as np
 import pandas as pd
 
 from backtrace.constants import MUON_MASS_GEV
+from backtrace.detector.reconstruction import (
+    Smearing,
+    in_fiducial_volume,
+    invariant_mass,
+    pointing,
+    smear,
+    straw_acceptance,
+    two_track_vertex,
+)
+from backtrace.interactions.products import product_key
 from backtrace.rng import normals, uniforms
-from backtrace.detector.reconstruction import (Smearing, in_fiducial_volume, invariant_mass, pointing, smear,
-                             straw_acceptance, two_track_vertex)
 
 __all__ = ["Reconstruction", "build_candidates", "category", "MUON_IDENTITIES",
            "CANDIDATE_COLUMNS", "empty_pairs", "spectrometer_tracks", "measured_momenta",
@@ -180,8 +188,6 @@ def spectrometer_tracks(det: pd.DataFrame, inter: pd.DataFrame, recon: "Reconstr
     probability that the track is identified as a muon) and, when
     ``selection`` asks for electrons, ``electron_id``; product order
     kept."""
-    from backtrace.interactions.products import product_key
-
     ok = det["status"].isin(TRACK_STATUSES) & (det["weight_factor"] > 0)
     n_chambers = chambers_crossed(det, recon.straws, recon if recon.chambers else None)
     keep = (ok & (n_chambers >= min_chambers)).to_numpy()
@@ -346,8 +352,6 @@ def kinematic_precheck(readout: pd.DataFrame, inter: pd.DataFrame, recon: Recons
     measured momenta (smeared as in step 4, same keys), vertex and CDA pass
     step 5. Every candidate's interaction is among them: the remaining cuts
     (chambers, other tracks, identification, vetoes) only remove."""
-    from backtrace.interactions.products import product_key
-
     x, y = readout["STRAW1_x_m"].to_numpy(float), readout["STRAW1_y_m"].to_numpy(float)
     t = readout[in_chamber(x, y, recon.chamber(0))].sort_values(
         ["interaction", "particle"], kind="stable").reset_index(drop=True)

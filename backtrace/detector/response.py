@@ -67,7 +67,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from backtrace.beamline.geometry import GeometryError
 from backtrace.paths import crossing_runs, entry_points
+from backtrace.regions import electron_ep_window
+from backtrace.rng import normals, uniforms
+from backtrace.tracks import momentum_gev
 
 __all__ = ["VetoDetector", "Response", "active_volume",
            "veto_inefficiency"]
@@ -87,7 +91,6 @@ def veto_inefficiency(element) -> float:
         return float(d["inefficiency"])
     if "efficiency" in d:
         return 1.0 - float(d["efficiency"])
-    from backtrace.beamline.geometry import GeometryError
 
     raise GeometryError(f"{element.name}: its [element.detector] has neither "
                         "'inefficiency' nor 'efficiency': it cannot be a veto")
@@ -119,8 +122,6 @@ def _matching(geometry, patterns, what: str) -> list:
     for pattern in patterns:
         hits = [e for e in able if fnmatch.fnmatch(e.name, pattern)]
         if not hits:
-            from backtrace.beamline.geometry import GeometryError
-
             known = ", ".join(e.name for e in able)
             raise GeometryError(f"selection.{what}: no veto detector matches "
                                 f"{pattern!r} in the geometry (vetoes: {known})")
@@ -308,8 +309,6 @@ class Response:
         """Energy [GeV] of each product where it enters the LKr volume (the
         first recorded state inside it; index: product key): what an
         electron's shower deposits."""
-        from backtrace.tracks import momentum_gev
-
         if self.lkr_volume is None or states is None or states.empty:
             return pd.Series(dtype=float)
         s = states[states["volume"] == self.lkr_volume].sort_values(
@@ -319,8 +318,6 @@ class Response:
 
     def smeared_energy(self, energy_gev, keys) -> np.ndarray:
         """LKr energy with the resolution a/√E ⊕ b/E ⊕ c (stream ``lkr``)."""
-        from backtrace.rng import normals, uniforms
-
         e = np.asarray(energy_gev, float)
         if not len(e):
             return e
@@ -338,8 +335,6 @@ class Response:
     def electron_id_probability(self, muv3_hit, e_over_p, p_gev, selection: dict
                                 ) -> np.ndarray:
         """P(identified as an electron) per track (module docstring)."""
-        from backtrace.regions import electron_ep_window
-
         ep = np.asarray(e_over_p, float)
         lower, upper = electron_ep_window(p_gev, selection)
         in_window = (ep > lower) & (ep < upper)

@@ -33,6 +33,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backtrace.forward.simulation import simulate_prompt
+from backtrace.prompt.pipeline import run_estimate
+from backtrace.tracks import Tracks, write_tracks
+
 __all__ = ["ratio_paired", "bootstrap_ratio_interval", "mean_event_ratio", "closure_table",
            "ratio_by_volume", "VOLUME_MIN_SHARE", "interaction_closure", "run_closure",
            "VISIBLE_DEFINITION"]
@@ -265,10 +269,6 @@ def run_closure(config, workdir, *, priors=("energy",), backward_seed_offset: in
     ``priors``, and the comparisons. Returns {forward, backward: {prior:
     RunResult}, tables: {prior: closure_table}, interactions: {prior:
     interaction_closure}, times: {forward_s, backward_s: {prior: s}}}."""
-    from backtrace.forward.simulation import simulate_prompt
-    from backtrace.prompt.pipeline import run_estimate
-    from backtrace.tracks import Tracks, write_tracks
-
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

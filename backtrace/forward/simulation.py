@@ -66,9 +66,20 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
+from backtrace.detector.candidates import empty_pairs
+from backtrace.executor import progress_bar, worker_pool
+from backtrace.interactions.forced import DrawPlan
+from backtrace.prompt.allocation import importance_plan
 from backtrace.prompt.config import RunConfig
-from backtrace.rng import FORWARD_TRACK_OFFSET
+from backtrace.prompt.document import build_document
+from backtrace.prompt.estimate import combine_passes, concat, total_prompt
+from backtrace.prompt.pipeline import Pipeline, _empty_g_sums, join_parts
+from backtrace.prompt.rounds import DEFAULT_TARGET_CELL, importance_inputs
+from backtrace.rng import FORWARD_TRACK_OFFSET, MAX_SAMPLES_PER_TRACK, MUONS_PER_EVENT
+from backtrace.source.forward import SimulationConfig, Simulator, _tracks_from
 from backtrace.source.model import SourceConfig
+from backtrace.tracks import momentum_gev
+from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["PromptSimConfig", "ForwardPrompt", "ForwardResult", "backward_layout",
            "simulate_prompt", "FORWARD_TRACK_OFFSET", "event_of", "forward_importance_plan",
@@ -104,8 +115,6 @@ class PromptSimConfig:
     first_event: int = 0
 
     def __post_init__(self):
-        from backtrace.rng import MAX_SAMPLES_PER_TRACK
-
         if not 1 <= self.paths_per_muon <= MAX_SAMPLES_PER_TRACK:
             raise ValueError(f"paths per muon = {self.paths_per_muon}: the random-key "
                              f"layout holds 1 to {MAX_SAMPLES_PER_TRACK}")
@@ -125,8 +134,6 @@ class PromptSimConfig:
 
     def simulation(self):
         """The ``simulate-tracks`` configuration of the same source muons."""
-        from backtrace.source.forward import SimulationConfig
-
         r = self.run
         return SimulationConfig(geometry_file=r.geometry_file, overrides=tuple(r.overrides),
                                 n_events=self.n_events, seed=r.seed, pot=self.pot_sample,
@@ -160,10 +167,6 @@ def forward_importance_plan(config: PromptSimConfig, pilot: dict, paths: pd.Data
     allocation on μ-μ outside SR/CR with each muon's weight as its track
     weight and a budget of k draws per path with a forcing segment (the
     pilot's draws × k / its draws per path)."""
-    from backtrace.prompt.allocation import importance_plan
-    from backtrace.prompt.estimate import combine_passes
-    from backtrace.prompt.rounds import DEFAULT_TARGET_CELL, importance_inputs
-
     est = combine_passes([pilot])
     r_s, g_mean = importance_inputs([pilot], est, DEFAULT_TARGET_CELL)
     muon_weight = paths.groupby("track_index")["weight"].mean()
@@ -176,8 +179,6 @@ def forward_importance_plan(config: PromptSimConfig, pilot: dict, paths: pd.Data
 
 def event_of(track_index) -> np.ndarray:
     """The MC event of a forward track index (FORWARD_TRACK_OFFSET + 4e + m)."""
-    from backtrace.rng import MUONS_PER_EVENT
-
     return (np.asarray(track_index, np.int64) - FORWARD_TRACK_OFFSET) // MUONS_PER_EVENT
 
 
@@ -220,10 +221,6 @@ class ForwardPrompt:
     forced interactions and detector (:meth:`process`)."""
 
     def __init__(self, config: PromptSimConfig, beamline=None):
-        from backtrace.prompt.pipeline import Pipeline
-        from backtrace.source.forward import Simulator
-        from backtrace.transport import TraceConfig, Tracer
-
         self.config = config
         self.chain = Pipeline(config.run, beamline, backward=False)
         self.beamline = self.chain.beamline
@@ -250,10 +247,6 @@ class ForwardPrompt:
         ``sample_offset``: added to the paths' sample indices before the
         forced draws, so that a second pass over the same (identically
         re-traced) paths draws from new random streams."""
-        from backtrace.detector.candidates import empty_pairs
-        from backtrace.prompt.pipeline import _empty_g_sums
-        from backtrace.source.forward import _tracks_from
-
         cfg = self.config
         n = cfg.paths_per_muon
         src, key, h1 = self.simulator.to_tax_exit(cfg.run.seed, np.asarray(events, np.int64),
@@ -303,8 +296,6 @@ class ForwardPrompt:
     def _tracks(self, h2, weight, event) -> pd.DataFrame:
         """Visible paths at STRAW1 in the track schema (``simulate-tracks``
         columns), weights normalised to the sample POT."""
-        from backtrace.tracks import momentum_gev
-
         p = momentum_gev(h2["kinetic_energy_gev"].to_numpy())
         u = h2[["ux", "uy", "uz"]].to_numpy()
         return pd.DataFrame({
@@ -369,10 +360,6 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
     """The forward prompt simulation of ``config.n_events`` source events
     (module docstring). Deterministic for a seed whatever ``jobs``,
     ``batch_size`` or ``scheduler``."""
-    from backtrace.prompt.document import build_document
-    from backtrace.prompt.estimate import combine_passes, concat, total_prompt
-    from backtrace.executor import worker_pool
-
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     t0 = time.perf_counter()
@@ -422,10 +409,6 @@ def _passes(run, config: PromptSimConfig, chunks: list, progress: bool, t0: floa
     ``importance_round``, the pilot and the importance pass (module
     docstring). Returns (the last pass's batch results, the last pass
     joined, a record per pass)."""
-    from backtrace.executor import progress_bar
-    from backtrace.interactions.forced import DrawPlan
-    from backtrace.prompt.pipeline import join_parts
-
     rounds = []
 
     def one_pass(label, plan=None, offset=0):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from backtrace.prompt.posterior import posterior_weights
+from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["backtrace_sample", "compare", "QUANTITIES"]
 
@@ -34,8 +35,6 @@ def backtrace_sample(sample: pd.DataFrame, density, *, n_samples: int = 16,
                      overrides=(), prior: str = "energy") -> pd.DataFrame:
     """Backward histories of every track of ``sample`` to the density's
     plane, with ``posterior_weight`` (track weight included)."""
-    from backtrace.transport import TraceConfig, Tracer
-
     tracer = Tracer(TraceConfig(geometry_file=geometry_file,
                                 overrides=tuple(overrides), to_z_m=density.plane_z_m,
                                 samples_per_track=n_samples, seed=seed,

@@ -24,8 +24,15 @@ per-process ``scale`` multiplies cross sections for systematic studies.
 
 from __future__ import annotations
 
-from backtrace.interactions import (bremsstrahlung, decay, knock_on, mumu_pair, pair_production,
-               photon_conversion, photonuclear)
+from backtrace.interactions import (
+    bremsstrahlung,
+    decay,
+    knock_on,
+    mumu_pair,
+    pair_production,
+    photon_conversion,
+    photonuclear,
+)
 from backtrace.interactions._common import FinalState, ProcessTable
 
 PROCESSES = {

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtrace.constants import AVOGADRO_PER_MOL, MUON_MASS_GEV
+from backtrace.pumas.dcs import composition, dcs, dcs_range
 
 __all__ = ["ProcessTable", "FinalState", "radiative_table", "interp_loglog",
            "sample_transfer", "transfer_quantile", "four_vectors", "rotate_to", "ENERGY_GRID_GEV"]
@@ -69,8 +70,6 @@ def radiative_table(physics, material: str, process: str, q_min_gev: float,
                     model=None) -> ProcessTable:
     """σ(K; q > q_min) [m²/kg] and CDFs in q from PUMAS's atomic DCS,
     summed over the elements of the material (mass fractions)."""
-    from backtrace.pumas.dcs import composition, dcs, dcs_range
-
     comp = composition(physics, material)
     energies = ENERGY_GRID_GEV
     sigma = np.zeros(len(energies))

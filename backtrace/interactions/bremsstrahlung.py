@@ -44,10 +44,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from backtrace.constants import (ALPHA_EM, AVOGADRO_PER_MOL, ELECTRON_MASS_GEV,
-                         ELECTRON_RADIUS_M, MUON_MASS_GEV)
-from backtrace.interactions._common import (FinalState, ProcessTable, interp_loglog, lepton_pair_state,
-                      radiative_table, sample_transfer)
+from backtrace.beamline.materials import properties
+from backtrace.constants import (
+    ALPHA_EM,
+    AVOGADRO_PER_MOL,
+    ELECTRON_MASS_GEV,
+    ELECTRON_RADIUS_M,
+    MUON_MASS_GEV,
+)
+from backtrace.interactions._common import (
+    FinalState,
+    ProcessTable,
+    interp_loglog,
+    lepton_pair_state,
+    radiative_table,
+    sample_transfer,
+)
+from backtrace.pumas.dcs import composition
 
 NAME = "bremsstrahlung"
 CATEGORY = "mu-mu"
@@ -81,9 +94,6 @@ def gamma_to_mumu_cross_section_m2(e_gamma_gev, z: float, a: float):
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
-    from backtrace.beamline.materials import properties
-    from backtrace.pumas.dcs import composition
-
     tab = radiative_table(physics, material, "bremsstrahlung", q_min_gev)
     tab.extra["composition"] = composition(physics, material)
     tab.extra["radiation_length_kg_m2"] = properties(material).radiation_length_kg_m2

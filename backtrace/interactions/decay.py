@@ -18,8 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from backtrace.constants import pdg_mass_ctau
-from backtrace.source.hadroproduction import BR_MU_NU, absorption_length_g_cm2
 from backtrace.kinematics import two_body_decay
+from backtrace.source.hadroproduction import BR_MU_NU, absorption_length_g_cm2
 
 NAME = "decay"
 

@@ -76,8 +76,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from backtrace.rng import MAX_INTERACTIONS_PER_HISTORY, interaction_sample, uniforms
 from backtrace.interactions import CHANNEL_PROCESSES, DEFAULT_Q_MIN_GEV, PROCESSES
+from backtrace.interactions._common import FinalState, transfer_quantile
+from backtrace.paths import crossing_runs
+from backtrace.rng import MAX_INTERACTIONS_PER_HISTORY, interaction_sample, uniforms
 
 __all__ = ["ForcedConfig", "ForcedSampler", "DrawPlan", "segments", "ENERGY_BANDS_GEV",
            "VETO_FLOOR", "stratum_process", "PLAN_MODES"]
@@ -444,8 +446,6 @@ class ForcedSampler:
 
     def _sample_by_material(self, name, materials, k, direction, charge, u,
                             grammage_left):
-        from backtrace.interactions._common import FinalState
-
         module = PROCESSES[name]
         parts = {}
         bias = np.ones(len(k))
@@ -483,8 +483,6 @@ def biased_transfer_uniform(tab, kinetic_gev, u, q_c_gev: float, defensive: floa
     δ U(0, 1) + (1 − δ) U(u_c, 1), u_c the CDF quantile of ``q_c_gev`` at each
     kinetic energy, and the weight natural/mixture density (module
     docstring). Where no transfer reaches q_c (u_c ≥ 1) the uniform is kept."""
-    from backtrace.interactions._common import transfer_quantile
-
     u = np.asarray(u, float)
     d = float(defensive)
     u_c = transfer_quantile(tab, kinetic_gev, q_c_gev)
@@ -605,7 +603,6 @@ def _veto_runs(states: pd.DataFrame, log_eps: dict, hist_keys) -> dict:
     empty = {"z_lo": np.full((n, 1), np.inf), "log": np.zeros((n, 1))}
     if not log_eps:
         return empty
-    from backtrace.paths import crossing_runs
 
     runs = crossing_runs(states, log_eps)
     if runs.empty:

@@ -16,8 +16,16 @@ from __future__ import annotations
 import numpy as np
 
 from backtrace.constants import ELECTRON_MASS_GEV, MUON_MASS_GEV
-from backtrace.interactions._common import (ENERGY_GRID_GEV, N_Q, FinalState, ProcessTable, four_vectors,
-                      muon_after, sample_transfer)
+from backtrace.interactions._common import (
+    ENERGY_GRID_GEV,
+    N_Q,
+    FinalState,
+    ProcessTable,
+    four_vectors,
+    muon_after,
+    sample_transfer,
+)
+from backtrace.pumas.dcs import composition
 
 NAME = "knock_on"
 CATEGORY = "other"
@@ -36,8 +44,6 @@ def t_max_gev(kinetic_gev, mass_gev=MUON_MASS_GEV):
 
 
 def _z_over_a(physics, material):
-    from backtrace.pumas.dcs import composition
-
     return sum(w * z / a for z, a, w in composition(physics, material))  # mol/g
 
 

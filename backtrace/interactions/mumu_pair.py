@@ -72,10 +72,22 @@ from __future__ import annotations
 
 import numpy as np
 
-from backtrace.constants import (ALPHA_EM, AVOGADRO_PER_MOL, ELECTRON_MASS_GEV,
-                         ELECTRON_RADIUS_M, MUON_MASS_GEV)
-from backtrace.interactions._common import (ENERGY_GRID_GEV, N_Q, ProcessTable, interp_loglog,
-                      lepton_pair_state, sample_transfer)
+from backtrace.constants import (
+    ALPHA_EM,
+    AVOGADRO_PER_MOL,
+    ELECTRON_MASS_GEV,
+    ELECTRON_RADIUS_M,
+    MUON_MASS_GEV,
+)
+from backtrace.interactions._common import (
+    ENERGY_GRID_GEV,
+    N_Q,
+    ProcessTable,
+    interp_loglog,
+    lepton_pair_state,
+    sample_transfer,
+)
+from backtrace.pumas.dcs import composition
 
 NAME = "mumu_pair"
 CATEGORY = "mu-mu"
@@ -125,9 +137,9 @@ def rho_integrand(z, a, e_gev, v, rho):
 
 def _abs_rho(rho_max, t):
     """|ρ| at t ∈ [0, 1] of the map ln(1 − |ρ|) = t ln(1 − ρ_max), and d|ρ|/dt."""
-    l = np.log1p(-rho_max)
-    r = -np.expm1(t * l)
-    return r, -(1.0 - r) * l
+    log_rest = np.log1p(-rho_max)
+    r = -np.expm1(t * log_rest)
+    return r, -(1.0 - r) * log_rest
 
 
 def dsigma_dv(z, a, total_energy_gev, v) -> np.ndarray:
@@ -150,8 +162,6 @@ def dsigma_dv(z, a, total_energy_gev, v) -> np.ndarray:
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
     """σ(K; q > q_min) [m²/kg] and CDFs in q, summed over the elements of
     ``material`` (mass fractions from PUMAS)."""
-    from backtrace.pumas.dcs import composition
-
     comp = composition(physics, material)
     energies = ENERGY_GRID_GEV
     sigma = np.zeros(len(energies))

@@ -55,8 +55,15 @@ from __future__ import annotations
 import numpy as np
 
 from backtrace.constants import ALPHA_EM, ELECTRON_MASS_GEV, ELECTRON_RADIUS_M, MUON_MASS_GEV
-from backtrace.interactions._common import (FinalState, ProcessTable, interp_loglog, lepton_pair_state,
-                      radiative_table, sample_transfer)
+from backtrace.interactions._common import (
+    FinalState,
+    ProcessTable,
+    interp_loglog,
+    lepton_pair_state,
+    radiative_table,
+    sample_transfer,
+)
+from backtrace.pumas.dcs import composition
 
 NAME = "pair_production"
 CATEGORY = "other"
@@ -71,8 +78,6 @@ _SQRT_E = float(np.sqrt(np.e))
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
-    from backtrace.pumas.dcs import composition
-
     tab = radiative_table(physics, material, "pair_production", q_min_gev)
     tab.extra["composition"] = composition(physics, material)
     return tab

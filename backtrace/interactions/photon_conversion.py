@@ -34,7 +34,12 @@ import numpy as np
 
 from backtrace.constants import ELECTRON_MASS_GEV
 from backtrace.interactions import bremsstrahlung
-from backtrace.interactions._common import FinalState, ProcessTable, lepton_pair_state, sample_transfer
+from backtrace.interactions._common import (
+    FinalState,
+    ProcessTable,
+    lepton_pair_state,
+    sample_transfer,
+)
 
 NAME = "photon_conversion"
 CATEGORY = "other"

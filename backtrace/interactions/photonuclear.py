@@ -54,10 +54,24 @@ from functools import lru_cache
 import numpy as np
 
 from backtrace.constants import MUON_MASS_GEV, PION_MASS_GEV, PROTON_MASS_GEV
-from backtrace.source.hadroproduction import (BERYLLIUM, barton_alpha, bmpt_invariant,
-                               inelastic_cross_section_mb, target_constants, x_radial)
-from backtrace.interactions._common import (FinalState, ProcessTable, four_vectors, interp_loglog,
-                      muon_after, radiative_table, sample_transfer)
+from backtrace.interactions._common import (
+    FinalState,
+    ProcessTable,
+    four_vectors,
+    interp_loglog,
+    muon_after,
+    radiative_table,
+    sample_transfer,
+)
+from backtrace.pumas.dcs import composition
+from backtrace.source.hadroproduction import (
+    BERYLLIUM,
+    barton_alpha,
+    bmpt_invariant,
+    inelastic_cross_section_mb,
+    target_constants,
+    x_radial,
+)
 
 NAME = "photonuclear"
 CATEGORY = "mu-pi"
@@ -74,8 +88,6 @@ N_X, N_PT = 64, 48
 
 
 def table(physics, material: str, q_min_gev: float) -> ProcessTable:
-    from backtrace.pumas.dcs import composition
-
     tab = radiative_table(physics, material, "photonuclear", q_min_gev)
     tab.extra["a_mean"] = float(sum(w * a for _, a, w in composition(physics, material)))
     return tab

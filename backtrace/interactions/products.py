@@ -55,13 +55,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from backtrace.source.hadroproduction import absorption_length_g_cm2
+from backtrace.beamline.materials import properties
+from backtrace.interactions.decay import decay_length_m
+from backtrace.interactions.electrons import (
+    ELECTRON_NAMES,
+    STOP_P_GEV,
+    bethe_heitler_log_loss,
+    momentum_profile,
+    radiation_lengths,
+)
 from backtrace.rng import PRODUCT_SEED_OFFSET, PRODUCT_STAGE2_SEED_OFFSET, uniforms
 from backtrace.rng import product_key as pack_key
+from backtrace.source.hadroproduction import absorption_length_g_cm2
 from backtrace.tracks import kinetic_energy_gev, momentum_gev
-from backtrace.interactions.decay import decay_length_m
-from backtrace.interactions.electrons import (ELECTRON_NAMES, STOP_P_GEV, bethe_heitler_log_loss,
-                        momentum_profile, radiation_lengths)
+from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
            "TRANSPORT_P_MIN_GEV", "TRACK_P_MIN_GEV"]
@@ -166,8 +173,6 @@ def _bremsstrahlung(states: pd.DataFrame, u: pd.Series):
     uniform per history (``u`` by product key): the states up to the one
     where each stops, the z [m] where those that stop do (by key), and the
     momentum fraction kept at each remaining state."""
-    from backtrace.beamline.materials import properties
-
     s = states.sort_values(["track_index", "state_index"], kind="stable").reset_index(drop=True)
     t_cum = radiation_lengths(s, lambda m: properties(m).radiation_length_kg_m2)
     track = s["track_index"].to_numpy()
@@ -188,8 +193,6 @@ class ProductTransport:
     """Forward PUMAS transport of products with detector read-out."""
 
     def __init__(self, beamline, seed: int = 1, response=None):
-        from backtrace.transport import TraceConfig, Tracer
-
         #: the detector response (vetoes, LKr, MUV3; None: tracking only)
         self.response = response
         self.geometry = beamline.geometry

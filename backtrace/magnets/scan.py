@@ -41,7 +41,13 @@ import numpy as np
 import pandas as pd
 
 from backtrace.beamline.geometry import GeometryError, parse_override
+from backtrace.executor import progress_bar, worker_map
 from backtrace.io import atomic_path, write_json_atomic, write_text_atomic
+from backtrace.output.plots import new_figure, save_figure
+from backtrace.prompt.pipeline import RunConfig, run_estimate
+from backtrace.source.forward import SimulationConfig
+from backtrace.source.simulate import simulate_tracks
+from backtrace.tracks import Tracks
 
 __all__ = ["ScanConfig", "parse_grid", "settings_of", "evaluate_point", "run_scan",
            "optimize", "OBJECTIVES"]
@@ -119,9 +125,6 @@ def _flux(config: ScanConfig, overrides, out_tracks: Path | None) -> dict:
     """Source-model flux at STRAW1 for a geometry: the summary of
     :func:`backtrace.source.simulate.simulate_tracks` (tracks written to
     ``out_tracks`` when given)."""
-    from backtrace.source.forward import SimulationConfig
-    from backtrace.source.simulate import simulate_tracks
-
     sim = SimulationConfig(geometry_file=config.geometry_file, overrides=overrides,
                            n_events=config.events, seed=config.seed,
                            pot=config.pot_target)
@@ -136,9 +139,6 @@ def _event_weights(path: Path, pot: float) -> pd.Series:
 def evaluate_point(config: ScanConfig, setting: dict, points_dir: Path) -> dict:
     """Flux and (optionally) prompt background of one setting; written to
     ``points_dir/<key>.json`` (+ ``<key>.events.parquet``) and returned."""
-    from backtrace.prompt.pipeline import RunConfig, run_estimate
-    from backtrace.tracks import Tracks
-
     t0 = time.perf_counter()
     key = point_key(config, setting)
     points_dir.mkdir(parents=True, exist_ok=True)
@@ -245,8 +245,6 @@ def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
              progress: bool = True, scheduler: str | None = None) -> dict:
     """Evaluate every setting of the grid (skipping finished ones), write
     ``scan.json``, ``scan.csv`` and the plots into ``out_dir``."""
-    from backtrace.executor import progress_bar, worker_map
-
     out = Path(out_dir)
     points_dir = out / "points"
     points_dir.mkdir(parents=True, exist_ok=True)
@@ -325,8 +323,6 @@ def _errorbar(ax, x, y, err, **kw):
 
 
 def _plots(out: Path, grids, table: pd.DataFrame) -> None:
-    from backtrace.output.plots import new_figure, save_figure
-
     if len(grids) == 1:
         (target, _), = grids
         x = table[target].to_numpy()
@@ -372,8 +368,6 @@ def _plots(out: Path, grids, table: pd.DataFrame) -> None:
 def optimize_plot(out: Path, doc: dict) -> Path:
     """optimize.png: the objective of every evaluation (log scale when it
     spans decades) and the settings visited."""
-    from backtrace.output.plots import new_figure, save_figure
-
     objective = doc["objective"]
     path = doc["path"]
     n = np.arange(1, len(path) + 1)
@@ -418,8 +412,6 @@ def optimize(config: ScanConfig, bounds: dict, objective: str, out_dir, *,
     not misled by independent MC noise; every evaluation is cached in
     ``out_dir/points`` (a rerun replays it)."""
     from scipy.optimize import minimize
-
-    from backtrace.executor import progress_bar
 
     if objective not in OBJECTIVES:
         raise ValueError(f"objective {objective!r} (known: {', '.join(OBJECTIVES)})")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from backtrace.io import atomic_path
+
 #: Decades shown by a colour scale or a log y axis (cells below the range
 #: take its lowest colour; bins below it are off the axis).
 DYNAMIC_RANGE = 1e8
@@ -149,8 +151,6 @@ def distributions_figure(groups: dict, title: str):
 def save_figure(fig, path, dpi: int = 110) -> None:
     """Write ``fig`` to ``path`` (PNG, atomically) and close it."""
     import matplotlib.pyplot as plt
-
-    from backtrace.io import atomic_path
 
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")

@@ -29,6 +29,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backtrace.io import write_json_atomic
+from backtrace.prompt.systematics import POT_RELATIVE
+
 __all__ = ["build_workspace", "write_model", "validate_workspace", "POI"]
 
 POI = "mu_sig"
@@ -74,8 +77,6 @@ def _spill_normsys(doc: dict) -> list[dict]:
 
 def build_workspace(doc: dict) -> dict:
     """The pyhf workspace (module docstring) of a document with a summary."""
-    from backtrace.prompt.systematics import POT_RELATIVE
-
     summ = doc["summary"]
     regions = [r["name"] for r in doc["config"]["regions"].get("region", [])
                if r["name"] in summ["regions"]]
@@ -122,8 +123,6 @@ def validate_workspace(spec: dict) -> bool:
 
 def write_model(path, doc: dict) -> Path:
     """Write ``background.pyhf.json`` (validated when pyhf is installed)."""
-    from backtrace.io import write_json_atomic
-
     spec = build_workspace(doc)
     validate_workspace(spec)
     return write_json_atomic(Path(path), spec)

@@ -15,11 +15,15 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from backtrace.prompt.estimate import CATEGORIES
 from backtrace.io import atomic_path, write_json_atomic, write_text_atomic
+from backtrace.output.plots import distributions_figure, plane_figure, pot_title, save_figure
+from backtrace.output.pyhf_model import write_model
+from backtrace.output.schema import DocumentError, validate_document
+from backtrace.prompt.allocation import describe
+from backtrace.prompt.estimate import CATEGORIES
+from backtrace.regions import SELECTION_DEFAULTS, describe_selection
 
 __all__ = ["write_outputs", "render", "format_value", "rows", "regions", "syst_rows",
            "shift_note", "mc_line", "terminal_tables", "summary_line", "load_document",
@@ -167,8 +171,6 @@ def mc_line(doc: dict) -> str:
                  f"~{ts['tracks_needed_factor'] * n:.2g} tracks would reach the target")
     alloc = mc["rounds"][-1].get("allocation") if mc.get("rounds") else None
     if alloc is not None:
-        from backtrace.prompt.allocation import describe
-
         line += "; forcing allocation " + describe(alloc)
     return line
 
@@ -256,8 +258,6 @@ def factorised_table(doc: dict):
 
 def selection_line(doc: dict) -> str:
     """The selection cuts of the run (every output prints them)."""
-    from backtrace.regions import SELECTION_DEFAULTS, describe_selection
-
     regions = doc.get("config", {}).get("regions", {})
     text = regions.get("description") or describe_selection(
         {**SELECTION_DEFAULTS, **regions.get("selection", {})})
@@ -369,8 +369,6 @@ def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None,
     """ztax_cdatax.png and distributions.png of the prompt estimate and, with
     a combinatorial estimate, combinatorial_ztax_cdatax.png and
     components.png (combinatorial, prompt, upstream-prompt, same-sign)."""
-    from backtrace.output.plots import distributions_figure, plane_figure, pot_title, save_figure
-
     regions_cfg = doc["config"]["regions"].get("region", [])
     have = candidates is not None and len(candidates)
     written = []
@@ -526,8 +524,6 @@ def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
     (the document is checked against its schema first); with a ``summary``
     block also summary.md/.tex/.csv/.json and, with the combinatorial
     estimate, combinatorial_pairs.parquet and its plots."""
-    from backtrace.output.schema import validate_document
-
     out = Path(out_dir)
     payload = validate_document({k: v for k, v in doc.items() if not k.startswith("_")})
     written = [write_json_atomic(out / "background.json", payload),
@@ -549,8 +545,6 @@ def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
         written.append(out / "combinatorial_pairs.parquet")
     written += _plots(out, payload, candidates, comb_pairs)
     if "summary" in payload:
-        from backtrace.output.pyhf_model import write_model
-
         written.append(write_model(out / "background.pyhf.json", payload))
     return written
 
@@ -558,8 +552,6 @@ def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
 def load_document(out_dir) -> dict:
     """``background.json`` of a result directory, checked against its schema
     (:class:`backtrace.output.schema.DocumentError` if it does not match)."""
-    from backtrace.output.schema import DocumentError, validate_document
-
     path = Path(out_dir) / "background.json"
     try:
         doc = json.loads(path.read_text())
@@ -620,8 +612,6 @@ def combinatorial_lines(block: dict) -> list[str]:
 
 def write_combinatorial(out_dir, block: dict, pairs: pd.DataFrame) -> list[Path]:
     """combinatorial.json, combinatorial_pairs.parquet and its plots."""
-    from backtrace.output.plots import distributions_figure, plane_figure, pot_title, save_figure
-
     out = Path(out_dir)
     written = [write_json_atomic(out / "combinatorial.json", block)]
     with atomic_path(out / "combinatorial_pairs.parquet") as tmp:

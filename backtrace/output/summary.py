@@ -33,6 +33,10 @@ import sys
 
 import numpy as np
 
+from backtrace._version import __version__
+from backtrace.output.report import region_order
+from backtrace.prompt.estimate import weighted_yield
+
 __all__ = ["build_summary", "COMPONENTS", "p_at_least_one"]
 
 #: Columns of the summary table.
@@ -56,8 +60,6 @@ def _prompt_weight_per_entry(doc: dict) -> float:
 
 
 def _yield(sel, per_entry: float) -> dict:
-    from backtrace.prompt.estimate import weighted_yield
-
     y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
     return {"value": y.value, "stat": y.stat, "n_mc": y.n_mc,
             "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None}
@@ -92,8 +94,6 @@ def _total(cells: dict, comb_cell: dict | None, prompt_syst: dict) -> dict:
 
 
 def _provenance(doc: dict, comb: dict | None, command: str | None) -> dict:
-    from backtrace._version import __version__
-
     versions = dict(doc.get("versions", {}), backtrace=__version__,
                     python=platform.python_version(), numpy=np.__version__)
     cfg = doc.get("config", {})
@@ -112,8 +112,6 @@ def build_summary(doc: dict, candidates, comb: dict | None, command: str | None 
     """The ``summary`` block (module docstring) from the prompt document and
     candidates and the combinatorial block (None: not run, the column says
     so)."""
-    from backtrace.output.report import region_order
-
     table = doc.get("systematics", {}).get("table", {})
     regions = {}
     for region in region_order(doc):

@@ -44,6 +44,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from backtrace.interactions.forced import DrawPlan, stratum_process
+
 __all__ = ["ALLOCATION_MODES", "DEFENSIVE", "NATURAL_DEFENSIVE", "parse_allocation",
            "importance_plan", "stratum_rms_outcome", "expected_draws", "describe", "track_shares",
            "track_passes"]
@@ -107,8 +109,6 @@ def stratum_rms_outcome(candidates, drawn, pseudo_draws: float = PSEUDO_DRAWS) -
     over strata, all passes), shrunk with n₀ = ``pseudo_draws`` towards
     m_p, the mean f² per draw of the stratum's process. Independent of the
     allocation the draws were made with."""
-    from backtrace.interactions.forced import stratum_process
-
     if drawn is None or not len(drawn):
         return {}
     n = drawn.astype(float)
@@ -130,8 +130,6 @@ def stratum_rms_outcome(candidates, drawn, pseudo_draws: float = PSEUDO_DRAWS) -
 def expected_draws(plan, g_mean, track_weight, fraction) -> pd.Series:
     """Σ_s W G ρ_s per track under a 'global' plan: the draws its new
     histories would receive (Series over the tracks of ``track_weight``)."""
-    from backtrace.interactions.forced import stratum_process
-
     rates, default = dict(plan.rates), dict(plan.process_rates)
     rho = g_mean["stratum"].map(
         lambda s: rates.get(s, default.get(stratum_process(s), 0.0))).to_numpy(float)
@@ -153,8 +151,6 @@ def importance_plan(r_s: dict, g_mean, track_weight, fraction, budget: float,
     histories; ``budget``: the draws of the round. The rates ρ_s make the
     expected draws Σ_{h,s} W_h G_{h,s} ρ_s = budget, (1 − ``defensive``) of
     them ∝ W G r_s and the rest ∝ W G with equal totals per process."""
-    from backtrace.interactions.forced import DrawPlan, stratum_process
-
     g = g_mean.copy()
     scale = (track_weight.reindex(g["track_index"]).to_numpy(float)
              * fraction.reindex(g["track_index"]).fillna(0.0).to_numpy(float))

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from backtrace.prompt.allocation import NATURAL_DEFENSIVE
-from backtrace.interactions.forced import VETO_FLOOR
+from backtrace.interactions import CHANNEL_PROCESSES, PROCESSES
+from backtrace.interactions.forced import VETO_FLOOR, DrawPlan
+from backtrace.prompt.allocation import ALLOCATION_MODES, NATURAL_DEFENSIVE
+from backtrace.prompt.systematics import LEVELS
+from backtrace.regions import CHANNELS
+from backtrace.rng import check_budget
 
 __all__ = ["RunConfig", "check_run", "TRANSFER_BIAS_MARGIN", "TRANSFER_BIAS_DEFENSIVE"]
 
@@ -91,16 +95,11 @@ class RunConfig:
     final_states_per_point: int = 1
 
     def __post_init__(self):
-        from backtrace.prompt.allocation import ALLOCATION_MODES
-        from backtrace.regions import CHANNELS
-
         if self.channel is not None and self.channel not in CHANNELS:
             raise ValueError(f"channel {self.channel!r}: expected one of "
                              f"{', '.join(CHANNELS)}")
 
         if self.processes is not None:
-            from backtrace.interactions import PROCESSES
-
             unknown = [p for p in self.processes if p not in PROCESSES]
             if unknown or not self.processes:
                 raise ValueError(f"processes {list(self.processes)}: expected one or more "
@@ -136,8 +135,6 @@ class RunConfig:
     def first_plan(self):
         """The draw plan of the first round (:mod:`backtrace.prompt.allocation`):
         'track' (the pilot of 'auto'), 'shares' or 'natural'."""
-        from backtrace.interactions.forced import DrawPlan
-
         k = float(self.interactions_per_history)
         if self.allocation == "natural":
             return DrawPlan("natural", k)
@@ -151,8 +148,6 @@ class RunConfig:
         """``processes``, else the channel's default set
         (:data:`backtrace.interactions.CHANNEL_PROCESSES`; μ+μ− when the
         channel is not given)."""
-        from backtrace.interactions import CHANNEL_PROCESSES
-
         return CHANNEL_PROCESSES[self.channel or "mumu"] if self.processes is None \
             else tuple(self.processes)
 
@@ -176,9 +171,6 @@ class RunConfig:
 def check_run(tracks, config: RunConfig, systematics: str, target_rel_unc,
               max_samples_per_track: int) -> None:
     """ValueError before any work when a run cannot give a result."""
-    from backtrace.rng import check_budget
-    from backtrace.prompt.systematics import LEVELS
-
     if tracks.pot is None:
         raise ValueError(f"{tracks.path}: the POT the sample represents is unknown: "
                          "give --pot")

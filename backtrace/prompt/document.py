@@ -18,8 +18,30 @@ from __future__ import annotations
 
 import pandas as pd
 
-from backtrace.prompt.estimate import (UPPER_LIMIT_METHOD, mc_error, quadrature, weight_per_entry,
-                       weighted_yield)
+from backtrace._version import __version__
+from backtrace.prompt.estimate import (
+    UPPER_LIMIT_METHOD,
+    mc_error,
+    quadrature,
+    weight_per_entry,
+    weighted_yield,
+)
+from backtrace.prompt.factorised import factorised_estimate
+from backtrace.prompt.systematics import (
+    CLOSURE_RATIO,
+    DENSITY_MATERIALS,
+    DENSITY_RELATIVE,
+    FIELD_SCALE_RELATIVE,
+    INVISIBLE_FRACTION,
+    NOT_EVALUATED,
+    POT_RELATIVE,
+    PROCESS_SCALE_UNCERTAINTY,
+    closure_relative,
+    deltas,
+    invisible_relative,
+    shift_stat,
+)
+from backtrace.pumas import pumas_version
 
 __all__ = ["SCHEMA_VERSION", "build_document"]
 
@@ -38,8 +60,6 @@ def _zone(sel: pd.DataFrame, zone: str, per_entry: float) -> dict:
 
 
 def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc) -> dict:
-    from backtrace.prompt.systematics import deltas
-
     sel = c[mask(c)]
     y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
     syst = deltas(c, runs, mask)
@@ -69,8 +89,6 @@ def _regions_block(c, runs, regions, per_entry, mc) -> dict:
 
 
 def _systematics_table(c, runs, regions) -> tuple[list, dict]:
-    from backtrace.prompt.systematics import deltas
-
     columns = {r: (lambda f, r=r: f["region"] == r) for r in regions.names}
     columns["total"] = lambda f: pd.Series(True, index=f.index)
     by_column = {col: deltas(c, runs, m) for col, m in columns.items()}
@@ -88,10 +106,6 @@ def _measured_variation(key: str, measured: dict, relative, description: str) ->
 
 
 def _variations(c, est, reruns, config) -> dict:
-    from backtrace.prompt.systematics import (CLOSURE_RATIO, INVISIBLE_FRACTION, POT_RELATIVE,
-                              PROCESS_SCALE_UNCERTAINTY, closure_relative,
-                              invisible_relative, shift_stat)
-
     total = float(c["weight"].sum()) if len(c) else 0.0
     variations = {"pot": {"kind": "reweight",
                           "description": f"POT normalisation x (1 ± {POT_RELATIVE:g})"}}
@@ -126,9 +140,6 @@ def _variations(c, est, reruns, config) -> dict:
 
 
 def _systematics_block(c, est, reruns, runs, regions, level, config) -> dict:
-    from backtrace.prompt.systematics import (DENSITY_MATERIALS, DENSITY_RELATIVE, FIELD_SCALE_RELATIVE,
-                              NOT_EVALUATED, POT_RELATIVE, PROCESS_SCALE_UNCERTAINTY)
-
     names, table = _systematics_table(c, runs, regions)
     not_eval = list(NOT_EVALUATED)
     if level == "none":
@@ -174,9 +185,6 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
     """The ``background.json`` document (module docstring). ``reruns``:
     {variation name: {direction: (Variation, combined estimate)}};
     ``response``: the detector response of the run (vetoes, identification)."""
-    from backtrace._version import __version__
-    from backtrace.pumas import pumas_version
-
     c = est["candidates"]
     per_entry = weight_per_entry(est["pairs"], regions.categories, est["interaction_weight"],
                                  est["interactions"])
@@ -213,7 +221,5 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
     }
     eta = regions.selection.get("eta_vetoes")
     if eta:
-        from backtrace.prompt.factorised import factorised_estimate
-
         doc["factorised"] = factorised_estimate(c, regions.names, eta)
     return doc

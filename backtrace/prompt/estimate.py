@@ -27,6 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from backtrace.detector.candidates import empty_pairs
+from backtrace.transport import HISTORY_STATUSES
+
 #: Background categories of the NA62 two-track analysis.
 CATEGORIES = ("mu-mu", "mu-pi", "other")
 
@@ -206,8 +209,6 @@ def track_statuses(row_status: pd.Series, history_status: pd.Series):
     :meth:`backtrace.transport.Tracer.trace`, over the histories of all passes."""
     from collections import Counter
 
-    from backtrace.transport import HISTORY_STATUSES
-
     status = row_status.copy()
     if len(history_status):
         table = history_status.groupby(level=[0, 1]).sum().unstack(fill_value=0)
@@ -235,8 +236,6 @@ def combine_passes(passes: list[dict]) -> dict:
     """Merge passes over disjoint sample ranges: posterior weights normalised
     per track over the histories of all passes (equal to one pass over the
     union of the sample ranges, by construction)."""
-    from backtrace.detector.candidates import empty_pairs
-
     norm = pd.concat([p["norm"] for p in passes]).groupby(level=0).sum()
     norm2 = pd.concat([p["norm2"] for p in passes]).groupby(level=0).sum()
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -32,10 +32,33 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from backtrace.prompt.config import RunConfig, check_run
+from backtrace.beamline.line import BeamLine
+from backtrace.detector.candidates import (
+    Reconstruction,
+    build_candidates,
+    empty_pairs,
+    kinematic_precheck,
+)
+from backtrace.detector.response import Response
+from backtrace.executor import progress_bar, worker_pool
+from backtrace.interactions.forced import ForcedConfig, ForcedSampler
+from backtrace.interactions.products import TRANSPORT_P_MIN_GEV, ProductTransport
+from backtrace.prompt.config import (
+    TRANSFER_BIAS_DEFENSIVE,
+    TRANSFER_BIAS_MARGIN,
+    RunConfig,
+    check_run,
+)
+from backtrace.prompt.document import build_document
 from backtrace.prompt.estimate import CATEGORIES, combine_passes, concat, empty_candidates
+from backtrace.prompt.posterior import posterior_weights
+from backtrace.prompt.rounds import mc_summary, next_round, run_rounds, stratum_table
+from backtrace.prompt.systematics import rerun_variations, varied_config
+from backtrace.regions import load_regions
 from backtrace.rng import MAX_SAMPLES_PER_TRACK
-from backtrace.prompt.rounds import next_round
+from backtrace.source.density import density_for_run
+from backtrace.tracks import numeric_columns
+from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["RunConfig", "Pipeline", "RunResult", "run_estimate", "next_round",
            "CATEGORIES", "MAX_SAMPLES_PER_TRACK"]
@@ -48,15 +71,6 @@ class Pipeline:
         """``backward=False``: only the forced interactions and the detector
         (no backward tracer, no source density), for the forward prompt
         simulation (:mod:`backtrace.forward.simulation`)."""
-        from backtrace.beamline.line import BeamLine
-        from backtrace.detector.candidates import Reconstruction
-        from backtrace.detector.response import Response
-        from backtrace.interactions.forced import ForcedConfig, ForcedSampler
-        from backtrace.interactions.products import ProductTransport
-        from backtrace.regions import load_regions
-        from backtrace.source.density import density_for_run
-        from backtrace.transport import TraceConfig, Tracer
-
         self.config = config
         self.beamline = BeamLine.for_config(config, beamline)
         self.geometry = self.beamline.geometry
@@ -96,10 +110,6 @@ class Pipeline:
         divides by the sum of ``norm`` over all passes, so passes over
         disjoint sample ranges give exactly the estimate of one pass over
         their union."""
-        from backtrace.detector.candidates import empty_pairs
-        from backtrace.prompt.posterior import posterior_weights
-        from backtrace.tracks import numeric_columns
-
         n = self.config.samples_per_track if n_samples is None else n_samples
         result = self.tracer.trace(tracks, first_sample, n)
         weights = numeric_columns(tracks)[0]["weight"].to_numpy() if "weight" in tracks \
@@ -151,9 +161,6 @@ class Pipeline:
 
     def _forced_group(self, states, histories, hist, track_weight_scale, plan) -> dict:
         """:meth:`forced` on one group of tracks."""
-        from backtrace.detector.candidates import build_candidates, kinematic_precheck
-        from backtrace.interactions.products import TRANSPORT_P_MIN_GEV
-
         inter, prods, info = self.sampler.draws(
             states, self.config.seed, histories["weight"],
             plan or self.config.first_plan(), histories)
@@ -196,8 +203,6 @@ def _join_forced(parts: list[dict]) -> dict:
     """The entries of :meth:`Pipeline.forced` over disjoint groups of tracks
     or batches (an entry a part lacks — a batch without recorded states —
     counts as empty)."""
-    from backtrace.detector.candidates import empty_pairs
-
     def joined(key, empty):
         return concat([p.get(key, empty) for p in parts], empty)
     return dict(candidates=joined("candidates", empty_candidates()),
@@ -213,8 +218,6 @@ def _join_forced(parts: list[dict]) -> dict:
 
 def _transfer_bias(config: RunConfig, selection: dict):
     """(q_c, δ_q) of the energy-transfer bias, or None (off, or no momentum cut)."""
-    from backtrace.prompt.config import TRANSFER_BIAS_DEFENSIVE, TRANSFER_BIAS_MARGIN
-
     p_min = float(selection.get("track_p_min_gev", 0.0) or 0.0)
     if not config.transfer_bias or config.allocation == "natural" \
             or not p_min * TRANSFER_BIAS_MARGIN > config.q_min_gev:
@@ -290,8 +293,6 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
     sample, n samples, track indices or None for all), the sample indices
     ``first`` … ``first + n − 1`` of those tracks, forced with the draw
     ``plan`` (unnormalised weights)."""
-    from backtrace.executor import progress_bar
-
     scale = config.pot_target / tracks.pot
     # the groups with the most histories per track first (the longest tasks
     # start first: less idle time at the end of the map); results do not
@@ -376,9 +377,6 @@ def _reruns(tracks, probe, systematics, plan, passes, n_replay, **run) -> dict:
     its candidates are the nominal ones plus the replayed varied ones plus
     the replayed nominal ones with negated weights, so that every sum and
     per-track difference the systematics take is that shift."""
-    from backtrace.executor import worker_pool
-    from backtrace.prompt.systematics import rerun_variations, varied_config
-
     reruns: dict = {}
     config = plan[0][1]
     partial = n_replay < len(plan)
@@ -425,10 +423,6 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     rounds use the Neyman allocation of :mod:`backtrace.prompt.allocation`).
     ``systematics``: 'none', 'fast' or 'full' (:mod:`backtrace.prompt.systematics`).
     ``log``: optional callable receiving one line per round."""
-    from backtrace.prompt.document import build_document
-    from backtrace.executor import worker_pool
-    from backtrace.prompt.rounds import mc_summary, run_rounds, stratum_table
-
     check_run(tracks, config, systematics, target_rel_unc, max_samples_per_track)
     t0 = time.perf_counter()
     probe = Pipeline(config)

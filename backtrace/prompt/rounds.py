@@ -17,12 +17,25 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 
-from backtrace.prompt.estimate import combine_passes, mc_error, total_prompt, weighted_yield
+from backtrace.interactions.forced import stratum_process
+from backtrace.prompt.allocation import (
+    expected_draws,
+    importance_plan,
+    stratum_rms_outcome,
+    track_passes,
+    track_shares,
+)
+from backtrace.prompt.estimate import (
+    POISSON_ZERO_90,
+    combine_passes,
+    mc_error,
+    total_prompt,
+    weighted_yield,
+)
 
 __all__ = ["next_round", "run_rounds", "mc_summary", "parse_target_cell", "cell_estimate",
            "stratum_table", "importance_inputs"]
@@ -105,8 +118,6 @@ def importance_inputs(passes, est, cell) -> tuple[dict, pd.DataFrame]:
     """(r_s, Ḡ): the target cell's root-mean-square outcome per draw of each
     stratum over every pass so far, and each track's posterior-mean
     importance per stratum (DataFrame track_index, stratum, g)."""
-    from backtrace.prompt.allocation import stratum_rms_outcome
-
     drawn = pd.concat([p["strata"] for p in passes]).groupby(level=0).sum()
     r_s = stratum_rms_outcome(_in_cell(est["candidates"], cell), drawn)
     parts = [p["g_sums"] for p in passes if len(p["g_sums"])]
@@ -123,8 +134,6 @@ def _next_plan(config, inputs, todo, track_weights):
     """The importance plan (:func:`backtrace.prompt.allocation.importance_plan`)
     for the histories ``todo`` adds: their pass fractions n / N_t and the
     round's draw budget K × (histories added)."""
-    from backtrace.prompt.allocation import importance_plan
-
     fraction = pd.Series(dtype=float)
     budget = 0.0
     for first, n, subset in todo:
@@ -140,8 +149,6 @@ def _track_importance(config, inputs, track_weights) -> pd.Series:
     """Each track's expected draws under the importance plan if every one of
     its histories were new (pass fraction 1): what the track weighs in the
     estimate, its paths' importance included (a path-aware track weight)."""
-    from backtrace.prompt.allocation import expected_draws, importance_plan
-
     ones = pd.Series(1.0, index=track_weights.index)
     plan = importance_plan(*inputs, track_weights, ones, 1.0, config.forced_processes(),
                            float(config.interactions_per_history))
@@ -153,8 +160,6 @@ def _round_passes(n_hist, n_next, track_weights, max_samples):
     track gets ``n_next`` more histories, or, with ``track_weights``, the
     tracks furthest below their weight share double theirs (or fill up
     to the cap; :func:`backtrace.prompt.allocation.track_passes`, same budget)."""
-    from backtrace.prompt.allocation import track_passes, track_shares
-
     if track_weights is None:
         return [(int(n_hist.max()), n_next, None)]
     return track_passes(n_hist, track_shares(track_weights.reindex(n_hist.index)),
@@ -246,10 +251,6 @@ def stratum_table(est: dict, cell=DEFAULT_TARGET_CELL) -> dict:
     still contribute: 2.303 × its mean interaction weight per draw (what an
     entry would weigh before the product factors, all ≤ 1: the Poisson
     limit of zero entries in its draws)."""
-    from backtrace.prompt.allocation import stratum_rms_outcome
-    from backtrace.prompt.estimate import POISSON_ZERO_90
-    from backtrace.interactions.forced import stratum_process
-
     c = _in_cell(est["candidates"], cell)
     drawn = est.get("drawn", pd.Series(dtype=float))
     if not len(drawn):

@@ -64,9 +64,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
+from backtrace.beamline.line import BeamLine
 from backtrace.beamline.materials import properties
 from backtrace.rng import proposal_key, uniforms
+from backtrace.source.forward import resolved
 from backtrace.tracks import momentum_gev
+from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["ProposalConfig", "BackwardSimulator", "scattering_covariance"]
 
@@ -105,10 +108,6 @@ class BackwardSimulator:
     def __init__(self, config, density, proposal: ProposalConfig | None = None,
                  beamline=None):
         from dataclasses import replace
-
-        from backtrace.beamline.line import BeamLine
-        from backtrace.source.forward import resolved
-        from backtrace.transport import TraceConfig, Tracer
 
         self.beamline = BeamLine.for_config(config, beamline)
         self.config = resolved(config, self.beamline)

@@ -28,6 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from backtrace.beamline.line import BeamLine
+from backtrace.io import write_text_atomic
+from backtrace.pumas.physics import cache_dir
+from backtrace.rng import DENSITY_EVENTS_SEED_OFFSET, DENSITY_SOURCE_SEED
+from backtrace.source.forward import SimulationConfig, Simulator
+
 __all__ = ["SourceDensity", "build_source_density"]
 
 COLUMNS = ("x_m", "y_m", "tx", "ty")
@@ -93,8 +99,6 @@ class SourceDensity:
                       for k, v in d.items()})
 
     def save(self, path) -> Path:
-        from backtrace.io import write_text_atomic
-
         return write_text_atomic(path, self.to_json())
 
     @classmethod
@@ -229,8 +233,6 @@ def build_source_density(simulator, n_events: int, batch_size: int = 5000,
     """Forward-sample the source to the TAX exit plane with a
     :class:`backtrace.source.forward.Simulator` and fit the density (its own
     events: seed + :data:`backtrace.rng.DENSITY_EVENTS_SEED_OFFSET`)."""
-    from backtrace.rng import DENSITY_EVENTS_SEED_OFFSET
-
     parts = []
     seed = simulator.config.seed + DENSITY_EVENTS_SEED_OFFSET
     for start in range(0, n_events, batch_size):
@@ -272,8 +274,6 @@ def cached_source_density(beamline, config, n_events: int,
     import hashlib
     from dataclasses import asdict
 
-    from backtrace.pumas.physics import cache_dir
-
     key = hashlib.sha256(json.dumps({
         "geometry": upstream_digest(beamline.geometry, beamline.tax_exit_z_m),
         "source": asdict(config.source), "seed": config.seed,
@@ -285,7 +285,6 @@ def cached_source_density(beamline, config, n_events: int,
             return SourceDensity.load(path)
         except (ValueError, KeyError, TypeError):
             pass  # rebuilt below
-    from backtrace.source.forward import Simulator
 
     density = build_source_density(Simulator(config, beamline), n_events,
                                    components=components)
@@ -300,10 +299,6 @@ def density_for_run(config, beamline=None) -> SourceDensity:
     """The source density at the TAX exit (cached on disk by the geometry
     upstream of the TAX exit: magnet settings downstream reuse it), for the
     nominal source geometry (``config.source_overrides``)."""
-    from backtrace.beamline.line import BeamLine
-    from backtrace.rng import DENSITY_SOURCE_SEED
-    from backtrace.source.forward import SimulationConfig
-
     overrides = tuple(config.overrides if config.source_overrides is None
                       else config.source_overrides)
     if beamline is None or overrides != beamline.overrides:

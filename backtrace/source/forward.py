@@ -8,17 +8,17 @@ over workers and writes the sample; the source density
 
 from __future__ import annotations
 
-import json
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from backtrace.beamline.line import BeamLine
 from backtrace.rng import STAGE2_KEY_OFFSET, source_muon_key
 from backtrace.source.model import SourceConfig, sample_source_muons
 from backtrace.tracks import momentum_gev
+from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["SimulationConfig", "Simulator", "resolved"]
 
@@ -55,9 +55,6 @@ class Simulator:
     """Source sampling and forward transport for one process."""
 
     def __init__(self, config: SimulationConfig, beamline=None):
-        from backtrace.beamline.line import BeamLine
-        from backtrace.transport import TraceConfig, Tracer
-
         self.beamline = BeamLine.for_config(config, beamline)
         self.config = resolved(config, self.beamline)
         self.physics = self.beamline.physics

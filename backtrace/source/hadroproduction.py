@@ -29,6 +29,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from backtrace.beamline.materials import properties
 from backtrace.constants import AVOGADRO_PER_MOL, PROTON_MASS_GEV, pdg_mass_ctau
 from backtrace.rng import MT_INTEGRAL_SEED, YIELD_INTEGRAL_SEED
 
@@ -63,7 +64,6 @@ def target_constants(material: str) -> tuple[float, float]:
     of ``materials/properties.toml``."""
     if material == "beryllium":
         return BERYLLIUM["mass_number"], BERYLLIUM["nuclear_interaction_length_g_cm2"]
-    from backtrace.beamline.materials import properties
 
     p = properties(material)
     return p.mass_number, p.nuclear_interaction_length_g_cm2

@@ -61,12 +61,20 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
+from backtrace.beamline.materials import read_mdf
 from backtrace.constants import PROTON_MASS_GEV, pdg_mass_ctau
-from backtrace.source.hadroproduction import (BR_MU_NU, MESON_ABSORPTION_RATIO, inelastic_cross_section_mb,
-                              meson_density, mt_scaled_density, mt_scaled_total, pi0_yield,
-                              target_constants)
 from backtrace.kinematics import sqrt_s_gev, three_body_decay, two_body_decay
 from backtrace.rng import normals, uniforms
+from backtrace.source.hadroproduction import (
+    BR_MU_NU,
+    MESON_ABSORPTION_RATIO,
+    inelastic_cross_section_mb,
+    meson_density,
+    mt_scaled_density,
+    mt_scaled_total,
+    pi0_yield,
+    target_constants,
+)
 
 __all__ = ["SourceConfig", "COMPONENTS", "sample_source_muons", "CHARM",
            "SIGMA_CC_PER_NUCLEON_MB"]
@@ -141,8 +149,6 @@ def _interaction_points(geometry, u):
 @lru_cache(maxsize=None)
 def _lambda_i_m(material: str) -> float:
     """Nuclear interaction length [m] at the MDF density of ``material``."""
-    from backtrace.beamline.materials import read_mdf
-
     return target_constants(material)[1] / read_mdf()[material].density_g_cm3 / 100
 
 

@@ -24,25 +24,23 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from backtrace.rng import STAGE2_KEY_OFFSET, source_muon_key
-from backtrace.source.model import SourceConfig, sample_source_muons
-from backtrace.tracks import momentum_gev
-
+from backtrace._version import __version__
+from backtrace.executor import progress_bar, worker_map
+from backtrace.io import check_writable
+from backtrace.source.backward import BackwardSimulator, ProposalConfig
+from backtrace.source.density import cached_source_density
 from backtrace.source.forward import SimulationConfig, Simulator
+from backtrace.tracks import write_tracks
 
 __all__ = ["simulate_tracks"]
 
 
 def _backward_workers(probe, config, proposal, density_events):
     """The probe worker, factory and arguments of the backward method."""
-    from backtrace.source.backward import BackwardSimulator, ProposalConfig
-    from backtrace.source.density import cached_source_density
-
     proposal = proposal or ProposalConfig()
     if not config.plane_z_m > probe.tax_exit_z:
         raise ValueError(f"plane z = {config.plane_z_m} m: the backward method "
@@ -56,8 +54,6 @@ def _backward_workers(probe, config, proposal, density_events):
 
 def _summary(df: pd.DataFrame, config: SimulationConfig, method: str, counts,
              elapsed: float, jobs: int, extra: dict) -> dict:
-    from backtrace._version import __version__
-
     per_pot = float(df["weight"].sum() / config.pot) if len(df) else 0.0
     p = np.linalg.norm(df[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1) \
         if len(df) else np.zeros(0)
@@ -86,11 +82,6 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
     ``proposal``, a :class:`backtrace.source.backward.ProposalConfig`),
     write the sample (atomically) and return a summary: muons per POT at the
     plane, its MC error, the effective sample size, mean momentum, counts."""
-    from backtrace._version import __version__
-    from backtrace.executor import progress_bar, worker_map
-    from backtrace.io import check_writable
-    from backtrace.tracks import write_tracks
-
     if config.n_events < 1:
         raise ValueError("n_events must be >= 1")
     if not config.pot > 0:

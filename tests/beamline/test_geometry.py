@@ -8,11 +8,15 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from backtrace.cli import main
-from backtrace.beamline.fields import deflection_angle_rad
-from backtrace.beamline.geometry import (GeometryError, default_geometry_path,
-                                load_geometry, parse_override)
 from backtrace.beamline.compile import compile_geometry, locate_reference
+from backtrace.beamline.fields import deflection_angle_rad
+from backtrace.beamline.geometry import (
+    GeometryError,
+    default_geometry_path,
+    load_geometry,
+    parse_override,
+)
+from backtrace.cli import main
 from backtrace.pumas import Context, TransportOptions
 
 try:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from backtrace.beamline.slab import (
+    expected_deflection_rad,
+    slab_navigator,
+    slab_transport,
+    stopping_table,
+)
 from backtrace.pumas import Context, TransportOptions
-from backtrace.beamline.slab import (expected_deflection_rad, slab_navigator,
-                            slab_transport, stopping_table)
 
 # Muon CSDA range [g/cm^2] and total stopping power [MeV cm^2/g] at kinetic
 # energies [GeV], in the PDG/Groom table format (Groom, Mokhov, Striganov,

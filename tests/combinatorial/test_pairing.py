@@ -8,8 +8,12 @@ import pandas as pd
 import pytest
 
 from backtrace.combinatorial import pairing as comb
-from backtrace.combinatorial.pairing import CombinatorialConfig, pair_blocks, pair_variance, \
-    run_combinatorial
+from backtrace.combinatorial.pairing import (
+    CombinatorialConfig,
+    pair_blocks,
+    pair_variance,
+    run_combinatorial,
+)
 from backtrace.tracks import Tracks, write_tracks
 
 DATA = Path(__file__).parents[1] / "data"

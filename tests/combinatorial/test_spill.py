@@ -3,8 +3,13 @@
 import numpy as np
 import pytest
 
-from backtrace.combinatorial.spill import (PARAMETERS, SpillError, load_spill_model,
-                             pairing_probability_flat, pairing_probability_profile)
+from backtrace.combinatorial.spill import (
+    PARAMETERS,
+    SpillError,
+    load_spill_model,
+    pairing_probability_flat,
+    pairing_probability_profile,
+)
 
 W = 5e-9          # window half-width [s]
 

@@ -9,11 +9,16 @@ import pandas as pd
 import pytest
 
 from backtrace.detector import pointing, smear, two_track_vertex
-from backtrace.detector.candidates import (MUON_IDENTITIES, Reconstruction, _pair_indices,
-                                           build_candidates, category)
+from backtrace.detector.candidates import (
+    MUON_IDENTITIES,
+    Reconstruction,
+    _pair_indices,
+    build_candidates,
+    category,
+)
+from backtrace.detector.reconstruction import Smearing
 from backtrace.regions import load_regions
 from backtrace.rng import normals, product_key, uniforms
-from backtrace.detector.reconstruction import Smearing
 
 STRAWS = ("STRAW1", "STRAW2", "STRAW3", "STRAW4")
 RECON = Reconstruction(STRAWS, 183.508, np.array([0.0, -0.022, 23.07]),

@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from backtrace.detector import (Smearing, closest_approach, invariant_mass, pointing,
-                                smear, straw_acceptance, two_track_vertex)
+from backtrace.detector import (
+    Smearing,
+    closest_approach,
+    invariant_mass,
+    pointing,
+    smear,
+    straw_acceptance,
+    two_track_vertex,
+)
 
 AXIS_POINT = np.array([0.0, -0.022, 23.07])
 AXIS_DIR = np.array([0.0, 0.0, 1.0])
@@ -135,8 +142,8 @@ def test_the_packaged_ee_fiducial_volume():
     the union of the two cones within 105 m <= z <= 180.923 m; the LAV8
     cone holds the LAV5 one (4.86 vs 4.15 mm of radius per metre), so a
     point outside the LAV5 cone but inside the LAV8 one is in."""
-    from backtrace.detector import in_fiducial_volume
     from backtrace.beamline.geometry import load_geometry
+    from backtrace.detector import in_fiducial_volume
     from backtrace.regions import load_regions
 
     sel = load_regions(channel="ee").selection

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from backtrace.beamline.geometry import GeometryError, load_geometry
 from backtrace.detector.candidates import Reconstruction, build_candidates
 from backtrace.detector.response import Response
-from backtrace.paths import crossing_runs
-from backtrace.beamline.geometry import GeometryError, load_geometry
 from backtrace.interactions.products import ProductTransport
+from backtrace.paths import crossing_runs
 from backtrace.regions import load_regions
 
 LAVS = [f"LAV{i}" for i in range(1, 13)]

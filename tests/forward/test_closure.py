@@ -37,10 +37,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtrace.prompt.config import RunConfig
+from backtrace.forward.closure import (
+    bootstrap_ratio_interval,
+    closure_table,
+    interaction_closure,
+    mean_event_ratio,
+    ratio_paired,
+)
 from backtrace.forward.simulation import PromptSimConfig, simulate_prompt
-from backtrace.forward.closure import (bootstrap_ratio_interval, closure_table,
-                                      interaction_closure, mean_event_ratio, ratio_paired)
+from backtrace.prompt.config import RunConfig
 
 LOOSE = str(Path(__file__).resolve().parents[1] / "data" / "regions_loose.toml")
 CONFIG = PromptSimConfig(

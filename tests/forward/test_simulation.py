@@ -9,10 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtrace.prompt.config import RunConfig
-from backtrace.forward.simulation import (FORWARD_TRACK_OFFSET, PromptSimConfig, backward_layout,
-                                      event_of, simulate_prompt)
+from backtrace.forward.simulation import (
+    FORWARD_TRACK_OFFSET,
+    PromptSimConfig,
+    backward_layout,
+    event_of,
+    simulate_prompt,
+)
 from backtrace.interactions.forced import ForcedConfig, ForcedSampler, segments
+from backtrace.prompt.config import RunConfig
 from backtrace.transport import TraceConfig, Tracer
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from backtrace.forward.source_closure import backtrace_sample, compare
+from backtrace.source.density import build_source_density
 from backtrace.source.forward import SimulationConfig, Simulator
 from backtrace.source.simulate import simulate_tracks
-from backtrace.source.density import build_source_density
 
 
 def _run(physics, tmp_path, n_events, n_density, n_samples):

@@ -7,7 +7,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-
 from backtrace.interactions.forced import ForcedConfig, ForcedSampler, segments
 from backtrace.tracks import Tracks
 from backtrace.transport import TraceConfig, Tracer

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from backtrace.cli import main
 from backtrace.beamline.geometry import GeometryError
+from backtrace.cli import main
 from backtrace.magnets.scan import ScanConfig, optimize, parse_grid, run_scan, settings_of
 
 RATE_ONLY = ScanConfig(events=3000, estimate=False)

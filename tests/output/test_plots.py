@@ -68,7 +68,7 @@ def test_scan_plot_log_where_decades(tmp_path, monkeypatch):
     from backtrace.magnets import scan as scan
 
     figs = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=110: figs.append(fig))
+    monkeypatch.setattr(scan, "save_figure", lambda fig, path, dpi=110: figs.append(fig))
     scan._plots(tmp_path, [("sweeper.scale", None)], _scan_table())
     fig, = figs
     rate_ax, prompt_ax = fig.axes
@@ -84,7 +84,7 @@ def test_scan_plot_2d(tmp_path, monkeypatch):
     from backtrace.magnets import scan as scan
 
     figs = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=110: figs.append(fig))
+    monkeypatch.setattr(scan, "save_figure", lambda fig, path, dpi=110: figs.append(fig))
     vx, vy = np.array([0.0, 1.0]), np.array([0.5, 1.0, 1.5])
     t = pd.DataFrame({"a": np.repeat(vx, 3), "b": np.tile(vy, 2),
                       "rate_per_pot": np.linspace(1e-7, 3e-7, 6),
@@ -97,7 +97,7 @@ def test_optimize_plot(tmp_path, monkeypatch):
     from backtrace.magnets import scan as scan
 
     figs = []
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=110: figs.append(fig))
+    monkeypatch.setattr(scan, "save_figure", lambda fig, path, dpi=110: figs.append(fig))
     doc = {"objective": "prompt_total", "bounds": {"sweeper.scale": [0, 2]},
            "path": [{"setting": {"sweeper.scale": s}, "prompt_total": v,
                      "prompt_total_rel_err": 0.5}
@@ -127,7 +127,7 @@ def test_report_figures_pass_the_layout_check(tmp_path, monkeypatch):
     from backtrace.output import report as report
 
     figs = {}
-    monkeypatch.setattr(plots, "save_figure", lambda fig, path, dpi=110:
+    monkeypatch.setattr(report, "save_figure", lambda fig, path, dpi=110:
                         figs.__setitem__(path.name, fig))
     e = _entries().assign(zone="prompt")
     doc = {"pot": 1.4e17, "config": {"regions": {"region": REGIONS}}}

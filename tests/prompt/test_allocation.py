@@ -6,8 +6,15 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from backtrace.prompt.allocation import (DEFENSIVE, PSEUDO_DRAWS, describe, expected_draws,
-                                  importance_plan, parse_allocation, stratum_rms_outcome)
+from backtrace.prompt.allocation import (
+    DEFENSIVE,
+    PSEUDO_DRAWS,
+    describe,
+    expected_draws,
+    importance_plan,
+    parse_allocation,
+    stratum_rms_outcome,
+)
 from backtrace.prompt.config import RunConfig
 
 PROCESSES = ("photonuclear", "pair_production", "mumu_pair", "bremsstrahlung", "knock_on")

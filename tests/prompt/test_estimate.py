@@ -6,9 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from backtrace.prompt.estimate import (POISSON_ZERO_90, combine_passes, mc_error, quadrature,
-                                upper_limit_90, weight_per_entry, weighted_yield,
-                                yields_table)
+from backtrace.prompt.estimate import (
+    POISSON_ZERO_90,
+    combine_passes,
+    mc_error,
+    quadrature,
+    upper_limit_90,
+    weight_per_entry,
+    weighted_yield,
+    yields_table,
+)
 
 
 def test_sum_w2_uses_per_track_sums():

@@ -8,10 +8,16 @@ import pandas as pd
 import pytest
 
 from backtrace.beamline.geometry import load_geometry
-from backtrace.prompt.systematics import (CLOSURE_RATIO, INVISIBLE_FRACTION, closure_relative,
-                                   deltas, magnet_groups,
-                                   rerun_variations, shift_stat,
-                                   varied_config)
+from backtrace.prompt.systematics import (
+    CLOSURE_RATIO,
+    INVISIBLE_FRACTION,
+    closure_relative,
+    deltas,
+    magnet_groups,
+    rerun_variations,
+    shift_stat,
+    varied_config,
+)
 
 from ..conftest import synthetic_tracks
 

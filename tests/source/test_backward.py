@@ -10,11 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from backtrace.cli import main
+from backtrace.source.backward import BackwardSimulator, ProposalConfig, _log_mixture
+from backtrace.source.density import cached_source_density
 from backtrace.source.forward import SimulationConfig, Simulator
 from backtrace.source.simulate import simulate_tracks
-from backtrace.source.backward import (BackwardSimulator, ProposalConfig,
-                                         _log_mixture)
-from backtrace.source.density import cached_source_density
 from backtrace.tracks import kinetic_energy_gev
 
 #: A plane 18 cm behind the TAX exit (air in between) and a disc around the

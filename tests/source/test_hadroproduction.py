@@ -6,11 +6,16 @@ from __future__ import annotations
 import pytest
 
 from backtrace.kinematics import sqrt_s_gev
-
-from backtrace.source.hadroproduction import (BERYLLIUM, absorption_length_g_cm2, barton_alpha,
-                                       bmpt_invariant, inelastic_cross_section_mb,
-                                       meson_yield_per_interaction,
-                                       target_constants, x_radial)
+from backtrace.source.hadroproduction import (
+    BERYLLIUM,
+    absorption_length_g_cm2,
+    barton_alpha,
+    bmpt_invariant,
+    inelastic_cross_section_mb,
+    meson_yield_per_interaction,
+    target_constants,
+    x_radial,
+)
 
 
 def test_inelastic_cross_sections_from_interaction_lengths():

@@ -7,8 +7,12 @@ import pytest
 
 from backtrace.beamline.geometry import load_geometry
 from backtrace.constants import pdg_mass_ctau
-from backtrace.source.hadroproduction import (BR_MU_NU, inelastic_cross_section_mb, meson_density,
-                                       target_constants)
+from backtrace.source.hadroproduction import (
+    BR_MU_NU,
+    inelastic_cross_section_mb,
+    meson_density,
+    target_constants,
+)
 from backtrace.source.model import CHARM, SIGMA_CC_PER_NUCLEON_MB, SourceConfig, sample_source_muons
 
 
