@@ -6,20 +6,33 @@ interactions are sampled along the way, the products are sent forward
 through the detector, and the fake two-track vertices pointing to the dump
 are counted in the signal and control regions.
 
-    $ backtrace physics table --material iron --kinetic-energy 10 50 100
+    >>> import backtrace
+    >>> b = backtrace.estimate("examples/sample.parquet")    # doctest: +SKIP
+    >>> print(b.table)                                       # doctest: +SKIP
+    >>> b.write("result/")                                   # doctest: +SKIP
+
     $ backtrace run --tracks examples/sample.parquet --out result/
 
-Nothing heavy is imported here: PUMAS is loaded on first use.
+The public names (:func:`estimate`, :class:`Options`, :class:`Background`,
+:class:`Tracks`) load the library on first use: ``import backtrace`` itself
+stays light, and PUMAS is loaded when a computation needs it.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from backtrace._version import __version__
 
-try:
-    __version__ = version("backtrace")
-except PackageNotFoundError:  # pragma: no cover - not installed
-    __version__ = "0.0.0+unknown"
+__all__ = ["estimate", "Options", "Background", "Tracks", "__version__"]
 
-__all__ = ["__version__"]
+#: public name -> module that defines it (imported on first access)
+_PUBLIC = {"estimate": "backtrace.api", "Options": "backtrace.api",
+           "Background": "backtrace.api", "Tracks": "backtrace.tracks"}
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        import importlib
+
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'backtrace' has no attribute {name!r}")
 
 
 def __dir__():

@@ -119,20 +119,21 @@ def _init_worker(factory, args) -> None:
 
 def _call_worker(task):
     method, args = task
-    return getattr(_WORKER, method)(*args)
+    return method(_WORKER, *args)
 
 
-def worker_map(factory, factory_args: tuple, method: str, items: Iterable, *,
+def worker_map(factory, factory_args: tuple, method: Callable, items: Iterable, *,
                jobs: int, scheduler: str | None = None, local=None) -> Iterator:
-    """``getattr(worker, method)(*item)`` for every item (a tuple of
-    arguments), results in input order. ``worker = factory(*factory_args)``
+    """``method(worker, *item)`` for every item (a tuple of arguments),
+    results in input order; ``method`` is a function of the worker's class
+    (e.g. ``Pipeline.process``, pickled by its qualified name). ``worker = factory(*factory_args)``
     is built once per process (``factory`` and its arguments must pickle);
     with ``jobs <= 1`` and no scheduler the work runs here, on ``local``
     when given (an already built worker), else on a new one. This is the
     one pattern behind ``trace``, ``run``, ``simulate-tracks`` and ``scan``."""
     if jobs <= 1 and parse_scheduler(scheduler) is None:
         worker = local if local is not None else factory(*factory_args)
-        return (getattr(worker, method)(*item) for item in items)
+        return (method(worker, *item) for item in items)
     tasks = ((method, tuple(item)) for item in items)
     return ordered_map(_call_worker, tasks, jobs=jobs, initializer=_init_worker,
                        initargs=(factory, tuple(factory_args)), scheduler=scheduler)
@@ -141,7 +142,8 @@ def worker_map(factory, factory_args: tuple, method: str, items: Iterable, *,
 @contextmanager
 def worker_pool(factory, factory_args: tuple, *, jobs: int, scheduler: str | None = None,
                 local=None):
-    """A reusable :func:`worker_map`: yields ``run(method, items)``, and
+    """A reusable :func:`worker_map`: yields ``run(method, items)`` (``method``
+    a function of the worker's class), and
     keeps the worker processes — and the worker object each built once —
     for the whole block (several passes over a file without paying the
     workers' start-up again). Dask workers already keep theirs (digest)."""

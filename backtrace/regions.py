@@ -61,6 +61,13 @@ upstream_activity_radius_m     0.2       that distance [m]
 
 Timing is not simulated: every particle of an event is in time, so the
 time windows of a selection (e.g. NA62's 5 ns) are always satisfied.
+
+:func:`load_regions` checks a file against the packaged JSON schema
+``backtrace/data/selection-1.schema.json`` (types, ranges, required and
+unknown keys; NaN is refused) before it uses any value, then checks the
+relations between keys (min < max, ``eta_vetoes`` within ``vetoes``, …).
+Every error is one line, ``<file>: <key.path>: <what is wrong> (expected
+<what>)`` (:mod:`backtrace.schemas`).
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from backtrace.io import read_data_toml
+from backtrace.schemas import check_against_schema
 
 __all__ = ["Region", "Regions", "RegionsError", "load_regions", "OUTSIDE",
            "describe_selection", "SELECTION_DEFAULTS", "CHANNELS", "electron_ep_window"]
@@ -143,8 +151,12 @@ class Regions:
                     description=describe_selection(self.selection))
 
 
-REQUIRED_SELECTION = ("opposite_charges", "muon_id", "fiducial_z_min_m",
-                      "fiducial_z_max_m", "track_p_min_gev", "cda_max_m")
+#: The schema of a selection file (``backtrace/data``): types, ranges,
+#: required and unknown keys.
+SCHEMA = "selection-1.schema.json"
+#: Keys whose rename deserves more than 'unknown key' (:func:`check_against_schema`).
+_HINTS = {"selection.lav_veto": ("unknown key, replaced by selection.vetoes",
+                                 'vetoes = ["LAV*"], the veto detectors used')}
 #: Optional selection keys and their defaults (module docstring).
 SELECTION_DEFAULTS = {"track_p_max_gev": 1e9, "straw_chambers": 4,
                       "reconstructable_min_chambers": 3, "exactly_two_tracks": True,
@@ -157,7 +169,6 @@ SELECTION_DEFAULTS = {"track_p_max_gev": 1e9, "straw_chambers": 4,
                       "electron_ep_min_dp_min_gev": 50.0, "electron_ep_max": 1.05,
                       "eta_vetoes": [], "upstream_activity_detectors": [],
                       "upstream_activity_radius_m": 0.2}
-_ID_MODES = ("both", "one", "none")
 
 
 def electron_ep_window(p_gev, selection: dict) -> tuple[np.ndarray, float]:
@@ -173,57 +184,42 @@ def electron_ep_window(p_gev, selection: dict) -> tuple[np.ndarray, float]:
     return lower, float(selection["electron_ep_max"])
 
 
-def _check_names(sel: dict, key: str, source: str) -> None:
-    value = sel[key]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise RegionsError(f"{source}: selection.{key} must be a list of detector names")
-
-
-def _check_selection(sel: dict, source: str) -> dict:
-    """The selection with defaults filled in; RegionsError naming the key."""
-    if "lav_veto" in sel:
-        raise RegionsError(f"{source}: selection.lav_veto is replaced by selection.vetoes, "
-                           'the veto detectors used, e.g. vetoes = ["LAV*"]')
-    unknown = sorted(set(sel) - set(REQUIRED_SELECTION) - set(SELECTION_DEFAULTS))
-    if unknown:
-        raise RegionsError(f"{source}: [selection] has unknown key(s) {', '.join(unknown)} "
-                           f"(known: {', '.join(REQUIRED_SELECTION + tuple(SELECTION_DEFAULTS))})")
-    missing = [k for k in REQUIRED_SELECTION if k not in sel]
-    if missing:
-        raise RegionsError(f"{source}: [selection] misses {', '.join(missing)}")
+def _check_selection(sel: dict, where: str) -> dict:
+    """The selection (already checked against the schema) with defaults
+    filled in; RegionsError naming the key for what the schema cannot say
+    (relations between keys)."""
     sel = {**SELECTION_DEFAULTS, **sel}
-    for key in ("muon_id", "electron_id"):
-        if sel[key] not in _ID_MODES:
-            raise RegionsError(f"{source}: selection.{key} {sel[key]!r} "
-                               "(expected both, one or none)")
+
+    def fail(key: str, what: str, expected: str):
+        raise RegionsError(f"{where}: selection.{key}: {what} (expected {expected})")
+
     if sel["muon_id"] == "both" and sel["electron_id"] == "both":
-        raise RegionsError(f"{source}: selection.muon_id and electron_id cannot both be "
-                           "'both' (a track is not a muon and an electron)")
-    for key in ("vetoes", "eta_vetoes", "upstream_activity_detectors"):
-        _check_names(sel, key, source)
+        fail("electron_id", "'both' with muon_id 'both'",
+             "at most one of them 'both': a track is not a muon and an electron")
+    if not sel["fiducial_z_min_m"] < sel["fiducial_z_max_m"]:
+        fail("fiducial_z_max_m", f"{sel['fiducial_z_max_m']:g} <= fiducial_z_min_m "
+             f"{sel['fiducial_z_min_m']:g}", "fiducial_z_min_m < fiducial_z_max_m")
+    if not sel["track_p_min_gev"] < sel["track_p_max_gev"]:
+        fail("track_p_max_gev", f"{sel['track_p_max_gev']:g} <= track_p_min_gev "
+             f"{sel['track_p_min_gev']:g}", "track_p_min_gev < track_p_max_gev")
     missing = [v for v in sel["eta_vetoes"] if v not in sel["vetoes"]]
     if missing:
-        raise RegionsError(f"{source}: selection.eta_vetoes {missing} are not in "
-                           f"selection.vetoes {sel['vetoes']}")
-    if not sel["upstream_activity_radius_m"] > 0:
-        raise RegionsError(f"{source}: selection.upstream_activity_radius_m must be > 0")
+        fail("eta_vetoes", f"{missing} are not in selection.vetoes {sel['vetoes']}",
+             "entries of vetoes")
     lower_at_low_p = electron_ep_window(0.0, sel)[0]
     if not lower_at_low_p < sel["electron_ep_max"]:
-        raise RegionsError(f"{source}: the electron E/p window is empty (lower limit "
-                           f"{float(lower_at_low_p):g} >= electron_ep_max "
-                           f"{sel['electron_ep_max']:g})")
-    if not 1 <= sel["reconstructable_min_chambers"] <= sel["straw_chambers"] <= 4:
-        raise RegionsError(f"{source}: need 1 <= reconstructable_min_chambers <= "
-                           "straw_chambers <= 4")
-    cones = sel["fiducial_cones"]
-    if cones is not None:
-        if sel["fiducial_cone_tip_z_m"] is None:
-            raise RegionsError(f"{source}: selection.fiducial_cones needs "
-                               "fiducial_cone_tip_z_m (the cones' tip on the beam axis)")
-        if not all(len(c) == 2 and c[0] > sel["fiducial_cone_tip_z_m"] and c[1] > 0
-                   for c in cones):
-            raise RegionsError(f"{source}: selection.fiducial_cones: each cone is "
-                               "[z_base_m > tip, r_base_m > 0]")
+        fail("electron_ep_max", f"the electron E/p window is empty (lower limit "
+             f"{float(lower_at_low_p):g} >= electron_ep_max {sel['electron_ep_max']:g})",
+             "electron_ep_max above the lower limit")
+    if not sel["reconstructable_min_chambers"] <= sel["straw_chambers"]:
+        fail("reconstructable_min_chambers", f"{sel['reconstructable_min_chambers']} > "
+             f"straw_chambers {sel['straw_chambers']}",
+             "1 <= reconstructable_min_chambers <= straw_chambers <= 4")
+    tip = sel["fiducial_cone_tip_z_m"]
+    for i, (z_base, _) in enumerate(sel["fiducial_cones"] or ()):
+        if not z_base > tip:
+            fail(f"fiducial_cones[{i}]", f"base z {z_base:g} m is not downstream of "
+                 f"fiducial_cone_tip_z_m {tip:g} m", "each cone [z_base_m > tip, r_base_m > 0]")
     return sel
 
 
@@ -268,34 +264,36 @@ def describe_selection(sel: dict) -> str:
 def load_regions(path=None, channel: str | None = None) -> Regions:
     """Read and check a regions file (default: the packaged NA62 file of
     ``channel``, μ+μ− when None). With both a path and a channel, the file
-    must be of that channel."""
+    must be of that channel. The file is checked against
+    ``backtrace/data/selection-1.schema.json`` before any value is used."""
     if channel is not None and channel not in CHANNELS:
         raise RegionsError(f"channel {channel!r} unknown (known: {', '.join(CHANNELS)})")
-    raw, source, _ = read_data_toml(path, CHANNELS[channel or "mumu"]["file"], RegionsError,
-                                    "regions file")
+    packaged = CHANNELS[channel or "mumu"]["file"]
+    raw, source, _ = read_data_toml(path, packaged, RegionsError, "regions file")
+    where = str(path) if path is not None else packaged
+    check_against_schema(raw, SCHEMA, where, RegionsError, hints=_HINTS)
     file_channel = raw.get("channel", "mumu")
-    if file_channel not in CHANNELS:
-        raise RegionsError(f"{source}: channel {file_channel!r} unknown "
-                           f"(known: {', '.join(CHANNELS)})")
     if channel is not None and file_channel != channel:
-        raise RegionsError(f"{source}: a selection of the {file_channel} channel, "
-                           f"not {channel}")
-    sel = _check_selection(raw.get("selection", {}), source)
-    regions = []
-    for i, r in enumerate(raw.get("region", [])):
-        try:
-            reg = Region(r["name"], float(r["z_tax_min_m"]), float(r["z_tax_max_m"]),
-                         float(r["cda_tax_min_m"]), float(r["cda_tax_max_m"]))
-        except KeyError as err:
-            raise RegionsError(f"{source}: region {i}: missing key {err}") from None
-        if not (reg.z_tax_min_m < reg.z_tax_max_m and reg.cda_tax_min_m < reg.cda_tax_max_m):
-            raise RegionsError(f"{source}: region {reg.name!r}: empty rectangle")
-        regions.append(reg)
-    if not regions:
-        raise RegionsError(f"{source}: no [[region]]")
-    names = [r.name for r in regions]
-    if len(set(names)) != len(names) or OUTSIDE in names:
-        raise RegionsError(f"{source}: region names must be unique and not 'outside'")
+        raise RegionsError(f"{where}: channel: a selection of the {file_channel} channel, "
+                           f"not {channel} (expected channel = {channel!r})")
+    sel = _check_selection(raw["selection"], where)
+    regions = [Region(r["name"], float(r["z_tax_min_m"]), float(r["z_tax_max_m"]),
+                      float(r["cda_tax_min_m"]), float(r["cda_tax_max_m"]))
+               for r in raw["region"]]
+    for i, reg in enumerate(regions):
+        for axis in ("z_tax", "cda_tax"):
+            lo, hi = getattr(reg, f"{axis}_min_m"), getattr(reg, f"{axis}_max_m")
+            if not lo < hi:
+                raise RegionsError(f"{where}: region[{i}].{axis}_max_m: empty rectangle "
+                                   f"{reg.name!r}, {hi:g} <= {axis}_min_m {lo:g} "
+                                   f"(expected {axis}_min_m < {axis}_max_m)")
+    seen: set[str] = set()
+    for i, name in enumerate(r.name for r in regions):
+        if name in seen or name == OUTSIDE:
+            raise RegionsError(f"{where}: region[{i}].name: {name!r} is "
+                               f"{'reserved' if name == OUTSIDE else 'repeated'} "
+                               f"(expected unique region names other than {OUTSIDE!r})")
+        seen.add(name)
     return Regions(raw.get("name", source), sel, regions,
                    bool(raw.get("estimated", False)), str(path) if path else None, raw,
                    file_channel)

@@ -33,6 +33,7 @@ import json
 import math
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -356,6 +357,75 @@ def _trace_metadata(probe: Tracer, tracks: Tracks, config_dict: dict,
 _EMPTY_TRACKS = ["track_index", "x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge"]
 
 
+def _recorded_config(config: TraceConfig, probe: Tracer) -> dict:
+    """The configuration as recorded in the outputs, with the z range and
+    energy limit resolved from the geometry."""
+    config_dict = config.to_dict()
+    config_dict["z_range_m"] = list(probe.z_range)
+    config_dict["energy_limit_gev"] = probe.energy_limit_gev
+    return config_dict
+
+
+@contextmanager
+def _states_file(out: str | Path | None, metadata: dict | None):
+    """A :class:`_StatesWriter` into a temporary path that replaces ``out``
+    when the block succeeds and is deleted when it fails (None: no output)."""
+    if out is None:
+        yield None
+        return
+    with atomic_path(out) as tmp:
+        writer = _StatesWriter(tmp, metadata)
+        try:
+            yield writer
+        finally:
+            writer.close()
+
+
+def _empty_states(probe: Tracer) -> pd.DataFrame:
+    """A states table without rows (the columns and types of a real one)."""
+    return probe.trace(pd.DataFrame({c: [] for c in _EMPTY_TRACKS})).states
+
+
+def _tally_batches(results, writer: _StatesWriter | None, n_rows: int,
+                   progress: bool) -> tuple[int, Counter, Counter]:
+    """Consume the batch results in order, writing their states (when
+    ``writer``): (input rows, track status counts, history status counts)."""
+    rows, status_counts, history_counts = 0, Counter(), Counter()
+    with progress_bar(n_rows, "tracing", progress) as bar:
+        task = bar.add_task("trace", total=n_rows)
+        for result in results:
+            rows += len(result.row_status)
+            status_counts.update(result.status_counts())
+            history_counts.update(result.history_status_counts())
+            if writer is not None and result.states is not None:
+                writer.write(result.states)
+            bar.advance(task, len(result.row_status))
+    if sum(status_counts.values()) != rows:  # pragma: no cover - invariant
+        raise RuntimeError("internal error: status counts do not sum to rows")
+    return rows, status_counts, history_counts
+
+
+def _trace_summary(counts: tuple[int, Counter, Counter], tracks: Tracks, probe: Tracer,
+                   config_dict: dict, out: str | Path | None, elapsed: float,
+                   run: dict) -> dict:
+    """The summary of :func:`trace_file` (``run``: jobs, batch_size, scheduler)."""
+    rows, status_counts, history_counts = counts
+    return {
+        "input_rows": rows,
+        "status_counts": dict(sorted(status_counts.items())),
+        "history_status_counts": dict(sorted(history_counts.items())),
+        "histories": int(sum(history_counts.values())),
+        "pot": tracks.pot,
+        "config": config_dict,
+        "geometry": probe.geometry.config(),
+        "input": str(tracks.path),
+        "output": str(out) if out is not None else None,
+        "elapsed_s": elapsed,
+        "tracks_per_s": rows / elapsed if elapsed > 0 else math.nan,
+        **run,
+    }
+
+
 def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
                jobs: int = 1, batch_size: int = 2000, progress: bool = True,
                extra_metadata: dict | None = None,
@@ -371,55 +441,15 @@ def trace_file(tracks: Tracks, config: TraceConfig, out: str | Path | None, *,
     # so that mistakes are reported once and before any work starts.
     probe = Tracer(config)
     t0 = time.perf_counter()
-    status_counts: Counter = Counter()
-    history_counts: Counter = Counter()
-    rows = 0
-    config_dict = config.to_dict()
-    config_dict["z_range_m"] = list(probe.z_range)
-    config_dict["energy_limit_gev"] = probe.energy_limit_gev
-    ctx = atomic_path(out) if out is not None else None
-    writer = _StatesWriter(ctx.__enter__(), _trace_metadata(
-        probe, tracks, config_dict, extra_metadata)) if ctx is not None else None
-    try:
-        results = worker_map(Tracer, (config,), "trace",
+    config_dict = _recorded_config(config, probe)
+    metadata = (_trace_metadata(probe, tracks, config_dict, extra_metadata)
+                if out is not None else None)
+    with _states_file(out, metadata) as writer:
+        results = worker_map(Tracer, (config,), Tracer.trace,
                              ((df,) for df in tracks.iter_batches(batch_size)),
                              jobs=jobs, scheduler=scheduler, local=probe)
-        with progress_bar(tracks.n_rows, "tracing", progress) as bar:
-            task = bar.add_task("trace", total=tracks.n_rows)
-            for result in results:
-                rows += len(result.row_status)
-                status_counts.update(result.status_counts())
-                history_counts.update(result.history_status_counts())
-                if writer is not None and result.states is not None:
-                    writer.write(result.states)
-                bar.advance(task, len(result.row_status))
-        if writer is not None:
-            if writer.writer is None:  # no states at all: still write a valid file
-                writer.write(probe.trace(pd.DataFrame({c: [] for c in _EMPTY_TRACKS})).states)
-            writer.close()
-            ctx.__exit__(None, None, None)
-    except BaseException as err:
-        if writer is not None:
-            writer.close()
-        if ctx is not None:
-            ctx.__exit__(type(err), err, err.__traceback__)
-        raise
-    elapsed = time.perf_counter() - t0
-    if sum(status_counts.values()) != rows:  # pragma: no cover - invariant
-        raise RuntimeError("internal error: status counts do not sum to rows")
-    return {
-        "input_rows": rows,
-        "status_counts": dict(sorted(status_counts.items())),
-        "history_status_counts": dict(sorted(history_counts.items())),
-        "histories": int(sum(history_counts.values())),
-        "pot": tracks.pot,
-        "config": config_dict,
-        "geometry": probe.geometry.config(),
-        "input": str(tracks.path),
-        "output": str(out) if out is not None else None,
-        "elapsed_s": elapsed,
-        "tracks_per_s": rows / elapsed if elapsed > 0 else math.nan,
-        "jobs": jobs,
-        "batch_size": batch_size,
-        "scheduler": scheduler,
-    }
+        counts = _tally_batches(results, writer, tracks.n_rows, progress)
+        if writer is not None and writer.writer is None:
+            writer.write(_empty_states(probe))  # no states at all: still a valid file
+    return _trace_summary(counts, tracks, probe, config_dict, out, time.perf_counter() - t0,
+                          {"jobs": jobs, "batch_size": batch_size, "scheduler": scheduler})

@@ -33,8 +33,7 @@ import math
 import time
 from pathlib import Path
 
-from backtrace.prompt.pipeline import RunConfig, run_estimate
-from backtrace.tracks import Tracks
+import backtrace
 
 METHODS = {"plain": dict(allocation="natural", track_allocation="uniform"),
            "plain-trident": dict(allocation="natural", track_allocation="uniform",
@@ -50,10 +49,10 @@ def measure(tracks: str, method: str, max_samples: int, max_time: float,
     def log(line):
         cpu.append(time.process_time() - t0)
         print(method, line)
-    doc = run_estimate(Tracks.open(tracks), RunConfig(**METHODS[method]),
-                       jobs=jobs, systematics="none", target_rel_unc=1e-9,
-                       max_samples_per_track=max_samples, max_time_s=max_time,
-                       progress=False, log=log).document
+    doc = backtrace.estimate(tracks, jobs=jobs, systematics="none", combinatorial=False,
+                             target_rel_unc=1e-9, max_samples_per_track=max_samples,
+                             max_time_s=max_time, progress=False, log=log,
+                             **METHODS[method]).document
     rows = []
     for r, t_cpu in zip(doc["mc"]["rounds"], cpu):
         rel = r["rel_unc"]
@@ -70,7 +69,8 @@ def measure(tracks: str, method: str, max_samples: int, max_time: float,
 def table(rows: list[dict], tracks: str) -> str:
     lines = ["# Convergence of μ-μ outside SR/CR", "",
              f"`python studies/convergence.py` on `{tracks}` (1.4e17 POT, "
-             f"K = {RunConfig().interactions_per_history} forced draws per history on average, "
+             f"K = {backtrace.Options().interactions_per_history} forced draws per history "
+             "on average, "
              "`--systematics none`, rounds of new histories; times cumulative on this "
              "machine: wall, and CPU when one process did the work; t in rel·√t and "
              "the figure of merit 1/(rel² t) is the CPU time, else the wall time).", "",

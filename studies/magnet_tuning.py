@@ -166,11 +166,9 @@ def backward_prompt(args) -> int:
     combined as independent."""
     import time
 
-    from backtrace.prompt.config import RunConfig
-    from backtrace.prompt.pipeline import run_estimate
+    import backtrace
     from backtrace.source.forward import SimulationConfig
     from backtrace.source.simulate import simulate_tracks
-    from backtrace.tracks import Tracks
 
     args.out.mkdir(parents=True, exist_ok=True)
     rows = {}
@@ -183,10 +181,10 @@ def backward_prompt(args) -> int:
                               progress=False)
         t_sim = time.perf_counter() - t0
         t0 = time.perf_counter()
-        doc = run_estimate(Tracks.open(sample), RunConfig(seed=args.seed, overrides=override),
-                           jobs=args.jobs, progress=False, systematics="none",
-                           target_rel_unc=args.backward_target,
-                           max_time_s=args.backward_time).document
+        doc = backtrace.estimate(sample, seed=args.seed, overrides=override, jobs=args.jobs,
+                                 progress=False, systematics="none", combinatorial=False,
+                                 target_rel_unc=args.backward_target,
+                                 max_time_s=args.backward_time).document
         rows[scale] = {"tracks": int(sim["tracks"]),
                        "simulate_s": t_sim, "run_s": time.perf_counter() - t0,
                        "mc_rel_outside_mumu": doc["mc"].get("rel_unc"),

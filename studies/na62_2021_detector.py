@@ -40,9 +40,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import backtrace
 from backtrace.interactions import PROCESSES
-from backtrace.prompt.pipeline import RunConfig, run_estimate
-from backtrace.tracks import Tracks
 
 SETS = {"trident": ("mumu_pair",),
         "others": tuple(p for p in PROCESSES if p != "mumu_pair")}
@@ -72,12 +71,12 @@ NO_VETO = dict(vetoes="[]", muon_id_ep_max=None)
 
 
 def configurations(before_geometry: str) -> dict:
-    """{key: (label, RunConfig keywords, regions changes)}."""
+    """{key: (label, backtrace.Options keywords, regions changes)}."""
     dv = dict(prompt_z_min_m=105.095)       # the former file has no [decay_volume]
     muv3_hit_only = ["MUV3.detector.efficiency=1.0"]
     steps = {
         "step0": ("before (former geometry, no veto, MUV3 hit)",
-                  dict(geometry_file=before_geometry, **dv), NO_VETO),
+                  dict(geometry=before_geometry, **dv), NO_VETO),
         "step1": ("+ the real detector material and STRAW holes",
                   dict(overrides=tuple(muv3_hit_only)), NO_VETO),
         "step2": ("+ LAV1-12 vetoes (ε = 1e-3)",
@@ -141,11 +140,11 @@ def run_one(key, kwargs, regions_changes, args, out: Path) -> dict:
             regions_file = Path(tmp) / "regions.toml"
             regions_file.write_text(regions_text(**regions_changes))
         for name, processes in SETS.items():
-            config = RunConfig(samples_per_track=args.samples, processes=processes,
-                               regions_file=str(regions_file) if regions_file else None,
-                               **kwargs)
-            r = run_estimate(Tracks.open(args.tracks), config, jobs=args.jobs,
-                             systematics="none", progress=not args.quiet)
+            r = backtrace.estimate(
+                args.tracks, samples_per_track=args.samples, processes=processes,
+                regions=str(regions_file) if regions_file else None, jobs=args.jobs,
+                systematics="none", combinatorial=False, target_rel_unc=None,
+                progress=not args.quiet, **kwargs)
             result[name] = summarise(r.document, r.candidates)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))

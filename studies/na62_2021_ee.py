@@ -40,10 +40,10 @@ import json
 import sys
 from pathlib import Path
 
-from backtrace.output.report import selection_line, write_outputs
-from backtrace.prompt.pipeline import RunConfig, run_estimate
+import backtrace
+from backtrace.api import Background
+from backtrace.output.report import selection_line
 from backtrace.regions import CHANNELS
-from backtrace.tracks import Tracks
 
 #: NA62's e+e- prompt-background table, 1.4e17 POT (value, + error, - error).
 PUBLISHED = {
@@ -102,14 +102,13 @@ def main():
         (out / variant).mkdir(parents=True, exist_ok=True)
         regions = out / variant / "regions.toml"
         regions.write_text(regions_text(variant))
-        config = RunConfig(regions_file=str(regions), channel="ee",
-                           processes=PROCESSES, q_min_gev=args.q_min,
-                           samples_per_track=args.samples,
-                           interactions_per_history=args.k)
-        result = run_estimate(Tracks.open(args.tracks), config, jobs=args.jobs,
-                              systematics="none", target_cell=None, log=print)
+        result = backtrace.estimate(
+            args.tracks, regions=str(regions), channel="ee", processes=PROCESSES,
+            q_min_gev=args.q_min, samples_per_track=args.samples,
+            interactions_per_history=args.k, jobs=args.jobs, systematics="none",
+            target_cell="total", target_rel_unc=None, log=print)
         docs[variant] = dict(result.document, study_command=cmd)
-        write_outputs(out / variant, docs[variant], result.candidates)
+        Background(docs[variant], result.candidates).write(out / variant)
     write_comparison(out, docs, cmd)
 
 

@@ -29,10 +29,10 @@ import argparse
 import json
 from pathlib import Path
 
+import backtrace
+from backtrace.api import Background
 from backtrace.interactions import PROCESSES
-from backtrace.output.report import regions, selection_line, write_outputs
-from backtrace.prompt.pipeline import RunConfig, run_estimate
-from backtrace.tracks import Tracks
+from backtrace.output.report import regions, selection_line
 
 #: Published prompt backgrounds, 1.4e17 POT (JHEP 09 (2023) 035).
 PUBLISHED = {
@@ -72,14 +72,13 @@ def main():
             docs[name] = json.loads((out / name / "background.json").read_text())
             cmd = docs[name]["study_command"]
             continue
-        result = run_estimate(Tracks.open(args.tracks),
-                              RunConfig(samples_per_track=args.samples, processes=processes),
-                              jobs=args.jobs, systematics=args.systematics,
-                              target_rel_unc=args.target_rel_unc,
-                              max_samples_per_track=args.max_samples,
-                              max_time_s=args.max_time, log=print)
+        result = backtrace.estimate(
+            args.tracks, samples_per_track=args.samples, processes=processes,
+            jobs=args.jobs, systematics=args.systematics, combinatorial=False,
+            target_rel_unc=args.target_rel_unc, max_samples_per_track=args.max_samples,
+            max_time_s=args.max_time, log=print)
         docs[name] = dict(result.document, study_command=cmd)
-        write_outputs(out / name, docs[name], result.candidates)
+        Background(docs[name], result.candidates).write(out / name)
     write_comparison(out, docs, cmd)
 
 

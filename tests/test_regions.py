@@ -34,7 +34,7 @@ def test_classification_at_boundaries():
 
 @pytest.mark.parametrize("text,message", [
     ("version = 2", "unsupported"),
-    ("version = 1\n[selection]\nmuon_id='both'", "misses"),
+    ("version = 1\n[selection]\nmuon_id='both'", "selection.opposite_charges: required key missing"),
     ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='all'\n"
      "fiducial_z_min_m=1\nfiducial_z_max_m=2\ntrack_p_min_gev=1\ncda_max_m=1\n"
      "[[region]]\nname='SR'\nz_tax_min_m=0\nz_tax_max_m=1\ncda_tax_min_m=0\n"
@@ -63,17 +63,21 @@ _BASE = ("version = 1\n[selection]\nopposite_charges=true\nmuon_id='both'\n"
 
 
 @pytest.mark.parametrize("extra,message", [
-    ("track_pmin_gev=5", "unknown key.*track_pmin_gev"),
-    ("fiducial_cones=[[152.393, 0.5365]]", "needs fiducial_cone_tip_z_m"),
+    ("track_pmin_gev=5", "selection.track_pmin_gev: unknown key"),
+    ("fiducial_cones=[[152.393, 0.5365]]",
+     "selection.fiducial_cone_tip_z_m: missing, required with fiducial_cones"),
     ("fiducial_cones=[[20.0, 0.5]]\nfiducial_cone_tip_z_m=23.07", "each cone"),
     ("straw_chambers=2\nreconstructable_min_chambers=3", "reconstructable_min_chambers"),
-    ("vetoes='LAV3'", "vetoes must be a list"),
-    ("vetoes=[3]", "vetoes must be a list"),
-    ("electron_id='two'", "electron_id 'two'"),
-    ("electron_id='both'", "cannot both be 'both'"),
-    ("vetoes=['LAV*']\neta_vetoes=['ANTI0']", r"eta_vetoes \['ANTI0'\] are not in"),
-    ("upstream_activity_detectors='ANTI0'", "upstream_activity_detectors must be a list"),
-    ("upstream_activity_radius_m=0", "must be > 0"),
+    ("vetoes='LAV3'", r"selection.vetoes: 'LAV3' is a string \(expected a list of"),
+    ("vetoes=[3]", r"selection.vetoes\[0\]: 3 is a number \(expected a non-empty string"),
+    ("electron_id='two'", "selection.electron_id: 'two' is not allowed"),
+    ("electron_id='both'", "selection.electron_id: 'both' with muon_id 'both'"),
+    ("vetoes=['LAV*']\neta_vetoes=['ANTI0']",
+     r"selection.eta_vetoes: \['ANTI0'\] are not in"),
+    ("upstream_activity_detectors='ANTI0'",
+     r"selection.upstream_activity_detectors: 'ANTI0' is a string \(expected a list"),
+    ("upstream_activity_radius_m=0", r"upstream_activity_radius_m: 0 is out of range"),
+    ("track_p_max_gev=0.5", r"selection.track_p_max_gev: 0.5 <= track_p_min_gev 1"),
     ("electron_ep_max=0.9", "E/p window is empty"),
 ])
 def test_bad_selection_keys_are_named(tmp_path, extra, message):
@@ -125,7 +129,7 @@ def test_a_file_of_another_channel_or_an_unknown_channel_is_refused(tmp_path):
     with pytest.raises(RegionsError, match="channel 'tautau' unknown"):
         load_regions(channel="tautau")
     path.write_text("channel = 'xx'\n" + _BASE.format(""))
-    with pytest.raises(RegionsError, match="channel 'xx' unknown"):
+    with pytest.raises(RegionsError, match="channel: 'xx' is not allowed"):
         load_regions(path)
 
 
@@ -138,3 +142,97 @@ def test_the_electron_e_over_p_window_opens_above_150_gev(p_gev, lower):
 
     lo, hi = electron_ep_window(p_gev, load_regions(channel="ee").selection)
     assert float(lo) == pytest.approx(lower, abs=1e-12) and hi == 1.05
+
+
+# --- the schema (backtrace/data/selection-1.schema.json) -------------------
+def _one_line_error(path) -> str:
+    with pytest.raises(RegionsError) as info:
+        load_regions(path)
+    message = str(info.value)
+    assert "\n" not in message
+    return message
+
+
+@pytest.mark.parametrize("mode,edit,expected", [
+    ("wrong type", ("cda_max_m=1", "cda_max_m='1 m'"),
+     "selection.cda_max_m: '1 m' is a string (expected a number > 0)"),
+    ("missing required key", ("cda_max_m=1\n", ""),
+     "selection.cda_max_m: required key missing (expected a number > 0)"),
+    ("negative size", ("cda_max_m=1", "cda_max_m=-0.05"),
+     "selection.cda_max_m: -0.05 is out of range (expected a number > 0)"),
+    ("unknown key", ("cda_max_m=1", "cda_max_m=1\ncda_max_mm=50"),
+     "selection.cda_max_mm: unknown key (expected one of opposite_charges, muon_id,"),
+    ("NaN", ("cda_max_m=1", "cda_max_m=nan"),
+     "selection.cda_max_m: nan is not a number (expected a number > 0)"),
+    ("NaN in a region", ("z_tax_max_m=1", "z_tax_max_m=nan"),
+     "region[0].z_tax_max_m: nan is not a number (expected a number)"),
+    ("out of range", ("cda_max_m=1", "cda_max_m=1\nstraw_chambers=5"),
+     "selection.straw_chambers: 5 is out of range (expected an integer in [1, 4])"),
+    ("unordered limits", ("fiducial_z_max_m=2", "fiducial_z_max_m=0.5"),
+     "selection.fiducial_z_max_m: 0.5 <= fiducial_z_min_m 1 "
+     "(expected fiducial_z_min_m < fiducial_z_max_m)"),
+    ("unknown top-level key", ("version = 1", "version = 1\nestimate = true"),
+     "estimate: unknown key (expected one of version, name, estimated, channel, "
+     "selection, region)"),
+    ("unknown region key", ("cda_tax_max_m=1", "cda_tax_max_m=1\ncda_max=1"),
+     "region[0].cda_max: unknown key (expected one of name, z_tax_min_m,"),
+])
+def test_schema_errors_name_the_file_and_the_key(tmp_path, mode, edit, expected):
+    """One bad input per failure mode: the one-line message is '<file>:
+    <key.path>: <what is wrong> (expected <what>)'."""
+    path = tmp_path / "bad_selection.toml"
+    text = _BASE.format("")
+    assert edit[0] in text, mode
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    message = _one_line_error(path)
+    assert message.startswith(f"{path}: {expected}"), (mode, message)
+
+
+def test_a_file_without_regions_is_refused(tmp_path):
+    path = tmp_path / "r.toml"
+    path.write_text(_BASE.format("").split("[[region]]")[0])
+    assert _one_line_error(path) == (
+        f"{path}: region: required key missing (expected a list of one or more tables "
+        "with name, z_tax_min_m, z_tax_max_m, cda_tax_min_m, cda_tax_max_m)")
+    path.write_text("region = []\n" + _BASE.format("").split("[[region]]")[0])
+    assert _one_line_error(path) == (
+        f"{path}: region: 0 item(s) (expected a list of one or more tables "
+        "with name, z_tax_min_m, z_tax_max_m, cda_tax_min_m, cda_tax_max_m)")
+
+
+def test_problems_are_reported_in_file_order(tmp_path):
+    """The first key at fault in the file, a missing key after the others."""
+    path = tmp_path / "r.toml"
+    path.write_text(_BASE.format("").replace("muon_id='both'", "muon_id='all'")
+                    .replace("cda_max_m=1\n", "").replace("z_tax_max_m=1", "z_tax_max_m='x'"))
+    assert _one_line_error(path).startswith(f"{path}: selection.muon_id: 'all' is not allowed")
+
+
+def test_every_shipped_test_and_study_selection_passes_the_schema():
+    from pathlib import Path
+
+    from backtrace.regions import CHANNELS
+
+    root = Path(__file__).resolve().parents[1]
+    files = [None, *(root / "backtrace" / "data" / c["file"] for c in CHANNELS.values()),
+             *sorted((root / "tests" / "data").glob("regions_*.toml")),
+             *sorted((root / "studies").rglob("regions*.toml"))]
+    assert len(files) >= 5
+    for f in files:
+        assert load_regions(f).regions
+
+
+def test_the_schema_knows_every_selection_key_and_channel():
+    """The schema and the loader's defaults, channels and docstring agree:
+    a key added to one must be added to the others."""
+    import jsonschema
+
+    from backtrace.regions import CHANNELS, SCHEMA, SELECTION_DEFAULTS
+    from backtrace.schemas import schema
+
+    s = schema(SCHEMA)
+    jsonschema.Draft202012Validator.check_schema(s)
+    sel = s["properties"]["selection"]
+    assert set(sel["properties"]) == set(sel["required"]) | set(SELECTION_DEFAULTS)
+    assert not set(sel["required"]) & set(SELECTION_DEFAULTS)
+    assert s["properties"]["channel"]["enum"] == list(CHANNELS)

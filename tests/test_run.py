@@ -24,8 +24,11 @@ def small_sample(tmp_path_factory):
 
 
 def _run(path, out, *extra, systematics="none"):
+    """``backtrace run`` with one round unless ``extra`` sets a target."""
+    one_round = () if "--target-rel-unc" in extra else ("--target-rel-unc", "none")
     r = CliRunner().invoke(main, ["run", "--tracks", str(path), "--out", str(out),
-                                  "-q", "-n", "2", "--systematics", systematics, *extra])
+                                  "-q", "-n", "2", "--systematics", systematics, *one_round,
+                                  *extra])
     assert r.exit_code == 0, r.output
     return json.loads((out / "background.json").read_text())
 
@@ -82,7 +85,8 @@ def test_systematics_tables_and_mc_line(tmp_path, small_sample):
     out = tmp_path / "res"
     r = CliRunner().invoke(main, ["run", "--tracks", str(small_sample), "--out", str(out),
                                   "-q", "-n", "1", "-k", "1", "--systematics", "fast",
-                                  "--target-rel-unc", "0.5", "--max-samples-per-track", "2"])
+                                  "--target-rel-unc", "0.5", "--max-samples-per-track", "2",
+                                  "--verbose"])
     assert r.exit_code == 0, r.output
     doc = json.loads((out / "background.json").read_text())
     names = doc["systematics"]["evaluated"]
@@ -99,6 +103,21 @@ def test_systematics_tables_and_mc_line(tmp_path, small_sample):
     flat = " ".join(r.output.split())      # the terminal wraps long lines
     assert "MC: outside/mu-mu" in flat and "total prompt" in flat
     assert "not reached" in flat
+
+
+def test_default_output_is_one_summary_table(tmp_path, small_sample):
+    """Without --verbose the terminal shows the summary table and a few
+    lines (precision, P(SR), where the files are); the detail is in files."""
+    out = tmp_path / "res"
+    r = CliRunner().invoke(main, ["run", "--tracks", str(small_sample), "--out", str(out),
+                                  "-q", "--systematics", "none", "--target-rel-unc", "none",
+                                  "--no-combinatorial"])
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert flat.count("Expected background") == 1
+    assert "prompt background," not in flat and "systematic uncertainties" not in flat
+    assert "MC: outside/mu-mu" in flat and "--rounds-from" in flat
+    assert "background.md" in "".join(r.output.split())     # paths wrap anywhere
 
 
 def test_report_rerenders(tmp_path, small_sample):

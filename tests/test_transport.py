@@ -312,6 +312,25 @@ def test_unwritable_output_leaves_nothing(tmp_path, sample_file):
     assert r.exit_code == 1 and "cannot write" in r.output
 
 
+def test_failure_after_the_first_batch_leaves_nothing(tmp_path, sample_file, monkeypatch):
+    """A batch that fails after states were written deletes the partial
+    output: neither the file nor its temporary remains."""
+    real_trace = Tracer.trace
+    batches = []
+
+    def failing_trace(self, df, *args, **kwargs):
+        batches.append(len(df))
+        if len(batches) > 1:
+            raise RuntimeError("batch failed")
+        return real_trace(self, df, *args, **kwargs)
+
+    monkeypatch.setattr(Tracer, "trace", failing_trace)
+    with pytest.raises(RuntimeError, match="batch failed"):
+        trace_file(Tracks.open(sample_file), TraceConfig(), tmp_path / "o.parquet",
+                   batch_size=100, progress=False)
+    assert len(batches) == 2 and list(tmp_path.iterdir()) == []
+
+
 def test_end_plane_outside_world_is_an_error(tmp_path, sample_file):
     r = CliRunner().invoke(main, ["trace", "--tracks", str(sample_file), "-q",
                                   "--to-z", "5", "--out", str(tmp_path / "o.parquet")])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from backtrace.cli._common import (
@@ -104,8 +106,6 @@ def simulate_prompt(n_events, first_event, paths_per_muon, target_pot, pot_sampl
         result = run(config, jobs=resolve_jobs(jobs), batch_size=batch_size,
                      progress=not quiet, scheduler=scheduler)
         write_outputs(out, result.document, result.candidates)
-        from pathlib import Path
-
         write_tracks(Path(out) / "tracks.parquet", result.tracks, pot=pot_sample,
                      metadata={"method": "simulate-prompt", "n_events": n_events,
                                "first_event": first_event, "seed": seed})

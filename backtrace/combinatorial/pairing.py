@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -371,7 +372,7 @@ def spill_systematics(model, pot_target: float, pot_sample: float) -> dict:
 # Orchestration
 # ---------------------------------------------------------------------------
 def _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local=None):
-    results = worker_map(SingleTracks, (config,), "process",
+    results = worker_map(SingleTracks, (config,), SingleTracks.process,
                          ((df,) for df in tracks.iter_batches(batch_size)), jobs=jobs,
                          scheduler=scheduler, local=local)
     parts = []
@@ -386,8 +387,6 @@ def _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local=
 
 def _reconstruction(config: CombinatorialConfig):
     """The reconstruction of the single tracks (geometry only: no physics)."""
-    from types import SimpleNamespace
-
     geometry = load_geometry(config.geometry_file, tuple(config.overrides))
     return Reconstruction.from_beamline(
         SimpleNamespace(geometry=geometry, first_tracker_z_m=geometry.first_tracker_z_m),
@@ -420,7 +419,7 @@ def _pair_all(paired, config, recon, scale, q, mu3, *, jobs, scheduler, progress
     """Steps 2–4 over every block: (selected pairs, cut flow {sign: {stage:
     [pairs, weight]}}, counts [different-event pairs, evaluated, same-event])."""
     blocks = list(pair_blocks(len(paired)))
-    results = worker_map(PairWorker, (config, recon, paired, scale, q, mu3), "process", blocks,
+    results = worker_map(PairWorker, (config, recon, paired, scale, q, mu3), PairWorker.process, blocks,
                          jobs=jobs, scheduler=scheduler)
     parts, flow, counts = [], {s: {st: [0, 0.0] for st in STAGES} for s in SIGNS}, [0, 0, 0]
     with progress_bar(len(blocks), "pairs", progress, unit="blocks") as bar:
@@ -470,50 +469,62 @@ def _sampling(config, single, paired, pairs_all, counts, q) -> dict:
             "generator keyed by seed and block)"}
 
 
-def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
-                      batch_size: int = 2000, progress: bool = True,
-                      scheduler: str | None = None, log=None) -> CombinatorialResult:
-    """The combinatorial estimate of a track file (module docstring)."""
+def _check_inputs(tracks, config: CombinatorialConfig) -> None:
+    """Refuse a sample of unknown POT and an empty pair budget."""
     if tracks.pot is None:
         raise ValueError(f"{tracks.path}: the POT the sample represents is unknown: give --pot")
     if config.max_pairs < 1:
         raise ValueError(f"max_pairs must be >= 1 (got {config.max_pairs})")
-    t0 = time.perf_counter()
-    model = load_spill_model(config.spill_file)
-    regions = load_regions(config.regions_file)
-    sel = regions.selection
-    recon = _reconstruction(config)
-    local = SingleTracks(config) if jobs <= 1 and scheduler is None else None
-    single = _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local)
-    paired = _pairable(single, sel)
-    pairs_all = len(paired) * (len(paired) - 1) // 2
-    q = 1.0 if pairs_all <= config.max_pairs else config.max_pairs / pairs_all
-    reco = single["n_chambers"] >= sel["reconstructable_min_chambers"]
+
+
+def _third_tracks(single: pd.DataFrame, selection: dict, model, pot_sample: float):
+    """(reconstructable muons per spill n_reco, μ₃ = n_reco · P₂ the mean
+    number of further reconstructable tracks in the window; 0 without
+    ``exactly_two_tracks``)."""
+    reco = single["n_chambers"] >= selection["reconstructable_min_chambers"]
     n_reco_spill = float(single.loc[reco, "weight"].sum()) * model.values["pot_per_spill"] \
-        / tracks.pot
+        / pot_sample
     mu3 = n_reco_spill * model.pairing_probability() \
-        if sel.get("exactly_two_tracks", True) else 0.0
-    if log:
-        log(f"combinatorial: {len(paired)} of {len(single)} tracks paired, {pairs_all} pairs"
-            + (f", subsample q = {q:.3g}" if q < 1 else ""))
-    pairs, flow, counts = _pair_all(
-        paired, config, recon, model.pairs_per_weight(config.pot_target, tracks.pot), q, mu3,
-        jobs=jobs, scheduler=scheduler, progress=progress)
+        if selection.get("exactly_two_tracks", True) else 0.0
+    return n_reco_spill, mu3
+
+
+@dataclass
+class _Pairing:
+    """What steps 2–4 gave: the selected pairs, the cut flow, the counts
+    [different-event pairs, evaluated, same-event], the pairs of all paired
+    tracks, the subsample fraction q, n_reco per spill and μ₃."""
+
+    pairs: pd.DataFrame
+    flow: dict
+    counts: list
+    pairs_all: int
+    q: float
+    n_reco_spill: float
+    mu3: float
+
+
+def _document(config: CombinatorialConfig, tracks, model, regions, single: pd.DataFrame,
+              paired: pd.DataFrame, pairing: _Pairing) -> dict:
+    """The ``combinatorial`` block of the outputs (without ``elapsed_s``)."""
+    sel = regions.selection
     estimate_sign = "opposite" if sel.get("opposite_charges", True) else "all"
     syst = spill_systematics(model, config.pot_target, tracks.pot)
     syst_rel = {k: max(abs(lo), abs(hi)) for k, (lo, hi) in syst.items()}
+    flow = pairing.flow
     per_entry = _weight_per_entry(flow)
-    doc = {
+    return {
         "method": "random in-time pairs of single tracks of different events through "
                   "the prompt estimate's reconstruction and selection; weight "
                   "N_POT*N_spill/N_sample^2*P2*w_i*w_j*(veto survival)*P_id*exp(-mu3) "
                   "(backtrace.combinatorial.pairing, backtrace.combinatorial.spill)",
         "estimate_sign": estimate_sign,
-        "regions": _regions_block(pairs, regions, per_entry, syst_rel, estimate_sign),
+        "regions": _regions_block(pairing.pairs, regions, per_entry, syst_rel, estimate_sign),
         "spill_model": model.config(),
-        "normalisation": _normalisation(config, tracks, model, single, paired, n_reco_spill,
-                                        mu3),
-        "sampling": _sampling(config, single, paired, pairs_all, counts, q),
+        "normalisation": _normalisation(config, tracks, model, single, paired,
+                                        pairing.n_reco_spill, pairing.mu3),
+        "sampling": _sampling(config, single, paired, pairing.pairs_all, pairing.counts,
+                              pairing.q),
         "track_status": {k: int(v) for k, v in single["status"].value_counts()
                          .sort_index().items()},
         "cutflow": {s: {st: {"pairs": flow[s][st][0], "weight": flow[s][st][1]}
@@ -527,6 +538,31 @@ def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
                               "mean weight of the pairs of that sign in the STRAW "
                               "acceptance before the momentum/vertex/CDA/muon-ID/region cuts",
         "config": {**config.to_dict(), "regions": regions.config()},
-        "elapsed_s": time.perf_counter() - t0,
     }
+
+
+def run_combinatorial(tracks, config: CombinatorialConfig, *, jobs: int = 1,
+                      batch_size: int = 2000, progress: bool = True,
+                      scheduler: str | None = None, log=None) -> CombinatorialResult:
+    """The combinatorial estimate of a track file (module docstring)."""
+    _check_inputs(tracks, config)
+    t0 = time.perf_counter()
+    model = load_spill_model(config.spill_file)
+    regions = load_regions(config.regions_file)
+    recon = _reconstruction(config)
+    local = SingleTracks(config) if jobs <= 1 and scheduler is None else None
+    single = _single_tracks(tracks, config, jobs, batch_size, progress, scheduler, local)
+    paired = _pairable(single, regions.selection)
+    pairs_all = len(paired) * (len(paired) - 1) // 2
+    q = 1.0 if pairs_all <= config.max_pairs else config.max_pairs / pairs_all
+    n_reco_spill, mu3 = _third_tracks(single, regions.selection, model, tracks.pot)
+    if log:
+        log(f"combinatorial: {len(paired)} of {len(single)} tracks paired, {pairs_all} pairs"
+            + (f", subsample q = {q:.3g}" if q < 1 else ""))
+    pairs, flow, counts = _pair_all(
+        paired, config, recon, model.pairs_per_weight(config.pot_target, tracks.pot), q, mu3,
+        jobs=jobs, scheduler=scheduler, progress=progress)
+    doc = _document(config, tracks, model, regions, single, paired,
+                    _Pairing(pairs, flow, counts, pairs_all, q, n_reco_spill, mu3))
+    doc["elapsed_s"] = time.perf_counter() - t0
     return CombinatorialResult(doc, pairs)

@@ -41,7 +41,9 @@ end), ``estimated`` and ``source``. An optional ``time_structure_file``
 (CSV with columns ``t_s`` on a uniform grid and ``intensity``; a path
 relative to the model file) replaces ``flat_top_s`` and ``duty_factor``:
 P₂ is then the integral above with the piecewise-linear autocorrelation of
-the piecewise-constant profile (exact for it).
+the piecewise-constant profile (exact for it). The file's schema is
+``backtrace/data/spill-1.schema.json``; :func:`load_spill_model` checks it
+before using any value.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from backtrace.io import read_data_toml
+from backtrace.schemas import check_against_schema
 
 __all__ = ["SpillModel", "SpillError", "load_spill_model", "PARAMETERS",
            "pairing_probability_flat", "pairing_probability_profile"]
@@ -64,6 +67,12 @@ PARAMETERS = {"pot_per_spill": "protons on target per spill",
               "time_resolution_ns": "time resolution per track [ns]"}
 #: Parameters a time-structure file replaces.
 PROFILE_REPLACES = ("flat_top_s", "duty_factor")
+#: The schema of a spill-model file (``backtrace/data``).
+SCHEMA = "spill-1.schema.json"
+#: A top-level key written after the first table lands in that table.
+_HINTS = {"*.time_structure_file": ("a top-level key inside a parameter table",
+                                    "top-level keys such as time_structure_file before "
+                                    "the first table")}
 
 
 class SpillError(ValueError):
@@ -170,11 +179,12 @@ class SpillModel:
                 "pairing_probability": self.pairing_probability()}
 
 
-def _read_profile(path: Path, source: str):
+def _read_profile(path: Path, where: str):
     import pandas as pd
 
     if not path.is_file():
-        raise SpillError(f"{source}: time_structure_file {path}: no such file")
+        raise SpillError(f"{where}: time_structure_file: {path}: no such file (expected a "
+                         "CSV file, its path relative to the model file)")
     df = pd.read_csv(path, comment="#")
     missing = [c for c in ("t_s", "intensity") if c not in df]
     if missing:
@@ -192,42 +202,42 @@ def _read_profile(path: Path, source: str):
 
 
 def load_spill_model(path=None) -> SpillModel:
-    """Read and check a spill-model file (default: the packaged NA62 one)."""
-    raw, source, base = read_data_toml(path, "spill_na62_dump_2021.toml", SpillError,
-                                       "spill-model file")
-    unknown = sorted(set(raw) - set(PARAMETERS) - {"version", "name", "time_structure_file"})
-    if unknown:
-        raise SpillError(f"{source}: unknown key(s) {', '.join(unknown)} "
-                         f"(known: {', '.join(PARAMETERS)}, time_structure_file)")
+    """Read and check a spill-model file (default: the packaged NA62 one):
+    first against ``backtrace/data/spill-1.schema.json`` (types, positive
+    values and ranges, duty factor <= 1, required and unknown keys, no NaN),
+    then finite values, range[0] <= value <= range[1] and a window shorter
+    than the spill.
+    Errors are one line naming the file and the key (:mod:`backtrace.schemas`)."""
+    packaged = "spill_na62_dump_2021.toml"
+    raw, source, base = read_data_toml(path, packaged, SpillError, "spill-model file")
+    where = str(path) if path is not None else packaged
+    check_against_schema(raw, SCHEMA, where, SpillError, hints=_HINTS)
     values, ranges, sources, estimated = {}, {}, {}, {}
     for name in PARAMETERS:
-        entry = raw.get(name)
-        if not isinstance(entry, dict) or "value" not in entry:
-            raise SpillError(f"{source}: [{name}] with a value is required ({PARAMETERS[name]})")
+        entry = raw[name]
         value = float(entry["value"])
         lo, hi = (float(v) for v in entry.get("range", (value, value)))
-        if not (value > 0 and lo > 0 and lo <= value <= hi):
-            raise SpillError(f"{source}: {name}: need 0 < range[0] <= value <= range[1] "
-                             f"(got {value:g} in [{lo:g}, {hi:g}])")
-        if "source" not in entry:
-            raise SpillError(f"{source}: {name}: a source is required (or [est] with reasoning)")
-        extra = sorted(set(entry) - {"value", "range", "estimated", "source"})
-        if extra:
-            raise SpillError(f"{source}: [{name}] has unknown key(s) {', '.join(extra)} "
-                             "(known: value, range, estimated, source; top-level keys "
-                             "such as time_structure_file go before the first table)")
+        for key, v in (("value", value), ("range[0]", lo), ("range[1]", hi)):
+            if not np.isfinite(v):
+                raise SpillError(f"{where}: {name}.{key}: {v} is not finite "
+                                 "(expected a finite number > 0)")
+        if not lo <= value <= hi:
+            raise SpillError(f"{where}: {name}.range: value {value:g} is outside "
+                             f"[{lo:g}, {hi:g}] (expected range[0] <= value <= range[1])")
         values[name], ranges[name] = value, (lo, hi)
-        sources[name], estimated[name] = str(entry["source"]).strip(), bool(entry.get("estimated"))
-    if ranges["duty_factor"][1] > 1.0:
-        raise SpillError(f"{source}: duty_factor must be <= 1 (a flat spill is 1)")
+        sources[name], estimated[name] = entry["source"].strip(), bool(entry.get("estimated"))
     profile = profile_file = None
     if raw.get("time_structure_file"):
         profile_path = Path(raw["time_structure_file"])
         if not profile_path.is_absolute() and base is not None:
             profile_path = base / profile_path
-        profile = _read_profile(profile_path, source)
+        profile = _read_profile(profile_path, where)
         profile_file = str(profile_path)
     model = SpillModel(raw.get("name", source), values, ranges, sources, estimated,
                        str(path) if path else None, profile, profile_file)
-    model.pairing_probability()       # a window longer than the spill fails here
+    if profile is None and not values["window_ns"] * 1e-9 <= model.effective_length_s:
+        raise SpillError(f"{where}: window_ns: {values['window_ns']:g} ns is longer than "
+                         f"the effective spill length {model.effective_length_s:g} s "
+                         "(expected a window within the spill)")
+    model.pairing_probability()
     return model

@@ -66,14 +66,14 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import pandas as pd
 
-from backtrace.detector.candidates import empty_pairs
 from backtrace.executor import progress_bar, worker_pool
 from backtrace.interactions.forced import DrawPlan
 from backtrace.prompt.allocation import importance_plan
 from backtrace.prompt.config import RunConfig
 from backtrace.prompt.document import build_document
-from backtrace.prompt.estimate import combine_passes, concat, total_prompt
-from backtrace.prompt.pipeline import Pipeline, _empty_g_sums, join_parts
+from backtrace.prompt.estimate import concat, total_prompt
+from backtrace.prompt.passes import Pass, combine_passes, join_passes
+from backtrace.prompt.pipeline import Pipeline
 from backtrace.prompt.rounds import DEFAULT_TARGET_CELL, importance_inputs
 from backtrace.rng import FORWARD_TRACK_OFFSET, MAX_SAMPLES_PER_TRACK, MUONS_PER_EVENT
 from backtrace.source.forward import SimulationConfig, Simulator, _tracks_from
@@ -81,7 +81,8 @@ from backtrace.source.model import SourceConfig
 from backtrace.tracks import momentum_gev
 from backtrace.transport import TraceConfig, Tracer
 
-__all__ = ["PromptSimConfig", "ForwardPrompt", "ForwardResult", "backward_layout",
+__all__ = ["PromptSimConfig", "ForwardPrompt", "ForwardBatch", "ForwardResult",
+           "backward_layout",
            "simulate_prompt", "FORWARD_TRACK_OFFSET", "event_of", "forward_importance_plan",
            "PILOT_FRACTION"]
 
@@ -160,9 +161,9 @@ def pilot_draws_per_path(k: float) -> float:
     return max(1.0, round(PILOT_FRACTION * k))
 
 
-def forward_importance_plan(config: PromptSimConfig, pilot: dict, paths: pd.DataFrame):
+def forward_importance_plan(config: PromptSimConfig, pilot: Pass, paths: pd.DataFrame):
     """The importance pass's draw plan from the ``pilot`` pass
-    (:func:`backtrace.prompt.pipeline.join_parts` of the pilot's batches) and its
+    (:func:`backtrace.prompt.passes.join_passes` of the pilot's batches) and its
     ``paths`` (:meth:`ForwardPrompt.process`): the run's importance
     allocation on μ-μ outside SR/CR with each muon's weight as its track
     weight and a budget of k draws per path with a forcing segment (the
@@ -172,7 +173,7 @@ def forward_importance_plan(config: PromptSimConfig, pilot: dict, paths: pd.Data
     muon_weight = paths.groupby("track_index")["weight"].mean()
     k = float(config.run.interactions_per_history)
     # the pilot drew k_pilot per path with a forcing segment
-    budget = pilot["interactions"] * k / pilot_draws_per_path(k)
+    budget = pilot.interactions * k / pilot_draws_per_path(k)
     return importance_plan(r_s, g_mean, muon_weight, pd.Series(1.0, index=muon_weight.index),
                            budget, config.run.forced_processes(), k)
 
@@ -233,14 +234,11 @@ class ForwardPrompt:
             record=True, seed=r.seed, samples_per_track=config.paths_per_muon),
             self.beamline)
 
-    def process(self, events: np.ndarray, plan=None, sample_offset: int = 0) -> dict:
-        """The MC ``events`` (indices of the configured range): a pass of the estimate
-        (the entries of :meth:`backtrace.prompt.pipeline.Pipeline.process`: each
-        source muon a track, each of its stage-2 paths a history of unit
-        posterior) plus ``paths`` (per path: track_index, sample_index,
-        event, weight per POT of the muon, status, visible; the driver adds
-        its forced interactions' weight) and ``tracks``
-        (the visible paths at STRAW1 in the track schema).
+    def process(self, events: np.ndarray, plan=None, sample_offset: int = 0) -> ForwardBatch:
+        """The MC ``events`` (indices of the configured range) as a
+        :class:`ForwardBatch`: a pass of the estimate (each source muon a
+        track, each of its stage-2 paths a history of unit posterior), its
+        paths and the visible tracks.
 
         ``plan``: the forced draws' :class:`backtrace.interactions.forced.
         DrawPlan` (default the configuration's first plan);
@@ -251,10 +249,6 @@ class ForwardPrompt:
         n = cfg.paths_per_muon
         src, key, h1 = self.simulator.to_tax_exit(cfg.run.seed, np.asarray(events, np.int64),
                                                   cfg.n_events)
-        out = {"candidates": pd.DataFrame(), "pairs": empty_pairs(), "interactions": 0,
-               "strata": pd.Series(dtype=np.int64), "g_sums": _empty_g_sums(),
-               "interaction_weight": pd.Series(dtype=float),
-               "process_weight": pd.Series(dtype=float), "tracks": pd.DataFrame()}
         track = FORWARD_TRACK_OFFSET + key
         ok1 = (h1["status"] == "reached_target").to_numpy() if len(src) else np.zeros(0, bool)
         # muons that do not reach the TAX exit: one path each, their stage-1 status
@@ -262,7 +256,7 @@ class ForwardPrompt:
                              "status": h1["status"].to_numpy(object)[~ok1] if len(src)
                              else np.zeros(0, object), "weight": 0.0, "visible": False})
         if not ok1.any():
-            return {**out, **_path_entries(lost, n)}
+            return _path_batch(Pass(), lost, n, pd.DataFrame())
         muon_w = pd.Series(src["weight"].to_numpy(float)[ok1] * h1["weight"].to_numpy(float)[ok1],
                            index=track[ok1])
         res = self.tracer.trace(_tracks_from(h1[ok1], track[ok1]))
@@ -276,13 +270,21 @@ class ForwardPrompt:
                               + sample_offset,
                               "status": h2["status"].to_numpy(object), "weight": weight,
                               "visible": visible})
-        out.update(_path_entries(pd.concat([paths, lost], ignore_index=True), n))
+        all_paths = pd.concat([paths, lost], ignore_index=True)
         event = pd.Series(src["event"].to_numpy(np.int64), index=track)
-        out["tracks"] = self._tracks(h2[visible], weight[visible] / n,
-                                     event.reindex(h2["track_index"][visible]).to_numpy())
+        tracks = self._tracks(h2[visible], weight[visible] / n,
+                              event.reindex(h2["track_index"][visible]).to_numpy())
         if res.states is None or res.states.empty:
-            return out
-        states = backward_layout(res.states)
+            return _path_batch(Pass(), all_paths, n, tracks)
+        forced = self._forced(res.states, paths, weight, plan, sample_offset)
+        return _path_batch(forced, all_paths, n, tracks)
+
+    def _forced(self, states, paths, weight, plan, sample_offset) -> Pass:
+        """The run's forced interactions and detector along the recorded
+        stage-2 ``states`` of the ``paths`` (each a history of weight
+        ``weight`` and share 1/n)."""
+        n = self.config.paths_per_muon
+        states = backward_layout(states)
         if sample_offset:
             states = states.assign(sample_index=states["sample_index"] + sample_offset)
         idx = pd.MultiIndex.from_arrays([paths["track_index"], paths["sample_index"]],
@@ -290,8 +292,7 @@ class ForwardPrompt:
         histories = pd.DataFrame({"weight": weight, "share": 1.0 / n,
                                   "importance": weight / n}, index=idx)
         hist = paths[["track_index", "sample_index"]].assign(posterior_raw=1.0)
-        out.update(self.chain.forced(states, histories, hist, cfg.run.pot_target, plan))
-        return out
+        return self.chain.forced(states, histories, hist, self.config.run.pot_target, plan)
 
     def _tracks(self, h2, weight, event) -> pd.DataFrame:
         """Visible paths at STRAW1 in the track schema (``simulate-tracks``
@@ -308,20 +309,35 @@ class ForwardPrompt:
             "true_forward_sample": h2["sample_index"].to_numpy(np.int64)})
 
 
-def _path_entries(paths: pd.DataFrame, n: int) -> dict:
-    """The pass entries of the source muons: each a 'track' whose ``n``
-    paths are histories of unit posterior (norm = n: each path carries
-    1/n of the muon's weight)."""
+@dataclass
+class ForwardBatch:
+    """What :meth:`ForwardPrompt.process` returns: ``batch``, a pass of the
+    estimate (:class:`backtrace.prompt.passes.Pass`); ``paths`` (per path:
+    track_index, sample_index, event, weight per POT of the muon, status,
+    visible; the driver adds its forced interactions' weight); ``tracks``
+    (the visible paths at STRAW1 in the track schema)."""
+
+    batch: Pass
+    paths: pd.DataFrame
+    tracks: pd.DataFrame
+
+
+def _path_batch(forced: Pass, paths: pd.DataFrame, n: int,
+                tracks: pd.DataFrame) -> ForwardBatch:
+    """The batch of the source muons: each a 'track' whose ``n`` paths are
+    histories of unit posterior (norm = n: each path carries 1/n of the
+    muon's weight), with the ``forced`` part of the pass."""
     track = paths["track_index"].to_numpy(np.int64)
     status = paths["status"].to_numpy(object)
     first = paths.drop_duplicates("track_index")
     norm = pd.Series(float(n), index=first["track_index"].to_numpy(np.int64))
-    return {"row_status": pd.Series(first["status"].to_numpy(object), index=norm.index,
-                                    dtype=object),
-            "history_status": pd.Series(np.ones(len(track), np.int64),
-                                        index=pd.MultiIndex.from_arrays([track, status])),
-            "norm": norm, "norm2": norm,
-            "paths": paths.assign(event=event_of(track))}
+    batch = replace(
+        forced, row_status=pd.Series(first["status"].to_numpy(object), index=norm.index,
+                                     dtype=object),
+        history_status=pd.Series(np.ones(len(track), np.int64),
+                                 index=pd.MultiIndex.from_arrays([track, status])),
+        norm=norm, norm2=norm)
+    return ForwardBatch(batch, paths.assign(event=event_of(track)), tracks)
 
 
 @dataclass
@@ -371,16 +387,16 @@ def simulate_prompt(config: PromptSimConfig, *, jobs: int = 1, batch_size: int =
                      local=probe) as run:
         parts, joined, rounds = _passes(run, config, chunks, progress, t0)
     est = combine_passes([joined])
-    paths = pd.concat([p["paths"] for p in parts], ignore_index=True)
-    hiw = joined["history_interaction_weight"]
+    paths = pd.concat([p.paths for p in parts], ignore_index=True)
+    hiw = joined.history_interaction_weight
     # the forced interactions' weight of each path, normalised like the
     # candidates (by its muon's norm: 1/N each)
     paths["interaction_weight"] = hiw.reindex(pd.MultiIndex.from_arrays(
         [paths["track_index"], paths["sample_index"]]), fill_value=0.0).to_numpy(float) \
-        / est["norm"].reindex(paths["track_index"]).to_numpy(float) if len(hiw) else 0.0
-    tracks = concat([p["tracks"] for p in parts], pd.DataFrame()).reset_index(drop=True)
-    cands = with_visibility(est["candidates"], paths)
-    est["candidates"] = cands
+        / est.norm.reindex(paths["track_index"]).to_numpy(float) if len(hiw) else 0.0
+    tracks = concat([p.tracks for p in parts], pd.DataFrame()).reset_index(drop=True)
+    cands = with_visibility(est.candidates, paths)
+    est.candidates = cands
     elapsed = time.perf_counter() - t0
     total, stat, mc = total_prompt(est, config.run.interactions_per_history)
     mc_block = {"samples_per_track": 1, "total_prompt": total, "total_prompt_stat": stat,
@@ -415,11 +431,11 @@ def _passes(run, config: PromptSimConfig, chunks: list, progress: bool, t0: floa
         parts = []
         with progress_bar(config.n_events, label, progress, unit="events") as bar:
             task = bar.add_task(label, total=config.n_events)
-            for chunk, r in zip(chunks, run("process", ((c, plan, offset) for c in chunks))):
+            for chunk, r in zip(chunks, run(ForwardPrompt.process, ((c, plan, offset) for c in chunks))):
                 parts.append(r)
                 bar.advance(task, len(chunk))
-        joined = join_parts(parts)
-        rounds.append({"label": label, "interactions": int(joined["interactions"]),
+        joined = join_passes([p.batch for p in parts])
+        rounds.append({"label": label, "interactions": int(joined.interactions),
                        "allocation": (plan or config.run.first_plan()).describe(),
                        "elapsed_s": time.perf_counter() - t0})
         return parts, joined
@@ -429,7 +445,7 @@ def _passes(run, config: PromptSimConfig, chunks: list, progress: bool, t0: floa
     pilot_parts, pilot = one_pass("forward prompt, pilot",
                                   DrawPlan("track", pilot_draws_per_path(k)))
     plan = forward_importance_plan(
-        config, pilot, pd.concat([p["paths"] for p in pilot_parts], ignore_index=True))
+        config, pilot, pd.concat([p.paths for p in pilot_parts], ignore_index=True))
     return (*one_pass("forward prompt, importance", plan, config.paths_per_muon), rounds)
 
 

@@ -19,15 +19,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from backtrace.constants import AVOGADRO_PER_MOL, MUON_MASS_GEV
+from backtrace.constants import (
+    AVOGADRO_PER_MOL,
+    ELECTRON_MASS_GEV,
+    ELECTRON_RADIUS_M,
+    MUON_MASS_GEV,
+)
 from backtrace.pumas.dcs import composition, dcs, dcs_range
 
-__all__ = ["ProcessTable", "FinalState", "radiative_table", "interp_loglog",
-           "sample_transfer", "transfer_quantile", "four_vectors", "rotate_to", "ENERGY_GRID_GEV"]
+__all__ = ["ProcessTable", "FinalState", "radiative_table", "transfer_table", "atoms_per_kg",
+           "cdf_cells", "interp_loglog", "sample_transfer", "transfer_quantile", "four_vectors",
+           "rotate_to", "ENERGY_GRID_GEV", "MUON_RADIUS_M"]
 
 #: Muon kinetic energies [GeV] of the tables (beam muons: 1 GeV – 400 GeV+).
 ENERGY_GRID_GEV = np.geomspace(1.0, 1000.0, 61)
 N_Q = 256
+#: Classical muon radius r_e m_e/m_μ [m].
+MUON_RADIUS_M = ELECTRON_RADIUS_M * ELECTRON_MASS_GEV / MUON_MASS_GEV
 
 
 @dataclass
@@ -66,31 +74,66 @@ def interp_loglog(x, xp, fp):
     return np.where(out > 1e-290, out, 0.0)
 
 
-def radiative_table(physics, material: str, process: str, q_min_gev: float,
-                    model=None) -> ProcessTable:
-    """σ(K; q > q_min) [m²/kg] and CDFs in q from PUMAS's atomic DCS,
-    summed over the elements of the material (mass fractions)."""
-    comp = composition(physics, material)
+def atoms_per_kg(mass_fraction, a):
+    """Atoms of an element per kg of material: w N_A / (A [g/mol] 1e-3 kg/g)."""
+    return mass_fraction * AVOGADRO_PER_MOL / (a * 1e-3)
+
+
+def transfer_table(process: str, material: str, q_min_gev: float, elements, q_range,
+                   element_density, *, uniform_empty_cdf: bool = False) -> ProcessTable:
+    """σ(K; q > q_min) [m²/kg] and CDFs in q on :data:`ENERGY_GRID_GEV`: at
+    each K, the density ``element_density(z, a, w, K, q)`` [m²/kg/GeV] summed
+    over ``elements`` (Z, A, mass fraction w) on a geometric q grid from
+    ``q_range(K)`` = (q_lo, q_hi), integrated by trapezoids. A K without room
+    for a transfer (q_hi ≤ q_lo) gets σ = 0 and a flat grid at q_lo, with a
+    uniform CDF if ``uniform_empty_cdf`` (else zeros)."""
     energies = ENERGY_GRID_GEV
     sigma = np.zeros(len(energies))
     q_grid = np.zeros((len(energies), N_Q))
     cdf = np.zeros((len(energies), N_Q))
     for i, k in enumerate(energies):
-        q_hi = dcs_range(process, comp[0][0], k, mass_gev=MUON_MASS_GEV)[1]
-        if not q_hi > q_min_gev:
-            q_grid[i] = np.linspace(q_min_gev, q_min_gev * 1.0001, N_Q)
+        q_lo, q_hi = q_range(k)
+        if not q_hi > q_lo:
+            q_grid[i] = np.linspace(q_lo, q_lo * 1.0001, N_Q)
+            if uniform_empty_cdf:
+                cdf[i] = np.linspace(0, 1, N_Q)
             continue
-        q = np.geomspace(q_min_gev, q_hi, N_Q)
+        q = np.geomspace(q_lo, q_hi, N_Q)
         density = np.zeros(N_Q)
-        for z, a, w in comp:
-            # atoms per kg: w N_A / (A [g/mol] 1e-3 kg/g)
-            density += w * AVOGADRO_PER_MOL / (a * 1e-3) * dcs(process, z, a, k, q,
-                                                                mass_gev=MUON_MASS_GEV)
+        for z, a, w in elements:
+            density += element_density(z, a, w, k, q)
         c = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(q))])
         sigma[i] = c[-1]
         q_grid[i] = q
         cdf[i] = c / c[-1] if c[-1] > 0 else np.linspace(0, 1, N_Q)
     return ProcessTable(process, material, q_min_gev, energies, sigma, q_grid, cdf)
+
+
+def radiative_table(physics, material: str, process: str, q_min_gev: float,
+                    model=None) -> ProcessTable:
+    """σ(K; q > q_min) [m²/kg] and CDFs in q from PUMAS's atomic DCS,
+    summed over the elements of the material (mass fractions)."""
+    comp = composition(physics, material)
+
+    def q_range(k):
+        return q_min_gev, dcs_range(process, comp[0][0], k, mass_gev=MUON_MASS_GEV)[1]
+
+    def element_density(z, a, w, k, q):
+        return atoms_per_kg(w, a) * dcs(process, z, a, k, q, mass_gev=MUON_MASS_GEV)
+
+    return transfer_table(process, material, q_min_gev, comp, q_range, element_density)
+
+
+def cdf_cells(cdf, u):
+    """For u in each row of tabulated CDFs: the cell [j, j + 1] that holds it
+    and the fraction of the way through the cell (within [0, 1] for a
+    non-decreasing CDF from 0 to 1; not clipped)."""
+    u = np.asarray(u, float)
+    j = np.clip((cdf < u[:, None]).sum(axis=1), 1, cdf.shape[1] - 1)
+    rows = np.arange(len(u))
+    c0, c1 = cdf[rows, j - 1], cdf[rows, j]
+    frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0)
+    return j - 1, frac
 
 
 def sample_transfer(table: ProcessTable, kinetic_gev, u) -> np.ndarray:

@@ -45,16 +45,12 @@ from __future__ import annotations
 import numpy as np
 
 from backtrace.beamline.materials import properties
-from backtrace.constants import (
-    ALPHA_EM,
-    AVOGADRO_PER_MOL,
-    ELECTRON_MASS_GEV,
-    ELECTRON_RADIUS_M,
-    MUON_MASS_GEV,
-)
+from backtrace.constants import ALPHA_EM, ELECTRON_MASS_GEV, MUON_MASS_GEV
 from backtrace.interactions._common import (
+    MUON_RADIUS_M,
     FinalState,
     ProcessTable,
+    atoms_per_kg,
     interp_loglog,
     lepton_pair_state,
     radiative_table,
@@ -88,7 +84,7 @@ def gamma_to_mumu_cross_section_m2(e_gamma_gev, z: float, a: float):
         c = 1 + 0.04 * np.log(1 + e_c / e)
         e_g = (np.clip(1 - thr / e, 0, None) ** (1.479 + 0.00799 * dn)
                * (w_sat ** -0.88 + e ** -0.88) ** (-1 / 0.88))
-        rc = ELECTRON_RADIUS_M * ELECTRON_MASS_GEV / MUON_MASS_GEV
+        rc = MUON_RADIUS_M
         sigma = 7 / 9 * 4 * ALPHA_EM * z * z * rc * rc * np.log(1 + w_m * c * e_g)
     return np.where(e > thr, sigma, 0.0)
 
@@ -104,8 +100,7 @@ def mumu_attenuation_m2_kg(tab: ProcessTable, e_gamma_gev) -> np.ndarray:
     """μ_μμ = Σ n_i σ(γ → μμ)_i [m²/kg] of the table's material."""
     mu = 0.0
     for z, a, w in tab.extra["composition"]:
-        n_per_kg = w * AVOGADRO_PER_MOL / (a * 1e-3)
-        mu = mu + n_per_kg * gamma_to_mumu_cross_section_m2(e_gamma_gev, z, a)
+        mu = mu + atoms_per_kg(w, a) * gamma_to_mumu_cross_section_m2(e_gamma_gev, z, a)
     return np.asarray(mu, float)
 
 

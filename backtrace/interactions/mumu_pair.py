@@ -72,20 +72,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from backtrace.constants import (
-    ALPHA_EM,
-    AVOGADRO_PER_MOL,
-    ELECTRON_MASS_GEV,
-    ELECTRON_RADIUS_M,
-    MUON_MASS_GEV,
-)
+from backtrace.constants import ALPHA_EM, ELECTRON_MASS_GEV, MUON_MASS_GEV
 from backtrace.interactions._common import (
-    ENERGY_GRID_GEV,
-    N_Q,
+    MUON_RADIUS_M,
     ProcessTable,
+    atoms_per_kg,
+    cdf_cells,
     interp_loglog,
     lepton_pair_state,
     sample_transfer,
+    transfer_table,
 )
 from backtrace.pumas.dcs import composition
 
@@ -96,8 +92,6 @@ N_UNIFORMS = 4
 
 #: Radiation-logarithm constant B of KKP (2000).
 B_KKP = 183.0
-#: Classical muon radius r_e m_e/m_μ [m].
-MUON_RADIUS_M = ELECTRON_RADIUS_M * ELECTRON_MASS_GEV / MUON_MASS_GEV
 _SQRT_E = np.sqrt(np.e)
 _GL_T, _GL_W = np.polynomial.legendre.leggauss(24)
 _GL_T, _GL_W = 0.5 * (_GL_T + 1.0), 0.5 * _GL_W      # nodes/weights on [0, 1]
@@ -163,27 +157,17 @@ def table(physics, material: str, q_min_gev: float) -> ProcessTable:
     """σ(K; q > q_min) [m²/kg] and CDFs in q, summed over the elements of
     ``material`` (mass fractions from PUMAS)."""
     comp = composition(physics, material)
-    energies = ENERGY_GRID_GEV
-    sigma = np.zeros(len(energies))
-    q_grid = np.zeros((len(energies), N_Q))
-    cdf = np.zeros((len(energies), N_Q))
     q_lo = max(q_min_gev, 2 * MUON_MASS_GEV * (1 + 1e-9))
-    for i, k in enumerate(energies):
+
+    def q_range(k):
+        return q_lo, k                              # v_max E = E − m_μ
+
+    def element_density(z, a, w, k, q):            # dσ/dq [m²/kg/GeV]
         e = k + MUON_MASS_GEV
-        q_hi = k                                    # v_max E = E − m_μ
-        if not q_hi > q_lo:
-            q_grid[i] = np.linspace(q_lo, q_lo * 1.0001, N_Q)
-            cdf[i] = np.linspace(0, 1, N_Q)
-            continue
-        q = np.geomspace(q_lo, q_hi, N_Q)
-        density = np.zeros(N_Q)                     # dσ/dq [m²/kg/GeV]
-        for z, a, w in comp:
-            density += w * AVOGADRO_PER_MOL / (a * 1e-3) * dsigma_dv(z, a, e, q / e) / e
-        c = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(q))])
-        sigma[i] = c[-1]
-        q_grid[i] = q
-        cdf[i] = c / c[-1] if c[-1] > 0 else np.linspace(0, 1, N_Q)
-    tab = ProcessTable(NAME, material, q_min_gev, energies, sigma, q_grid, cdf)
+        return atoms_per_kg(w, a) * dsigma_dv(z, a, e, q / e) / e
+
+    tab = transfer_table(NAME, material, q_min_gev, comp, q_range, element_density,
+                         uniform_empty_cdf=True)
     # the element sampled for ρ: the dominant one by mass (ρ's Z, A
     # dependence is only through the logarithm X)
     z, a, _ = max(comp, key=lambda c: c[2])
@@ -209,12 +193,8 @@ def sample_rho(z, a, total_energy_gev, q_gev, u_abs, u_sign) -> np.ndarray:
                         np.cumsum(0.5 * (f[:, 1:] + f[:, :-1]), axis=1)], axis=1)
     total = c[:, -1:]
     c = np.where(total > 0, c / np.where(total > 0, total, 1.0), t)
-    target = np.asarray(u_abs, float)[:, None]
-    j = np.clip((c < target).sum(axis=1), 1, N_RHO_SAMPLE - 1)
-    rows = np.arange(len(q))
-    c0, c1 = c[rows, j - 1], c[rows, j]
-    frac = np.where(c1 > c0, (target[:, 0] - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0)
-    t_s = t[j - 1] + np.clip(frac, 0, 1) * (t[j] - t[j - 1])
+    j, frac = cdf_cells(c, u_abs)
+    t_s = t[j] + np.clip(frac, 0, 1) * (t[j + 1] - t[j])
     abs_rho, _ = _abs_rho(rho_max, t_s)
     return np.where(np.asarray(u_sign) < 0.5, -abs_rho, abs_rho)
 

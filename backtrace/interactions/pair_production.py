@@ -58,6 +58,7 @@ from backtrace.constants import ALPHA_EM, ELECTRON_MASS_GEV, ELECTRON_RADIUS_M, 
 from backtrace.interactions._common import (
     FinalState,
     ProcessTable,
+    cdf_cells,
     interp_loglog,
     lepton_pair_state,
     radiative_table,
@@ -187,12 +188,9 @@ def sample_rho(tab: ProcessTable, kinetic_gev, q_gev, u_abs, u_sign) -> np.ndarr
     total = cdf[:, -1:]
     cdf = np.divide(cdf, total, out=np.tile(np.linspace(0, 1, N_RHO), (len(e), 1)),
                     where=total > 0)
-    target = np.asarray(u_abs, float)[:, None]
-    j = np.clip((cdf < target).sum(axis=1), 1, N_RHO - 1)
+    j, f = cdf_cells(cdf, u_abs)
     rows = np.arange(len(e))
-    c0, c1 = cdf[rows, j - 1], cdf[rows, j]
-    f = np.where(c1 > c0, (target[:, 0] - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0)
-    t_s = t[rows, j - 1] + f * (t[rows, j] - t[rows, j - 1])
+    t_s = t[rows, j] + f * (t[rows, j + 1] - t[rows, j])
     return np.where(np.asarray(u_sign) < 0.5, -1.0, 1.0) * (1 - np.exp(t_s))
 
 

@@ -57,6 +57,7 @@ from backtrace.constants import MUON_MASS_GEV, PION_MASS_GEV, PROTON_MASS_GEV
 from backtrace.interactions._common import (
     FinalState,
     ProcessTable,
+    cdf_cells,
     four_vectors,
     interp_loglog,
     muon_after,
@@ -154,12 +155,10 @@ def _pion_tables(a_mean: float):
 
 
 def _invert_rows(cdf, u):
-    """Cell index j and fraction within the cell for u in each row's CDF."""
-    j = np.clip((cdf < u[:, None]).sum(axis=1), 1, cdf.shape[1] - 1)
-    rows = np.arange(len(u))
-    c0, c1 = cdf[rows, j - 1], cdf[rows, j]
-    frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.0)
-    return j - 1, np.clip(frac, 0.0, 1.0)
+    """Cell index j and fraction within the cell (clipped to [0, 1]) for u
+    in each row's CDF."""
+    j, frac = cdf_cells(cdf, u)
+    return j, np.clip(frac, 0.0, 1.0)
 
 
 def sample_pion(nu_gev, a_mean, u_table, u_x, u_pt):

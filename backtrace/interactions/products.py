@@ -52,6 +52,8 @@ The electrons' second stage uses the seed ``seed + PRODUCT_STAGE2_SEED_OFFSET``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -68,7 +70,7 @@ from backtrace.rng import PRODUCT_SEED_OFFSET, PRODUCT_STAGE2_SEED_OFFSET, unifo
 from backtrace.rng import product_key as pack_key
 from backtrace.source.hadroproduction import absorption_length_g_cm2
 from backtrace.tracks import kinetic_energy_gev, momentum_gev
-from backtrace.transport import TraceConfig, Tracer
+from backtrace.transport import BatchResult, TraceConfig, Tracer
 
 __all__ = ["ProductTransport", "product_key", "pion_absorption_length_kg_m2",
            "TRANSPORT_P_MIN_GEV", "TRACK_P_MIN_GEV"]
@@ -189,6 +191,45 @@ def _bremsstrahlung(states: pd.DataFrame, u: pd.Series):
     return s[keep].copy(), stop_z.set_index("track_index")["z_m"], share[keep]
 
 
+def _product_tracks(products: pd.DataFrame, key: np.ndarray) -> pd.DataFrame:
+    """Transport input of the products: their start states, keyed by product."""
+    return pd.DataFrame({
+        "track_index": key, "x_m": products["x_m"].to_numpy(),
+        "y_m": products["y_m"].to_numpy(), "z_m": products["z_m"].to_numpy(),
+        "px_gev": products["px_gev"].to_numpy(), "py_gev": products["py_gev"].to_numpy(),
+        "pz_gev": products["pz_gev"].to_numpy(), "charge": products["charge"].to_numpy(),
+    })
+
+
+@dataclass
+class _FirstStage:
+    """The first transports of a batch of products (module docstring):
+    muons and pions (``muons``, a :class:`backtrace.transport.BatchResult`)
+    and electrons (``electrons``: states, status per key, end states) created
+    upstream of STRAW1 go to it (their keys: ``upstream_keys``); those
+    created downstream of it go to the end in one stage (``muons_direct``,
+    ``electrons_direct``; None when there are none)."""
+
+    upstream_keys: np.ndarray
+    muons: BatchResult
+    electrons: tuple
+    muons_direct: BatchResult | None
+    electrons_direct: tuple | None
+
+    def statuses(self) -> pd.Series:
+        """Status of every transported product, by key."""
+        statuses = [self.muons.histories.set_index("track_index")["status"], self.electrons[1]]
+        statuses += [self.muons_direct.histories.set_index("track_index")["status"]] \
+            if self.muons_direct else []
+        statuses += [self.electrons_direct[1]] if self.electrons_direct else []
+        return pd.concat(statuses)
+
+    def downstream_states(self) -> list:
+        """The states of the products created downstream of STRAW1."""
+        return [*(x.states for x in [self.muons_direct] if x),
+                *(x[0] for x in [self.electrons_direct] if x)]
+
+
 class ProductTransport:
     """Forward PUMAS transport of products with detector read-out."""
 
@@ -230,54 +271,74 @@ class ProductTransport:
         key = product_key(hist, products["particle"])
         p = np.linalg.norm(products[["px_gev", "py_gev", "pz_gev"]].to_numpy(), axis=1)
         forward = products["pz_gev"].to_numpy() > 0
-        tracks = pd.DataFrame({
-            "track_index": key, "x_m": products["x_m"].to_numpy(),
-            "y_m": products["y_m"].to_numpy(), "z_m": products["z_m"].to_numpy(),
-            "px_gev": products["px_gev"].to_numpy(), "py_gev": products["py_gev"].to_numpy(),
-            "pz_gev": products["pz_gev"].to_numpy(), "charge": products["charge"].to_numpy(),
-        })[forward]
-        electron = np.isin(products["name"].to_numpy()[forward], ELECTRON_NAMES)
-        # products created downstream of the first stage's end go in one stage
-        late = tracks["z_m"].to_numpy() >= self.stage1_z_m
-        first = self.tracer_stage1.trace(tracks[~late & ~electron])
-        e_first = self._electrons_first(tracks[~late & electron])
-        direct = self.tracer.trace(tracks[late & ~electron]) if (late & ~electron).any() \
-            else None
-        e_direct = self._electrons_second(tracks[late & electron], None) \
-            if (late & electron).any() else None
-        statuses = [first.histories.set_index("track_index")["status"], e_first[1]]
-        statuses += [direct.histories.set_index("track_index")["status"]] if direct else []
-        statuses += [e_direct[1]] if e_direct else []
+        tracks = _product_tracks(products, key)[forward]
+        stage = self._first_stage(
+            tracks, np.isin(products["name"].to_numpy()[forward], ELECTRON_NAMES))
         out = products[["interaction", "particle", "name", "charge"]].copy()
         out["p_gev"] = p
         out["status"] = "backward_going"
-        out.loc[forward, "status"] = pd.concat(statuses).reindex(key[forward]).to_numpy()
-        states = _concat_states([first.states, e_first[0]])
-        early = np.isin(key, tracks["track_index"].to_numpy()[~late])
-        go_on = early & (out["status"].to_numpy() == "reached_target")
+        out.loc[forward, "status"] = stage.statuses().reindex(key[forward]).to_numpy()
+        states = _concat_states([stage.muons.states, stage.electrons[0]])
+        go_on = self._going_on(out, states, key, stage.upstream_keys, precheck)
+        states = self._second_stage(out, states, key, go_on, stage)
+        states = _concat_states([states, *stage.downstream_states()])
+        if states is None:              # nothing was transported (all backward)
+            states = _no_states()
+        return self._detector_readout(out, states, key, p)
+
+    def _first_stage(self, tracks: pd.DataFrame, electron: np.ndarray) -> _FirstStage:
+        """Products created upstream of the first stage's end to STRAW1;
+        those created downstream of it in one stage to the end."""
+        late = tracks["z_m"].to_numpy() >= self.stage1_z_m
+        muons = self.tracer_stage1.trace(tracks[~late & ~electron])
+        electrons = self._electrons_first(tracks[~late & electron])
+        muons_direct = self.tracer.trace(tracks[late & ~electron]) \
+            if (late & ~electron).any() else None
+        electrons_direct = self._electrons_second(tracks[late & electron], None) \
+            if (late & electron).any() else None
+        return _FirstStage(tracks["track_index"].to_numpy()[~late], muons, electrons,
+                           muons_direct, electrons_direct)
+
+    def _going_on(self, out: pd.DataFrame, states: pd.DataFrame | None, key: np.ndarray,
+                  upstream_keys: np.ndarray, precheck) -> np.ndarray:
+        """Which products continue past STRAW1: created upstream of it,
+        reached it, and (with ``precheck``) of an interaction that may still
+        give a selected pair."""
+        go_on = np.isin(key, upstream_keys) & (out["status"].to_numpy() == "reached_target")
         if precheck is not None:
             at_straw1 = pd.concat([out[["interaction", "particle", "charge"]]
                                    .reset_index(drop=True),
                                    self._readout(states, key, ("STRAW1",))], axis=1)
             go_on &= out["interaction"].isin(precheck(at_straw1)).to_numpy()
+        return go_on
+
+    def _second_stage(self, out: pd.DataFrame, states: pd.DataFrame | None, key: np.ndarray,
+                      go_on: np.ndarray, stage: _FirstStage) -> pd.DataFrame | None:
+        """Transport the products that go on from STRAW1 to the end of the
+        detector: their status is set in ``out``; returns the states with
+        their paths continued."""
         is_el = np.isin(out["name"].to_numpy(), ELECTRON_NAMES)
         mu_on, el_on = key[go_on & ~is_el], key[go_on & is_el]
         if len(mu_on):
+            first = stage.muons
             second = self.tracer.trace(_continued(first.histories, mu_on),
                                        first_sample=1, n_samples=1)
             states = _joined_states(states, second.states, first.histories)
             status = second.histories.set_index("track_index")["status"]
             out.loc[go_on & ~is_el, "status"] = status.reindex(mu_on).to_numpy()
         if len(el_on):
+            e_first = stage.electrons
             start = e_first[2][e_first[2]["track_index"].isin(el_on)]
             e_states, e_status = self._electrons_second(start, e_first)
             states = _concat_states([states[~(states["track_index"].isin(el_on)
                                               & (states["event"] == "end"))], e_states])
             out.loc[go_on & is_el, "status"] = e_status.reindex(el_on).to_numpy()
-        states = _concat_states([states, *(x.states for x in [direct] if x),
-                                 *(x[0] for x in [e_direct] if x)])
-        if states is None:              # nothing was transported (all backward)
-            states = _no_states()
+        return states
+
+    def _detector_readout(self, out: pd.DataFrame, states: pd.DataFrame, key: np.ndarray,
+                          p: np.ndarray) -> pd.DataFrame:
+        """``out`` with the STRAW/MUV3 read-out, the detector response (if
+        any) and the identities and their weights."""
         readout = self._readout(states, key)
         out = pd.concat([out.reset_index(drop=True), readout.reset_index(drop=True)], axis=1)
         if self.response is not None:

@@ -257,7 +257,7 @@ def run_scan(config: ScanConfig, grids, out_dir, *, jobs: int = 1,
         _reference_rate(config, points_dir)  # once here, not in every worker
     with progress_bar(len(settings), "settings", progress, unit="settings") as bar:
         task = bar.add_task("scan", total=len(settings), completed=len(done))
-        results = worker_map(PointEvaluator, (config, str(points_dir)), "evaluate",
+        results = worker_map(PointEvaluator, (config, str(points_dir)), PointEvaluator.evaluate,
                              ((s,) for s in todo), jobs=max(1, min(jobs, len(todo))),
                              scheduler=scheduler)
         for p in results:

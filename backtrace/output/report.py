@@ -42,9 +42,33 @@ def categories(doc: dict) -> tuple[str, ...]:
     cats = doc.get("config", {}).get("regions", {}).get("categories")
     return tuple(cats) if cats else CATEGORIES
 
-def format_value(entry: dict) -> str:
+#: A value below this fraction of its column's total is shown as "≈ 0" in
+#: the tables (terminal, Markdown, LaTeX); the number stays in the JSON and
+#: CSV files. A yield 10⁻⁶ of its column is below anything the estimate can
+#: resolve (its own MC uncertainty is ≥ 10⁻³ of the total).
+NEGLIGIBLE = 1e-6
+
+
+def negligible(entry: dict, scale: float | None) -> bool:
+    """Whether ``entry`` (without a limit) is below :data:`NEGLIGIBLE` of
+    ``scale``, the total of its column."""
+    return bool(scale) and entry.get("upper_limit_90") is None \
+        and abs(entry["value"]) < NEGLIGIBLE * scale
+
+
+def column_scales(rows, columns) -> dict:
+    """{column: Σ |value|} over ``rows`` (each a {column: entry}): the totals
+    the :data:`NEGLIGIBLE` rule compares with."""
+    return {c: sum(abs(r[c]["value"]) for r in rows if c in r) for c in columns}
+
+
+def format_value(entry: dict, scale: float | None = None) -> str:
+    """'value ± stat [± syst]', '< limit' (90 % CL), or '≈ 0' when the value
+    is negligible against ``scale`` (:func:`negligible`)."""
     if entry.get("upper_limit_90") is not None:
         return f"< {entry['upper_limit_90']:.2g}"
+    if negligible(entry, scale):
+        return "≈ 0"
     if "syst" not in entry:
         return f"{entry['value']:.3g} ± {entry['stat']:.2g}"
     return f"{entry['value']:.3g} ± {entry['stat']:.2g} ± {entry['syst']:.2g}"
@@ -71,6 +95,12 @@ def table_rows(doc: dict):
         for zone, label in ZONE_LABELS.items():
             yield region, label, {c: zone_entry(cats[c], zone) for c in categories(doc)}
         yield region, "total", {c: cats[c] for c in categories(doc)}
+
+
+def prompt_scales(doc: dict) -> dict:
+    """{category: Σ over regions of its total}: the column totals of the
+    prompt table."""
+    return column_scales([cats for _, cats in regions(doc)], categories(doc))
 
 
 def region_order(doc: dict) -> list[str]:
@@ -186,9 +216,10 @@ def terminal_tables(doc: dict) -> list:
     for col in ("region", "", *cats):
         t.add_column(col)
     labels = list(table_rows(doc))
+    scale = prompt_scales(doc)
     for i, (region, label, entries) in enumerate(labels):
         t.add_row(region if label == "prompt" else "", label,
-                  *(format_value(entries[c]) for c in cats),
+                  *(format_value(entries[c], scale[c]) for c in cats),
                   end_section=label == "total" and i < len(labels) - 1)
     tables = [t]
     srows = list(syst_rows(doc))
@@ -280,12 +311,14 @@ def markdown(doc: dict) -> str:
     lines = [f"# Prompt background, {doc['pot']:.3g} POT", "",
              "| region | | " + " | ".join(CATEGORY_LABELS.get(c, (c,))[0] for c in cats)
              + " |", "|---|---|" + "---|" * len(cats)]
+    scale = prompt_scales(doc)
     for region, label, entries in table_rows(doc):
         lines.append(f"| {region} | {label} | "
-                     + " | ".join(format_value(entries[c]) for c in cats) + " |")
+                     + " | ".join(format_value(entries[c], scale[c]) for c in cats) + " |")
     lines += ["", f"{selection_line(doc)[0].upper()}{selection_line(doc)[1:]}", "",
               "Values: yield ± stat ± syst; `<` = 90 % CL upper limit "
-              f"({doc['upper_limit_method']}).",
+              f"({doc['upper_limit_method']}); ≈ 0: below {NEGLIGIBLE:g} of the "
+              "column's total (the number is in background.json and background.csv).",
               f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])}; "
               f"not evaluated: {', '.join(doc['systematics']['not_evaluated'])}.",
               f"Tracks per status: {doc['tracks']}."]
@@ -312,10 +345,11 @@ def latex(doc: dict) -> str:
            "Region & & " + " & ".join(CATEGORY_LABELS.get(c, (c, _tex_text(c)))[1]
                                       for c in cats) + " \\\\", "\\midrule"]
     rows_ = list(table_rows(doc))
+    scale = prompt_scales(doc)
     for i, (region, label, entries) in enumerate(rows_):
         name = _tex_text(region) if label == "prompt" else ""
-        out.append(f"{name} & {label} & " + " & ".join(tex(entries[c]) for c in cats)
-                   + " \\\\")
+        out.append(f"{name} & {label} & "
+                   + " & ".join(tex(entries[c], scale[c]) for c in cats) + " \\\\")
         if label == "total" and i < len(rows_) - 1:
             out.append("\\midrule")
     out += ["\\bottomrule", "\\end{tabular}", f"% {selection_line(doc)}"]
@@ -364,37 +398,52 @@ def csv_text(doc: dict) -> str:
     return buf.getvalue()
 
 
-def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None,
-           comb_pairs: pd.DataFrame | None = None) -> list[Path]:
-    """ztax_cdatax.png and distributions.png of the prompt estimate and, with
-    a combinatorial estimate, combinatorial_ztax_cdatax.png and
-    components.png (combinatorial, prompt, upstream-prompt, same-sign)."""
+#: The figures of a result: the prompt estimate's (Z_TAX, CDA_TAX) plane and
+#: distributions per category and, with a combinatorial estimate, its plane
+#: and the components' distributions (combinatorial, same-sign, prompt,
+#: upstream-prompt).
+FIGURES = ("ztax_cdatax", "distributions", "combinatorial_ztax_cdatax", "components")
+
+
+def figure(name: str, doc: dict, candidates: pd.DataFrame | None,
+           comb_pairs: pd.DataFrame | None = None):
+    """The matplotlib figure ``name`` (one of :data:`FIGURES`) of a result."""
+    if name not in FIGURES:
+        raise ValueError(f"figure {name!r}: expected one of {', '.join(FIGURES)}")
+    if name in FIGURES[2:] and comb_pairs is None:
+        raise ValueError(f"figure {name!r} needs the combinatorial estimate "
+                         "(run with combinatorial=True)")
     regions_cfg = doc["config"]["regions"].get("region", [])
     have = candidates is not None and len(candidates)
+    if name == "ztax_cdatax":
+        return plane_figure(candidates if have else None, regions_cfg,
+                            pot_title("prompt background (all categories)", doc["pot"]))
+    if name == "distributions":
+        groups = {cat: candidates[candidates["category"] == cat]
+                  for cat in categories(doc)} if have else {}
+        return distributions_figure(groups, pot_title("prompt background per category",
+                                                      doc["pot"]))
+    opposite = comb_pairs[comb_pairs["sign"] == "opposite"]
+    if name == "combinatorial_ztax_cdatax":
+        return plane_figure(opposite, regions_cfg,
+                            pot_title("combinatorial background", doc["pot"]))
+    components = {"combinatorial": opposite,
+                  "same-sign pairs (validation)": comb_pairs[comb_pairs["sign"] == "same"]}
+    if have:
+        components["prompt"] = candidates[candidates["zone"] == "prompt"]
+        components["upstream-prompt"] = candidates[candidates["zone"] == "upstream_prompt"]
+    return distributions_figure(components, pot_title("background components", doc["pot"]))
+
+
+def _plots(out: Path, doc: dict, candidates: pd.DataFrame | None,
+           comb_pairs: pd.DataFrame | None = None) -> list[Path]:
+    """The :data:`FIGURES` of a result as PNG files in ``out`` (the
+    combinatorial ones with a combinatorial estimate)."""
+    names = FIGURES if comb_pairs is not None else FIGURES[:2]
     written = []
-    fig = plane_figure(candidates if have else None, regions_cfg,
-                       pot_title("prompt background (all categories)", doc["pot"]))
-    save_figure(fig, out / "ztax_cdatax.png")
-    groups = {cat: candidates[candidates["category"] == cat] for cat in categories(doc)} \
-        if have else {}
-    save_figure(distributions_figure(groups, pot_title("prompt background per category",
-                                                       doc["pot"])),
-                out / "distributions.png")
-    written += [out / "ztax_cdatax.png", out / "distributions.png"]
-    if comb_pairs is not None:
-        opposite = comb_pairs[comb_pairs["sign"] == "opposite"]
-        save_figure(plane_figure(opposite, regions_cfg,
-                                 pot_title("combinatorial background", doc["pot"])),
-                    out / "combinatorial_ztax_cdatax.png")
-        components = {"combinatorial": opposite,
-                      "same-sign pairs (validation)": comb_pairs[comb_pairs["sign"] == "same"]}
-        if have:
-            components["prompt"] = candidates[candidates["zone"] == "prompt"]
-            components["upstream-prompt"] = candidates[candidates["zone"] == "upstream_prompt"]
-        save_figure(distributions_figure(components, pot_title("background components",
-                                                               doc["pot"])),
-                    out / "components.png")
-        written += [out / "combinatorial_ztax_cdatax.png", out / "components.png"]
+    for name in names:
+        save_figure(figure(name, doc, candidates, comb_pairs), out / f"{name}.png")
+        written.append(out / f"{name}.png")
     return written
 
 
@@ -413,6 +462,20 @@ def summary_rows(doc: dict):
     for region in region_order(doc):
         if region in summ["regions"]:
             yield region, [(c, summ["regions"][region][c]) for c in cols]
+
+
+def summary_scales(doc: dict) -> dict:
+    """{column: Σ over regions}: the column totals of the summary table."""
+    rows = [dict(entries) for _, entries in summary_rows(doc)]
+    return column_scales(rows, rows[0] if rows else ())
+
+
+def summary_cells(doc: dict) -> list[dict]:
+    """The summary table as text: per region {column label: cell}."""
+    scale = summary_scales(doc)
+    return [{"region": region, **{COMPONENT_LABELS[c]: format_value(e, scale[c])
+                                  for c, e in entries}}
+            for region, entries in summary_rows(doc)]
 
 
 def p_sr_line(doc: dict) -> str:
@@ -441,8 +504,9 @@ def summary_terminal(doc: dict):
     for c, _ in rows[0][1]:  # long labels break at the hyphen: 80 columns stay uncut
         label = COMPONENT_LABELS[c]
         t.add_column(label.replace("-", "-\n") if len(label) > 12 else label)
+    scale = summary_scales(doc)
     for region, entries in rows:
-        t.add_row(region, *(format_value(e) for _, e in entries))
+        t.add_row(region, *(format_value(e, scale[c]) for c, e in entries))
     return t
 
 
@@ -478,17 +542,23 @@ def summary_markdown(doc: dict) -> str:
     head = [COMPONENT_LABELS[c] for c, _ in rows[0][1]]
     lines = [f"# {summary_title(doc)}", "", "| region | " + " | ".join(head) + " |",
              "|---|" + "---|" * len(head)]
+    scale = summary_scales(doc)
     for region, entries in rows:
-        lines.append(f"| {region} | " + " | ".join(format_value(e) for _, e in entries) + " |")
-    lines += ["", "Values: expected events ± stat [± syst]; `<` = 90 % CL upper limit.", ""]
+        lines.append(f"| {region} | "
+                     + " | ".join(format_value(e, scale[c]) for c, e in entries) + " |")
+    lines += ["", "Values: expected events ± stat [± syst]; `<` = 90 % CL upper limit; "
+              f"≈ 0: below {NEGLIGIBLE:g} of the column's total (the number is in "
+              "summary.json and summary.csv).", ""]
     lines += [f"- {n}" for n in summary_notes(doc)]
     lines += ["", selection_line(doc)]
     return "\n".join(lines) + "\n"
 
 
-def _tex_entry(e: dict) -> str:
+def _tex_entry(e: dict, scale: float | None = None) -> str:
     if e.get("upper_limit_90") is not None:
         return f"$< {_tex_num(e['upper_limit_90'])}$"
+    if negligible(e, scale):
+        return "$\\approx 0$"
     syst = f" \\pm {_tex_num(e['syst'])}" if "syst" in e else ""
     return f"${_tex_num(e['value'], 3)} \\pm {_tex_num(e['stat'])}{syst}$"
 
@@ -498,9 +568,10 @@ def summary_latex(doc: dict) -> str:
     head = [_tex_text(COMPONENT_LABELS[c]) for c, _ in rows[0][1]]
     out = ["\\begin{tabular}{l" + "c" * len(head) + "}", "\\toprule",
            "Region & " + " & ".join(head) + " \\\\", "\\midrule"]
+    scale = summary_scales(doc)
     for region, entries in rows:
-        out.append(f"{_tex_text(region)} & " + " & ".join(_tex_entry(e) for _, e in entries)
-                   + " \\\\")
+        out.append(f"{_tex_text(region)} & "
+                   + " & ".join(_tex_entry(e, scale[c]) for c, e in entries) + " \\\\")
     out += ["\\bottomrule", "\\end{tabular}"]
     out += [f"% {n}" for n in summary_notes(doc)]
     return "\n".join(out) + "\n"
@@ -519,13 +590,17 @@ def summary_csv(doc: dict) -> str:
 
 
 def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
-                  comb_pairs: pd.DataFrame | None = None) -> list[Path]:
+                  comb_pairs: pd.DataFrame | None = None, *, validate: bool = True
+                  ) -> list[Path]:
     """background.json/.md/.tex/.csv, candidates.parquet and the plots
-    (the document is checked against its schema first); with a ``summary``
-    block also summary.md/.tex/.csv/.json and, with the combinatorial
-    estimate, combinatorial_pairs.parquet and its plots."""
+    (the document is checked against its schema first, unless ``validate``
+    is False: a document :func:`backtrace.estimate` already checked); with
+    a ``summary`` block also summary.md/.tex/.csv/.json and, with the
+    combinatorial estimate, combinatorial_pairs.parquet and its plots."""
     out = Path(out_dir)
-    payload = validate_document({k: v for k, v in doc.items() if not k.startswith("_")})
+    payload = {k: v for k, v in doc.items() if not k.startswith("_")}
+    if validate:
+        payload = validate_document(payload)
     written = [write_json_atomic(out / "background.json", payload),
                write_text_atomic(out / "background.md", markdown(payload)),
                write_text_atomic(out / "background.tex", latex(payload)),

@@ -1,6 +1,6 @@
 """The result document of an estimate (``background.json``) and its schema.
 
-:func:`build_document` turns a combined estimate (:func:`backtrace.prompt.estimate.combine_passes`),
+:func:`build_document` turns a combined estimate (:func:`backtrace.prompt.passes.combine_passes`),
 its systematic re-runs and the Monte Carlo summary into one JSON-ready dict:
 yields per region and category (value, stat, syst with breakdown, 90 % CL
 limits of empty cells, prompt / upstream-prompt split; the categories are
@@ -27,18 +27,16 @@ from backtrace.prompt.estimate import (
     weighted_yield,
 )
 from backtrace.prompt.factorised import factorised_estimate
+from backtrace.prompt.measured import measured_terms
 from backtrace.prompt.systematics import (
-    CLOSURE_RATIO,
     DENSITY_MATERIALS,
     DENSITY_RELATIVE,
     FIELD_SCALE_RELATIVE,
-    INVISIBLE_FRACTION,
     NOT_EVALUATED,
     POT_RELATIVE,
     PROCESS_SCALE_UNCERTAINTY,
-    closure_relative,
+    RELATIVE,
     deltas,
-    invisible_relative,
     shift_stat,
 )
 from backtrace.pumas import pumas_version
@@ -59,10 +57,10 @@ def _zone(sel: pd.DataFrame, zone: str, per_entry: float) -> dict:
             "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None}
 
 
-def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc) -> dict:
+def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc, measured) -> dict:
     sel = c[mask(c)]
     y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
-    syst = deltas(c, runs, mask)
+    syst = deltas(c, runs, mask, measured.values)
     mc_err = mc(sel) if len(sel) else 0.0
     return {
         "mc": mc_err, "mc_rel": mc_err / y.value if y.value > 0 else None,
@@ -77,71 +75,87 @@ def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc) -> dict:
     }
 
 
-def _regions_block(c, runs, regions, per_entry, mc) -> dict:
+def _regions_block(c, runs, regions, per_entry, mc, measured) -> dict:
     out = {}
     for region in regions.names:
         out[region] = {}
         for cat in regions.categories:
             def mask(f, region=region, cat=cat):
                 return (f["region"] == region) & (f["category"] == cat)
-            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"], mc)
+            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"], mc, measured)
     return out
 
 
-def _systematics_table(c, runs, regions) -> tuple[list, dict]:
+def _systematics_table(c, runs, regions, measured) -> tuple[list, dict]:
     columns = {r: (lambda f, r=r: f["region"] == r) for r in regions.names}
     columns["total"] = lambda f: pd.Series(True, index=f.index)
-    by_column = {col: deltas(c, runs, m) for col, m in columns.items()}
+    by_column = {col: deltas(c, runs, m, measured.values) for col, m in columns.items()}
     names = list(next(iter(by_column.values())))
     table = {n: {col: by_column[col][n] for col in columns} for n in names}
     table["quadrature"] = {col: quadrature(by_column[col].values()) for col in columns}
     return names, table
 
 
-def _measured_variation(key: str, measured: dict, relative, description: str) -> dict:
-    """A reweighting measured by the forward closure: the measured values
-    per category under ``key`` and the relative size ``relative(category)``."""
-    return {"kind": "reweight", key: {c: list(v) for c, v in measured.items()},
-            "relative": {c: relative(c) for c in measured}, "description": description}
+def _measured_variation(key: str, values: dict, relative, description: str,
+                        study: str) -> dict:
+    """A reweighting measured by the forward closure: the measured (value,
+    error) per category under ``key``, the relative size ``relative(value,
+    error)`` and the data file they come from (``study``)."""
+    return {"kind": "reweight", key: {c: list(v) for c, v in values.items()},
+            "relative": {c: relative(*v) for c, v in values.items()},
+            "description": description, "study": study}
 
 
-def _variations(c, est, reruns, config) -> dict:
+def _variations(c, est, reruns, config, measured) -> dict:
+    """The ``variations`` of the systematics block; ``measured``: the run's
+    :class:`backtrace.prompt.measured.MeasuredTerms` (a term that does not
+    apply gets no entry)."""
     total = float(c["weight"].sum()) if len(c) else 0.0
     variations = {"pot": {"kind": "reweight",
                           "description": f"POT normalisation x (1 ± {POT_RELATIVE:g})"}}
     for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
         variations[f"scale:{proc}"] = {
             "kind": "reweight", "description": f"{proc} cross section x (1 ± {rel:g})"}
-    variations["invisible"] = _measured_variation(
-        "measured_fraction", INVISIBLE_FRACTION, invisible_relative,
-        "yield the backward method cannot see (incoming muon not in the single-track "
-        "sample): yield x f/(1 - f) per category at f + error of the fraction measured "
-        "by studies/prompt_closure.py")
-    variations["closure"] = _measured_variation(
-        "measured_ratio", CLOSURE_RATIO, closure_relative,
-        "forward/backward ratio R of the visible yield measured by "
-        "studies/prompt_closure.py: yield x sqrt((1 - R)^2 + error^2) per category "
-        "(symmetric; an uncertainty of the path posterior, not a correction)")
+    if "invisible" in measured.values:
+        variations["invisible"] = _measured_variation(
+            "measured_fraction", measured.values["invisible"], RELATIVE["invisible"],
+            "yield the backward method cannot see (incoming muon not in the single-track "
+            "sample): yield x f/(1 - f) per category at f + error of the fraction measured "
+            "by studies/prompt_closure.py", measured.studies["invisible"])
+    if "closure" in measured.values:
+        variations["closure"] = _measured_variation(
+            "measured_ratio", measured.values["closure"], RELATIVE["closure"],
+            "forward/backward ratio R of the visible yield measured by "
+            "studies/prompt_closure.py: yield x sqrt((1 - R)^2 + error^2) per category "
+            "(symmetric; an uncertainty of the path posterior, not a correction)",
+            measured.studies["closure"])
     for name, dirs in reruns.items():
         variations[name] = {"kind": "rerun", "runs": {}}
         for d, (v, r) in dirs.items():
-            t = float(r["candidates"]["weight"].sum()) if len(r["candidates"]) else 0.0
+            t = float(r.candidates["weight"].sum()) if len(r.candidates) else 0.0
             variations[name]["description"] = v.description
             variations[name]["runs"][d] = {
                 "description": v.description, "overrides": list(v.overrides),
                 "energy_loss": v.energy_loss or config.energy_loss,
                 "total_prompt": t, "shift": t - total,
-                "shift_stat": shift_stat(c, r["candidates"]),
-                "interaction_weight": r["interaction_weight"],
-                "interaction_weight_shift": r["interaction_weight"]
-                - est["interaction_weight"],
-                "candidates": int(len(r["candidates"]))}
+                "shift_stat": shift_stat(c, r.candidates),
+                "interaction_weight": r.interaction_weight,
+                "interaction_weight_shift": r.interaction_weight
+                - est.interaction_weight,
+                "candidates": int(len(r.candidates))}
     return variations
 
 
-def _systematics_block(c, est, reruns, runs, regions, level, config) -> dict:
-    names, table = _systematics_table(c, runs, regions)
-    not_eval = list(NOT_EVALUATED)
+def _systematics_block(c, est, reruns, runs, regions, level, config,
+                       measured=None) -> dict:
+    """The ``systematics`` block. ``measured``: the run's measured terms
+    (:func:`backtrace.prompt.measured.measured_terms`; None: looked up for
+    the geometry and selection of ``config`` and ``regions``); a term measured
+    for another geometry or selection is listed as not evaluated, with why."""
+    if measured is None:
+        measured = measured_terms(config.geometry_file, config.overrides, regions)
+    names, table = _systematics_table(c, runs, regions, measured)
+    not_eval = list(NOT_EVALUATED) + list(measured.not_evaluated.values())
     if level == "none":
         not_eval = ["field scale per magnet group", "material density",
                     "MC method (straggled vs mixed)"] + not_eval
@@ -158,7 +172,7 @@ def _systematics_block(c, est, reruns, runs, regions, level, config) -> dict:
                   "scales, density and MC method; 'fast': up only, taken as "
                   "symmetric; 'full': max(|up|, |down|); combined in quadrature "
                   "(backtrace.prompt.systematics)",
-        "variations": _variations(c, est, reruns, config),
+        "variations": _variations(c, est, reruns, config, measured),
         "table": table,
     }
 
@@ -185,19 +199,21 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
     """The ``background.json`` document (module docstring). ``reruns``:
     {variation name: {direction: (Variation, combined estimate)}};
     ``response``: the detector response of the run (vetoes, identification)."""
-    c = est["candidates"]
-    per_entry = weight_per_entry(est["pairs"], regions.categories, est["interaction_weight"],
-                                 est["interactions"])
-    runs = {name: {d: r["candidates"] for d, (_, r) in dirs.items()}
+    c = est.candidates
+    per_entry = weight_per_entry(est.pairs, regions.categories, est.interaction_weight,
+                                 est.interactions)
+    runs = {name: {d: r.candidates for d, (_, r) in dirs.items()}
             for name, dirs in reruns.items()}
+    measured = measured_terms(config.geometry_file, config.overrides, regions)
     doc = {
         "schema_version": SCHEMA_VERSION,
         "pot": config.pot_target, "pot_sample": tracks.pot,
         "regions": _regions_block(
             c, runs, regions, per_entry,
-            lambda sel: mc_error(sel, est["norm"], est["norm2"],
-                                 config.interactions_per_history)),
-        "systematics": _systematics_block(c, est, reruns, runs, regions, level, config),
+            lambda sel: mc_error(sel, est.norm, est.norm2,
+                                 config.interactions_per_history), measured),
+        "systematics": _systematics_block(c, est, reruns, runs, regions, level, config,
+                                          measured),
         "detector": {**(response.config() if response is not None else {}),
                      "prompt_boundary_z_m": config.prompt_boundary_m(geometry),
                      "prompt_definition": "prompt: the interaction happened in the decay "
@@ -212,10 +228,10 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
                    "tracks_sha256": tracks.digest()},
         "versions": {"backtrace": __version__,
                      "pumas": ".".join(map(str, pumas_version()))},
-        "tracks": dict(sorted(est["status"].items())),
-        "tracks_without_source_support": est["no_support"],
-        "interactions": est["interactions"],
-        "interaction_weight": est["interaction_weight"],
+        "tracks": dict(sorted(est.status.items())),
+        "tracks_without_source_support": est.no_support,
+        "interactions": est.interactions,
+        "interaction_weight": est.interaction_weight,
         "candidates": int(len(c)),
         "elapsed_s": elapsed,
     }

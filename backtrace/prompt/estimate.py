@@ -27,16 +27,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from backtrace.detector.candidates import empty_pairs
-from backtrace.transport import HISTORY_STATUSES
-
 #: Background categories of the NA62 two-track analysis.
 CATEGORIES = ("mu-mu", "mu-pi", "other")
 
 __all__ = ["Yield", "weighted_yield", "upper_limit_90", "quadrature",
            "yields_table", "weight_per_entry", "POISSON_ZERO_90",
-           "UPPER_LIMIT_METHOD", "mc_error", "total_prompt", "combine_passes",
-           "concat", "CATEGORIES"]
+           "UPPER_LIMIT_METHOD", "mc_error", "total_prompt", "CATEGORIES", "concat"]
 
 #: Poisson 90 % CL upper limit for zero observed events: −ln(0.1).
 POISSON_ZERO_90 = float(-np.log(0.1))
@@ -181,97 +177,19 @@ def _within_history_variance(candidates: pd.DataFrame, k: int | None = None) -> 
     return float(np.sum(np.maximum(v, 0.0)))
 
 
-def total_prompt(est: dict, interactions_per_history: int | None = None
+def total_prompt(est, interactions_per_history: int | None = None
                  ) -> tuple[float, float, float]:
     """(Σw, per-track Σw² error, MC error) of all candidates of a combined
-    estimate (all categories and regions, outside included)."""
-    c = est["candidates"]
+    estimate (:class:`backtrace.prompt.passes.Combined`; all categories and
+    regions, outside included)."""
+    c = est.candidates
     if not len(c):
         return 0.0, 0.0, 0.0
     y = weighted_yield(c["weight"], c["track_index"])
-    return y.value, y.stat, mc_error(c, est["norm"], est["norm2"],
-                                     interactions_per_history)
+    return y.value, y.stat, mc_error(c, est.norm, est.norm2, interactions_per_history)
 
 
-# ---------------------------------------------------------------------------
-# Passes over disjoint history ranges
-# ---------------------------------------------------------------------------
 def concat(frames, empty):
     """pd.concat of the non-empty frames, or ``empty``."""
     frames = [f for f in frames if len(f)]
     return pd.concat(frames) if frames else empty
-
-
-def track_statuses(row_status: pd.Series, history_status: pd.Series):
-    """Status per input row: validation failures as they are; a traced
-    track 'reached_target' if any of its histories did, else its most common
-    history status (ties: HISTORY_STATUSES order) — as
-    :meth:`backtrace.transport.Tracer.trace`, over the histories of all passes."""
-    from collections import Counter
-
-    status = row_status.copy()
-    if len(history_status):
-        table = history_status.groupby(level=[0, 1]).sum().unstack(fill_value=0)
-        table = table[[s for s in HISTORY_STATUSES if s in table.columns]]
-        best = table.idxmax(axis=1)
-        if "reached_target" in table.columns:
-            best[table["reached_target"] > 0] = "reached_target"
-        status.loc[best.index] = best.to_numpy()
-    return Counter(status.tolist())
-
-
-def empty_candidates() -> pd.DataFrame:
-    return pd.DataFrame(columns=["region", "category", "zone", "process", "stratum", "weight",
-                                 "track_index", "sample_index", "history_raw",
-                                 "z_tax_m", "cda_tax_m"])
-
-
-def _ordered(frame: pd.DataFrame, keys) -> pd.DataFrame:
-    if not len(frame):
-        return frame
-    return frame.sort_values([k for k in keys if k in frame], kind="stable")
-
-
-def combine_passes(passes: list[dict]) -> dict:
-    """Merge passes over disjoint sample ranges: posterior weights normalised
-    per track over the histories of all passes (equal to one pass over the
-    union of the sample ranges, by construction)."""
-    norm = pd.concat([p["norm"] for p in passes]).groupby(level=0).sum()
-    norm2 = pd.concat([p["norm2"] for p in passes]).groupby(level=0).sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        def normalised(frame):
-            if not len(frame):
-                return frame.reset_index(drop=True)
-            f = frame.reset_index(drop=True)
-            return f.assign(weight=f["weight"].to_numpy(float)
-                            / norm.reindex(f["track_index"]).to_numpy())
-        # one order whatever the batching and the passes (sums are then
-        # bit-identical for any --jobs / --batch-size / track allocation)
-        c = normalised(_ordered(concat([p["candidates"] for p in passes],
-                                       empty_candidates()),
-                                ["track_index", "sample_index", "weight"]))
-        pairs = normalised(_ordered(concat([p["pairs"] for p in passes], empty_pairs()),
-                                    ["track_index", "category", "weight"]))
-        iw = concat([p["interaction_weight"] for p in passes],
-                    pd.Series(dtype=float)).groupby(level=0).sum()
-        iw_track = iw / norm.reindex(iw.index) if len(iw) else pd.Series(dtype=float)
-        w_inter = float(iw_track.sum()) if len(iw) else 0.0
-        drawn = concat([p.get("strata", pd.Series(dtype=np.int64)) for p in passes],
-                       pd.Series(dtype=np.int64)).groupby(level=0).sum()
-        pw = concat([p.get("process_weight", pd.Series(dtype=float)) for p in passes],
-                    pd.Series(dtype=float))
-        per_process = {}
-        if len(pw):
-            pw = pw.groupby(level=[0, 1]).sum()
-            normed = pw / norm.reindex(pw.index.get_level_values(0)).to_numpy()
-            per_process = normed.groupby(level=1).sum().to_dict()
-    return {
-        "status": track_statuses(passes[0]["row_status"],
-                                 concat([p["history_status"] for p in passes],
-                                        pd.Series(dtype=np.int64))),
-        "candidates": c, "pairs": pairs, "norm": norm, "norm2": norm2,
-        "interactions": sum(p["interactions"] for p in passes),
-        "interaction_weight": w_inter, "interaction_weight_by_track": iw_track,
-        "drawn": drawn, "process_weight": per_process,
-        "no_support": int((norm <= 0).sum()),
-    }

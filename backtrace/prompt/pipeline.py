@@ -36,7 +36,6 @@ from backtrace.beamline.line import BeamLine
 from backtrace.detector.candidates import (
     Reconstruction,
     build_candidates,
-    empty_pairs,
     kinematic_precheck,
 )
 from backtrace.detector.response import Response
@@ -50,9 +49,24 @@ from backtrace.prompt.config import (
     check_run,
 )
 from backtrace.prompt.document import build_document
-from backtrace.prompt.estimate import CATEGORIES, combine_passes, concat, empty_candidates
+from backtrace.prompt.estimate import CATEGORIES, concat
+from backtrace.prompt.passes import (
+    Combined,
+    Pass,
+    combine_passes,
+    empty_candidates,
+    empty_g_sums,
+    join_passes,
+)
 from backtrace.prompt.posterior import posterior_weights
-from backtrace.prompt.rounds import mc_summary, next_round, run_rounds, stratum_table
+from backtrace.prompt.rounds import (
+    RoundLimits,
+    Rounds,
+    mc_summary,
+    next_round,
+    run_rounds,
+    stratum_table,
+)
 from backtrace.prompt.systematics import rerun_variations, varied_config
 from backtrace.regions import load_regions
 from backtrace.rng import MAX_SAMPLES_PER_TRACK
@@ -61,7 +75,7 @@ from backtrace.tracks import numeric_columns
 from backtrace.transport import TraceConfig, Tracer
 
 __all__ = ["RunConfig", "Pipeline", "RunResult", "run_estimate", "next_round",
-           "CATEGORIES", "MAX_SAMPLES_PER_TRACK"]
+           "CATEGORIES", "MAX_SAMPLES_PER_TRACK", "RoundLimits"]
 
 
 class Pipeline:
@@ -99,7 +113,7 @@ class Pipeline:
         self.density = density_for_run(config, self.beamline) if backward else None
 
     def process(self, tracks: pd.DataFrame, track_weight_scale: float,
-                first_sample: int = 0, n_samples: int | None = None, plan=None) -> dict:
+                first_sample: int = 0, n_samples: int | None = None, plan=None) -> Pass:
         """One batch of tracks over the sample indices ``first_sample`` …
         ``first_sample + n_samples − 1``, forced with the draw ``plan``
         (default: the configuration's first plan).
@@ -117,28 +131,25 @@ class Pipeline:
         track_weight = pd.Series(weights, index=tracks["track_index"].to_numpy())
         hist = posterior_weights(result.histories, self.density, prior=self.config.prior,
                                  track_weight=track_weight, normalise=False)
-        out = {"row_status": pd.Series(result.row_status, index=result.track_index),
-               "history_status": hist.groupby(["track_index", "status"]).size(),
-               "norm": hist.groupby("track_index")["posterior_raw"].sum(),
-               "norm2": (hist["posterior_raw"] ** 2).groupby(hist["track_index"]).sum(),
-               "candidates": pd.DataFrame(), "pairs": empty_pairs(), "interactions": 0,
-               "strata": pd.Series(dtype=np.int64), "g_sums": _empty_g_sums(),
-               "interaction_weight": pd.Series(dtype=float)}
-        if result.states is None or result.states.empty:
-            return out
-        histories = _history_table(hist, track_weight, n, first_sample + n)
-        out.update(self.forced(result.states, histories, hist, track_weight_scale, plan))
-        return out
+        forced = Pass()
+        if result.states is not None and not result.states.empty:
+            histories = _history_table(hist, track_weight, n, first_sample + n)
+            forced = self.forced(result.states, histories, hist, track_weight_scale, plan)
+        return replace(
+            forced, row_status=pd.Series(result.row_status, index=result.track_index),
+            history_status=hist.groupby(["track_index", "status"]).size(),
+            norm=hist.groupby("track_index")["posterior_raw"].sum(),
+            norm2=(hist["posterior_raw"] ** 2).groupby(hist["track_index"]).sum())
 
     def forced(self, states: pd.DataFrame, histories: pd.DataFrame, hist: pd.DataFrame,
-               track_weight_scale: float, plan=None) -> dict:
+               track_weight_scale: float, plan=None) -> Pass:
         """Steps 3–5 for recorded paths ``states`` (the layout of backward
         traces, :func:`backtrace.interactions.forced.segments`): forced
         draws with the history weights and shares of ``histories``
         (:func:`_history_table`), products through the detector, candidates.
-        ``hist``: per history ``posterior_raw`` (ω φ). Returns the pass
-        entries candidates, pairs, interactions, strata, g_sums,
-        process_weight, interaction_weight and history_interaction_weight.
+        ``hist``: per history ``posterior_raw`` (ω φ). Returns the forced
+        part of a :class:`~backtrace.prompt.passes.Pass` (candidates, pairs,
+        interactions, strata, g_sums and the interaction weights).
 
         Memory grows with the draws held at once, so the tracks are taken in
         groups of about :data:`MAX_DRAWS_PER_GROUP` expected draws; every
@@ -157,9 +168,9 @@ class Pipeline:
                 return frame[np.isin(keys, group)]
             parts.append(self._forced_group(of(states), of(histories, by_level=True),
                                             of(hist), track_weight_scale, plan))
-        return _join_forced(parts)
+        return join_passes(parts)
 
-    def _forced_group(self, states, histories, hist, track_weight_scale, plan) -> dict:
+    def _forced_group(self, states, histories, hist, track_weight_scale, plan) -> Pass:
         """:meth:`forced` on one group of tracks."""
         inter, prods, info = self.sampler.draws(
             states, self.config.seed, histories["weight"],
@@ -179,7 +190,7 @@ class Pipeline:
         cands, pairs = build_candidates(det, inter, track_weight_scale, self.regions,
                                         self.recon)
         cands = _with_draw_columns(cands, inter, hist, track_weight_scale)
-        return dict(candidates=cands, pairs=pairs, interactions=len(inter),
+        return Pass(candidates=cands, pairs=pairs, interactions=len(inter),
                     strata=info["drawn"], g_sums=_g_sums(info["keys"], hist),
                     process_weight=inter.groupby(["track_index", "process"])["weight"].sum()
                     * track_weight_scale,
@@ -197,23 +208,6 @@ class Pipeline:
 #: one worker: peak RSS 1.26 GB grouped vs 9.92 GB in one group, same
 #: estimate to the last digit, 79 s vs 99 s.
 MAX_DRAWS_PER_GROUP = 20_000
-
-
-def _join_forced(parts: list[dict]) -> dict:
-    """The entries of :meth:`Pipeline.forced` over disjoint groups of tracks
-    or batches (an entry a part lacks — a batch without recorded states —
-    counts as empty)."""
-    def joined(key, empty):
-        return concat([p.get(key, empty) for p in parts], empty)
-    return dict(candidates=joined("candidates", empty_candidates()),
-                pairs=joined("pairs", empty_pairs()),
-                interactions=sum(p.get("interactions", 0) for p in parts),
-                strata=joined("strata", pd.Series(dtype=np.int64)).groupby(level=0).sum(),
-                g_sums=joined("g_sums", _empty_g_sums()),
-                process_weight=joined("process_weight", pd.Series(dtype=float)),
-                interaction_weight=joined("interaction_weight", pd.Series(dtype=float)),
-                history_interaction_weight=joined("history_interaction_weight",
-                                                  pd.Series(dtype=float)))
 
 
 def _transfer_bias(config: RunConfig, selection: dict):
@@ -262,32 +256,40 @@ def _g_sums(keys: pd.DataFrame, hist: pd.DataFrame) -> pd.DataFrame:
     """Σ_h ω_h φ_h G_{h,s} per (track, stratum) of a pass: divided by the
     track's Σ ω φ over all passes it is the posterior mean of G."""
     if not len(keys):
-        return _empty_g_sums()
+        return empty_g_sums()
     raw = hist.set_index(["track_index", "sample_index"])["posterior_raw"]
     k = keys.assign(g=keys["g"].to_numpy(float) * raw.reindex(pd.MultiIndex.from_arrays(
         [keys["track_index"], keys["sample_index"]])).to_numpy(float))
     return k.groupby(["track_index", "stratum"], sort=True)["g"].sum().reset_index()
 
 
-def _empty_g_sums() -> pd.DataFrame:
-    return pd.DataFrame({"track_index": pd.Series(dtype=np.int64),
-                         "stratum": pd.Series(dtype=object), "g": pd.Series(dtype=float)})
-
-
 @dataclass
 class RunResult:
     """What :func:`run_estimate` returns: the ``background.json`` document
-    and the selected candidates (one row each, with weights)."""
+    (not yet schema-checked: it is checked once, when written), the
+    selected candidates (one row each, with weights) and, per track, the
+    forced interactions' weight (normalised like the candidates; the
+    forward prompt closure compares it per event)."""
 
     document: dict
     candidates: pd.DataFrame
-    #: per track: the forced interactions' weight (normalised like the
-    #: candidates; the forward prompt closure compares it per event)
     interaction_weight: pd.Series | None = None
 
 
-def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_size,
-             progress, label) -> dict:
+@dataclass(frozen=True)
+class Execution:
+    """Where and how the batches run (none of it changes the results):
+    worker processes ``jobs``, tracks per ``batch_size``, a progress bar,
+    a Dask ``scheduler`` (:func:`backtrace.executor.worker_pool`)."""
+
+    jobs: int = 1
+    batch_size: int = 200
+    progress: bool = True
+    scheduler: str | None = None
+
+
+def _collect(tracks, config: RunConfig, groups, plan, *, mapper, run: Execution,
+             label) -> Pass:
     """One pass over the track file, in one map over the workers
     (``mapper``: :func:`backtrace.executor.worker_pool`): per group (first
     sample, n samples, track indices or None for all), the sample indices
@@ -299,29 +301,17 @@ def _collect(tracks, config: RunConfig, groups, plan, *, mapper, jobs, batch_siz
     # depend on the order
     ordered = sorted(groups, key=lambda g: -g[1])
     batches = ((df, scale, first, n, plan) for first, n, subset in ordered
-               for df in _batches(tracks, batch_size, subset, jobs))
-    results = mapper("process", batches)
+               for df in _batches(tracks, run.batch_size, subset, run.jobs))
+    results = mapper(Pipeline.process, batches)
     parts = []
     n_rows = sum(tracks.n_rows if subset is None else len(subset)
                  for _, _, subset in groups)
-    with progress_bar(n_rows, label, progress) as bar:
+    with progress_bar(n_rows, label, run.progress) as bar:
         task = bar.add_task("run", total=n_rows)
         for r in results:
             parts.append(r)
-            bar.advance(task, len(r["row_status"]))
-
-    return join_parts(parts)
-
-
-def join_parts(parts: list[dict]) -> dict:
-    """The results of :meth:`Pipeline.process` over batches as one pass."""
-    def joined(key, empty):
-        return concat([r[key] for r in parts], empty)
-    return {"row_status": joined("row_status", pd.Series(dtype=object)),
-            "history_status": joined("history_status", pd.Series(dtype=np.int64)),
-            "norm": joined("norm", pd.Series(dtype=float)),
-            "norm2": joined("norm2", pd.Series(dtype=float)),
-            **_join_forced(parts)}
+            bar.advance(task, len(r.row_status))
+    return join_passes(parts)
 
 
 def _batches(tracks, batch_size, subset, jobs=1):
@@ -352,104 +342,110 @@ def _track_weights(tracks) -> pd.Series:
     return pd.concat(parts) if parts else pd.Series(dtype=float)
 
 
-#: Share of the nominal sampling time that each systematic re-run may
-#: replay when the estimate took several rounds [est: 0.1, range 0.05–0.3]:
-#: a re-run replays the leading rounds that fit, and the shift is measured
-#: on them against the nominal estimate of the same rounds (common random
-#: numbers); its paired Monte Carlo spread is reported with it.
+#: Share of the nominal histories that each systematic re-run may replay
+#: when the estimate took several rounds [est: 0.1, range 0.05–0.3]: a
+#: re-run replays the leading rounds within it, and the shift is measured on
+#: them against the nominal estimate of the same rounds (common random
+#: numbers); its paired Monte Carlo spread is reported with it. Counted in
+#: histories, not seconds, so that the replay does not depend on the
+#: machine's speed.
 SYSTEMATICS_REPLAY_SHARE = 0.1
 
 
-def _replayed_rounds(rounds: list[dict], share: float = SYSTEMATICS_REPLAY_SHARE) -> int:
-    """How many leading rounds a re-run replays: those whose cumulative time
-    is within ``share`` of the whole (at least one; all of a single round)."""
-    total = rounds[-1]["elapsed_s"] if rounds else 0.0
-    k = sum(1 for r in rounds if r["elapsed_s"] <= share * total)
+def replayed_rounds(records: list[dict], share: float = SYSTEMATICS_REPLAY_SHARE) -> int:
+    """How many leading rounds a re-run replays: those whose cumulative
+    histories are within ``share`` of the whole (at least one)."""
+    total = records[-1]["histories"] if records else 0
+    k = sum(1 for r in records if r["histories"] <= share * total)
     return max(k, 1)
 
 
-def _reruns(tracks, probe, systematics, plan, passes, n_replay, **run) -> dict:
+def _reruns(tracks, probe, systematics, rounds: Rounds, n_replay, run: Execution) -> dict:
     """{variation: {direction: (Variation, estimate)}} of the systematic
-    re-runs with common random numbers: the first ``n_replay`` passes of
-    ``plan`` ((groups, configuration, draw plan) of each round) again,
-    varied. When they are not all the passes, the estimate returned is the
-    nominal one shifted by (varied − nominal) over the replayed passes:
-    its candidates are the nominal ones plus the replayed varied ones plus
-    the replayed nominal ones with negated weights, so that every sum and
-    per-track difference the systematics take is that shift."""
+    re-runs with common random numbers: the first ``n_replay`` rounds
+    (their :class:`~backtrace.prompt.rounds.RoundSpec`) again, varied. When
+    they are not all the rounds, the estimate returned is the nominal one
+    shifted by (varied − nominal) over the replayed rounds: its candidates
+    are the nominal ones plus the replayed varied ones plus the replayed
+    nominal ones with negated weights, so that every sum and per-track
+    difference the systematics take is that shift."""
     reruns: dict = {}
-    config = plan[0][1]
-    partial = n_replay < len(plan)
-    nominal_part = combine_passes(passes[:n_replay]) if partial else None
-    nominal_full = combine_passes(passes) if partial else None
+    config = probe.config
+    partial = n_replay < len(rounds.specs)
+    nominal_part = combine_passes(rounds.passes[:n_replay]) if partial else None
     for v in rerun_variations(probe.geometry, systematics, config.energy_loss):
         vc = varied_config(config, v, config.samples_per_track)
-        with worker_pool(Pipeline, (vc,), jobs=run["jobs"],
-                         scheduler=run["scheduler"]) as mapper:
-            varied = [_collect(tracks, vc, groups, draw_plan, mapper=mapper,
-                               jobs=run["jobs"], batch_size=run["batch_size"],
-                               progress=run["progress"],
-                               label=f"syst {v.name} {v.direction}")
-                      for groups, _, draw_plan in plan[:n_replay]]
+        with worker_pool(Pipeline, (vc,), jobs=run.jobs, scheduler=run.scheduler) as mapper:
+            varied = [_collect(tracks, vc, spec.groups, spec.draw_plan, mapper=mapper,
+                               run=run, label=f"syst {v.name} {v.direction}")
+                      for spec in rounds.specs[:n_replay]]
         est = combine_passes(varied)
         if partial:
-            est = _shifted(nominal_full, est, nominal_part)
+            est = _shifted(rounds.estimate, est, nominal_part)
         reruns.setdefault(v.name, {})[v.direction] = (v, est)
     return reruns
 
 
-def _shifted(full: dict, varied: dict, nominal: dict) -> dict:
+def _shifted(full: Combined, varied: Combined, nominal: Combined) -> Combined:
     """``full`` shifted by ``varied`` − ``nominal`` (see :func:`_reruns`)."""
-    c = [full["candidates"], varied["candidates"],
-         nominal["candidates"].assign(weight=-nominal["candidates"]["weight"])]
-    return {**full, "candidates": concat([x for x in c if len(x)], empty_candidates()),
-            "interaction_weight": full["interaction_weight"] + varied["interaction_weight"]
-            - nominal["interaction_weight"]}
+    c = [full.candidates, varied.candidates,
+         nominal.candidates.assign(weight=-nominal.candidates["weight"])]
+    return replace(full, candidates=concat([x for x in c if len(x)], empty_candidates()),
+                   interaction_weight=full.interaction_weight + varied.interaction_weight
+                   - nominal.interaction_weight)
+
+
+def _replay_note(records: list[dict], n_replay: int) -> dict:
+    """The ``mc.systematics_replay`` block: which rounds the re-runs replay."""
+    return {"rounds": n_replay, "of_rounds": len(records),
+            "histories": records[n_replay - 1]["histories"],
+            "share_limit": SYSTEMATICS_REPLAY_SHARE,
+            "note": "each re-run replays the leading rounds within the share of the "
+                    "nominal histories; its shift is measured against the nominal "
+                    "estimate of the same rounds (common random numbers)"}
 
 
 def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 200,
                  progress: bool = True, systematics: str = "fast",
                  target_rel_unc: float | None = None,
                  max_samples_per_track: int = 16384, max_time_s: float | None = None,
+                 max_rounds: int | None = None, replay: tuple[int, str] | None = None,
                  log=None, scheduler: str | None = None,
-                 target_cell=("outside", "mu-mu")) -> RunResult:
+                 target_cell=("outside", "mu-mu"), clock=time.perf_counter) -> RunResult:
     """Run the pipeline over a track file (a :class:`backtrace.tracks.Tracks`).
 
     ``target_rel_unc``: add rounds of histories (new sample indices: new,
     independent random streams) until the relative MC uncertainty of
     ``target_cell`` ((region, category); None: all categories and regions)
-    is at most this, or ``max_samples_per_track`` / ``max_time_s`` is
-    reached (:mod:`backtrace.prompt.rounds`; with the 'auto' allocation later
-    rounds use the Neyman allocation of :mod:`backtrace.prompt.allocation`).
-    ``systematics``: 'none', 'fast' or 'full' (:mod:`backtrace.prompt.systematics`).
-    ``log``: optional callable receiving one line per round."""
+    is at most this, or a limit stops them: ``max_samples_per_track``,
+    ``max_rounds``, ``max_time_s`` (:mod:`backtrace.prompt.rounds`: the
+    clock only decides whether another round starts; with the 'auto'
+    allocation later rounds use the importance allocation of
+    :mod:`backtrace.prompt.allocation`). ``systematics``: 'none', 'fast' or
+    'full' (:mod:`backtrace.prompt.systematics`). ``replay``: (rounds, stop
+    reason) of a recorded run to reproduce (:class:`~backtrace.prompt.rounds.RoundLimits`). ``log``: optional
+    callable receiving one line per round; ``clock``: seconds (a test can
+    slow it down)."""
     check_run(tracks, config, systematics, target_rel_unc, max_samples_per_track)
-    t0 = time.perf_counter()
+    limits = RoundLimits(target_rel_unc, max_samples_per_track, max_rounds, max_time_s, replay)
+    run = Execution(jobs, batch_size, progress, scheduler)
+    t0 = clock()
     probe = Pipeline(config)
-    run = dict(jobs=jobs, batch_size=batch_size, progress=progress, scheduler=scheduler)
     with worker_pool(Pipeline, (config,), jobs=jobs, scheduler=scheduler,
                      local=probe) as mapper:
         def collect(groups, label, draw_plan):
-            return _collect(tracks, config, groups, draw_plan, mapper=mapper, jobs=jobs,
-                            batch_size=batch_size, progress=progress, label=label)
-        est, rounds, n_total, stopped_by, plan, passes = run_rounds(
-            collect, config, target_rel_unc, max_samples_per_track, max_time_s, log, t0,
-            target_cell, track_weights=_track_weights(tracks))
-    mc = mc_summary(rounds, n_total, stopped_by, target_rel_unc, max_samples_per_track,
-                    max_time_s, time.perf_counter() - t0, target_cell)
-    mc["forcing"] = stratum_table(est, target_cell)
-    n_replay = _replayed_rounds(rounds)
+            return _collect(tracks, config, groups, draw_plan, mapper=mapper, run=run,
+                            label=label)
+        rounds = run_rounds(collect, config, limits, target_cell=target_cell,
+                            track_weights=_track_weights(tracks), log=log, clock=clock)
+    mc = mc_summary(rounds, limits, clock() - t0, target_cell)
+    mc["forcing"] = stratum_table(rounds.estimate, target_cell)
+    n_replay = replayed_rounds(rounds.records)
     if systematics != "none":
-        mc["systematics_replay"] = {
-            "rounds": n_replay, "of_rounds": len(rounds),
-            "histories": rounds[n_replay - 1]["histories"],
-            "share_limit": SYSTEMATICS_REPLAY_SHARE,
-            "note": "each re-run replays the leading rounds within the share of the "
-                    "nominal sampling time; its shift is measured against the nominal "
-                    "estimate of the same rounds (common random numbers)"}
-    reruns = _reruns(tracks, probe, systematics, plan, passes, n_replay, **run)
-    final = replace(config, samples_per_track=n_total)
+        mc["systematics_replay"] = _replay_note(rounds.records, n_replay)
+    reruns = _reruns(tracks, probe, systematics, rounds, n_replay, run)
+    final = replace(config, samples_per_track=rounds.samples_per_track)
+    est = rounds.estimate
     doc = build_document(tracks, final, probe.geometry, probe.regions, est, reruns,
-                         systematics, mc, time.perf_counter() - t0, probe.response)
-    return RunResult(doc, est["candidates"],
-                     est["interaction_weight_by_track"])
+                         systematics, mc, clock() - t0, probe.response)
+    return RunResult(doc, est.candidates, est.interaction_weight_by_track)

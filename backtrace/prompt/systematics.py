@@ -57,21 +57,30 @@ One more reweighting, from a measurement rather than a variation:
   interaction products reach the spectrometer). The forward prompt
   simulation measures it (``studies/prompt_closure.py``); per category, the
   yield × f/(1 − f) with f the measured missed fraction plus its error
-  (:data:`INVISIBLE_FRACTION`, :func:`invisible_relative`; one-sided in
-  nature — the backward yield can only miss, never double-count — listed
-  like the others). Not applied to the forward simulation's own document,
-  which sees every muon.
+  (:func:`invisible_relative`; one-sided in nature — the backward yield
+  can only miss, never double-count — listed like the others).
 
 - ``closure`` — how far the backward estimate of the visible yield is
   from the forward prompt simulation of the same events (the closure of
   ``studies/prompt_closure.py``, 'physical' set-up): per category the
   yield × √((1 − R)² + σ_R²), R ± σ_R the measured forward/backward ratio
-  over all regions (:data:`CLOSURE_RATIO`, :func:`closure_relative`).
-  Symmetric, and not a correction: the disagreement sits in the thick iron
-  upstream of the decay volume (final collimator) and its cause is not
-  identified, so it is carried as an uncertainty of the method (the path
-  posterior with the source prior), not divided out. Not applied to the
-  forward simulation's own document.
+  over all regions (:func:`closure_relative`). Symmetric, and not a
+  correction: the disagreement sits in the thick iron upstream of the decay
+  volume (final collimator) and its cause is not identified, so it is
+  carried as an uncertainty of the method (the path posterior with the
+  source prior), not divided out.
+
+The measured values (f, R and their errors per category) are not constants
+of this module: they are data, ``backtrace/data/measured_*.toml``, each
+with its source and with the geometry and selection it was measured for
+(today: the shipped ``na62_k12_2021.toml`` without overrides and the
+μ+μ− selection ``regions_na62_mumu.toml``). :mod:`backtrace.prompt.measured`
+looks them up for a run; :func:`deltas` takes them as an argument. A run
+with another geometry file, any ``--set`` override or another selection
+gets neither term, and its document lists both under ``not_evaluated`` with
+the reason. Neither applies to the forward simulation's own document
+(candidates with a ``visible`` column), which sees every muon and is what
+the closure compares against.
 
 Levels: 'none' (reweighting only), 'fast' (every re-run variation up only,
 the shift taken as symmetric: 1 + groups + 1 re-runs), 'full' (up and down
@@ -89,8 +98,8 @@ import pandas as pd
 __all__ = ["LEVELS", "POT_RELATIVE", "PROCESS_SCALE_UNCERTAINTY", "SCALE_OF",
            "FIELD_SCALE_RELATIVE", "DENSITY_RELATIVE", "DENSITY_MATERIALS",
            "Variation", "magnet_groups", "rerun_variations", "varied_config",
-           "deltas", "shift_stat", "NOT_EVALUATED", "INVISIBLE_FRACTION",
-           "invisible_relative", "CLOSURE_RATIO", "closure_relative"]
+           "deltas", "shift_stat", "NOT_EVALUATED", "MEASURED_TERMS",
+           "invisible_relative", "closure_relative"]
 
 LEVELS = ("none", "fast", "full")
 #: Relative uncertainty of the POT normalisation [est].
@@ -110,24 +119,9 @@ DENSITY_MATERIALS = ("iron", "copper")
 NOT_EVALUATED = ["source prior and path posterior for mu-pi and other (the closure measures "
                  "mu-mu only)", "forcing window", "detector smearing",
                  "part invisible to the backward method for mu-pi and other (not measured)"]
-#: Share f ± σ of the forward prompt yield (all regions) whose incoming
-#: muon is not in the single-track sample, per category, measured with the
-#: forward prompt simulation: studies/prompt_closure/closure.md, 'physical'
-#: set-up (the run's default estimate; four runs of 200 000 source events,
-#: k = 256, importance pass), "Missed fraction per category": μ-μ
-#: 0.045 ± 0.011 (574 missed of 29 713 forward entries, n_eff 15.5 missed /
-#: 171 visible; the runs alone: 0.018 ± 0.009, 0.038 ± 0.019, 0.084 ±
-#: 0.038, 0.041 ± 0.015). μ-π and 'other' have no forward entry and get no
-#: term (listed in ``not_evaluated``).
-INVISIBLE_FRACTION = {"mu-mu": (0.045, 0.011)}
-#: Forward/backward ratio R ± σ_R of the visible yield per category, all
-#: regions, from the closure study: studies/prompt_closure/closure.md,
-#: 'physical' set-up, "Forward/backward per category, all regions"
-#: (800 000 source events in four runs; paired per-event error): μ-μ
-#: 0.924 ± 0.037 (68 % bootstrap 0.889–0.962); per volume the tank end cap
-#: closes (1.00 ± 0.04), the final collimator does not (0.82 ± 0.09). μ-π
-#: and 'other': no forward entry, no term.
-CLOSURE_RATIO = {"mu-mu": (0.924, 0.037)}
+#: The measured terms, in the order of the tables (their values per run:
+#: :func:`backtrace.prompt.measured.measured_terms`).
+MEASURED_TERMS = ("invisible", "closure")
 
 
 @dataclass(frozen=True)
@@ -209,12 +203,16 @@ def _sum(c: pd.DataFrame, mask) -> float:
     return float(c.loc[mask(c), "weight"].sum()) if len(c) else 0.0
 
 
-def deltas(nominal: pd.DataFrame, reruns: dict, mask) -> dict[str, float]:
+def deltas(nominal: pd.DataFrame, reruns: dict, mask, measured: dict | None = None
+           ) -> dict[str, float]:
     """Absolute uncertainty of the yield ``Σ weight`` of ``nominal[mask]``
-    per variation: reweighting ones, then each re-run name with
-    max |yield(variation) − yield(nominal)| over its directions.
+    per variation: reweighting ones, the measured terms, then each re-run
+    name with max |yield(variation) − yield(nominal)| over its directions.
     ``reruns``: {name: {direction: candidates}}; ``mask``: candidates →
-    boolean Series."""
+    boolean Series; ``measured``: {term: {category: (value, error)}} of the
+    :data:`MEASURED_TERMS` that apply to the run
+    (:attr:`backtrace.prompt.measured.MeasuredTerms.values`); a term not in
+    it is not evaluated (no entry)."""
     sel = nominal[mask(nominal)] if len(nominal) else nominal
     value = float(sel["weight"].sum()) if len(sel) else 0.0
     out = {"pot": POT_RELATIVE * value}
@@ -222,42 +220,44 @@ def deltas(nominal: pd.DataFrame, reruns: dict, mask) -> dict[str, float]:
     for proc, rel in PROCESS_SCALE_UNCERTAINTY.items():
         out[f"scale:{proc}"] = rel * (float(sel.loc[scaled == proc, "weight"].sum())
                                       if len(sel) else 0.0)
-    # the forward simulation's candidates (a 'visible' column) miss nothing
-    out["invisible"] = _measured_term(sel, INVISIBLE_FRACTION, invisible_relative)
-    out["closure"] = _measured_term(sel, CLOSURE_RATIO, closure_relative)
+    measured = measured or {}
+    for term in MEASURED_TERMS:
+        if term in measured:
+            out[term] = _measured_term(sel, measured[term], RELATIVE[term])
     for name, runs in reruns.items():
         out[name] = max(abs(_sum(c, mask) - value) for c in runs.values())
     return out
 
 
-def _measured_term(sel: pd.DataFrame, measured: dict, relative) -> float:
-    """A term measured by the forward closure: Σ over the ``measured``
-    categories of relative(category) × that category's yield in ``sel``;
-    0 for the forward simulation's own candidates (a 'visible' column),
-    which the closure compares against rather than corrects."""
+def _measured_term(sel: pd.DataFrame, values: dict, relative) -> float:
+    """A term measured by the forward closure: Σ over the categories of
+    ``values`` ({category: (value, error)}) of relative(value, error) × that
+    category's yield in ``sel``; 0 for the forward simulation's own
+    candidates (a 'visible' column), which the closure compares against
+    rather than corrects."""
     if not len(sel) or "visible" in sel:
         return 0.0
-    return float(sum(relative(cat) * sel.loc[sel["category"] == cat, "weight"].sum()
-                     for cat in measured))
+    return float(sum(relative(*v) * sel.loc[sel["category"] == cat, "weight"].sum()
+                     for cat, v in values.items()))
 
 
-def closure_relative(category: str) -> float:
+def closure_relative(ratio: float, error: float) -> float:
     """The ``closure`` uncertainty relative to the backward yield of a
-    category: √((1 − R)² + σ_R²) (:data:`CLOSURE_RATIO`; 0 where not
-    measured)."""
-    if category not in CLOSURE_RATIO:
-        return 0.0
-    r, err = CLOSURE_RATIO[category]
-    return float(np.hypot(1.0 - r, err))
+    category whose measured forward/backward ratio is R ± σ_R:
+    √((1 − R)² + σ_R²)."""
+    return float(np.hypot(1.0 - ratio, error))
 
 
-def invisible_relative(category: str) -> float:
+def invisible_relative(fraction: float, error: float) -> float:
     """The ``invisible`` uncertainty relative to the backward yield of a
-    category: M / A = f / (1 − f) at f + σ (:data:`INVISIBLE_FRACTION`;
-    0 where not measured)."""
-    f, err = INVISIBLE_FRACTION.get(category, (0.0, 0.0))
-    up = min(f + err, 0.99)
+    category whose measured missed fraction is f ± σ: M / A = f / (1 − f)
+    at f + σ (at most 0.99)."""
+    up = min(fraction + error, 0.99)
     return up / (1.0 - up)
+
+
+#: The relative size of each measured term from a category's (value, error).
+RELATIVE = {"invisible": invisible_relative, "closure": closure_relative}
 
 
 def shift_stat(nominal: pd.DataFrame, varied: pd.DataFrame) -> float:

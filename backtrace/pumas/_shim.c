@@ -118,17 +118,22 @@ int bt_load(const char *path, char *error, int size)
 /* ---------------------------------------------------------------------------
  * Physics dump and load through paths.
  */
+/* Record a failed fopen of `path` as PUMAS's path error; `purpose` ends the
+ * message ("" or " for writing"). */
+static enum pumas_return open_error(const char *path, const char *purpose)
+{
+        last_code = PUMAS_RETURN_PATH_ERROR;
+        snprintf(last_function, sizeof(last_function), "fopen");
+        snprintf(last_message, sizeof(last_message), "could not open %s%s",
+            path, purpose);
+        return PUMAS_RETURN_PATH_ERROR;
+}
+
 enum pumas_return bt_physics_dump(
     const struct pumas_physics *physics, const char *path)
 {
         FILE *stream = fopen(path, "wb");
-        if (stream == NULL) {
-                last_code = PUMAS_RETURN_PATH_ERROR;
-                snprintf(last_function, sizeof(last_function), "fopen");
-                snprintf(last_message, sizeof(last_message),
-                    "could not open %s for writing", path);
-                return PUMAS_RETURN_PATH_ERROR;
-        }
+        if (stream == NULL) return open_error(path, " for writing");
         enum pumas_return rc = bt_pumas.pumas_physics_dump(physics, stream);
         if (fclose(stream) != 0 && rc == PUMAS_RETURN_SUCCESS)
                 rc = PUMAS_RETURN_IO_ERROR;
@@ -139,13 +144,7 @@ enum pumas_return bt_physics_load(
     struct pumas_physics **physics, const char *path, long offset)
 {
         FILE *stream = fopen(path, "rb");
-        if (stream == NULL) {
-                last_code = PUMAS_RETURN_PATH_ERROR;
-                snprintf(last_function, sizeof(last_function), "fopen");
-                snprintf(last_message, sizeof(last_message),
-                    "could not open %s", path);
-                return PUMAS_RETURN_PATH_ERROR;
-        }
+        if (stream == NULL) return open_error(path, "");
         enum pumas_return rc;
         if (fseek(stream, offset, SEEK_SET) != 0) {
                 rc = PUMAS_RETURN_IO_ERROR;
@@ -551,6 +550,151 @@ static int final_status(const struct bt_geometry *g, const double *p)
         return BT_STATUS_LEFT_WORLD;
 }
 
+/* The per-history arrays of a batch (bt_transport_batch), updated in place. */
+struct batch_arrays {
+        double *charge, *energy, *weight, *position, *direction, *distance,
+            *grammage;
+};
+
+/* History i's start state from the batch arrays. */
+static void load_state(
+    struct pumas_state *s, const struct batch_arrays *a, long long i)
+{
+        memset(s, 0, sizeof(*s));
+        s->charge = a->charge[i];
+        s->energy = a->energy[i];
+        s->weight = a->weight[i];
+        memcpy(s->position, a->position + 3 * i, sizeof(s->position));
+        memcpy(s->direction, a->direction + 3 * i, sizeof(s->direction));
+}
+
+/* History i's final state into the batch arrays. */
+static void store_state(
+    const struct batch_arrays *a, long long i, const struct pumas_state *s)
+{
+        a->charge[i] = s->charge;
+        a->energy[i] = s->energy;
+        a->weight[i] = s->weight;
+        memcpy(a->position + 3 * i, s->position, sizeof(s->position));
+        memcpy(a->direction + 3 * i, s->direction, sizeof(s->direction));
+        a->distance[i] = s->distance;
+        a->grammage[i] = s->grammage;
+}
+
+/* Where recorded states go: `n` of `capacity` records used; `overflow` is
+ * set when a state of the current history did not fit. */
+struct record_sink {
+        struct bt_record *records;
+        long long capacity;
+        long long n;
+        int overflow;
+};
+
+static void record_state(struct record_sink *sink, long long history,
+    int region, int event, const struct pumas_state *s)
+{
+        if (sink->n < sink->capacity)
+                put_record(sink->records + sink->n++, history, region, event, s);
+        else
+                sink->overflow = 1;
+}
+
+/* A fresh PUMAS context for one history, with the batch options and the
+ * history's random stream (key of seed, track, sample); NULL if PUMAS
+ * cannot create one. PUMAS keeps the second Box-Muller Gaussian of a pair
+ * in its context, which would otherwise leak from one history into the
+ * next and make results depend on the batch a history runs in. Creating a
+ * context is a single allocation. */
+static struct pumas_context *history_context(
+    const struct pumas_physics *physics, const struct bt_geometry *g,
+    const struct bt_options *options, long long track, long long sample)
+{
+        struct pumas_context *ctx = NULL;
+        if (bt_pumas.pumas_context_create(&ctx, physics,
+                (int)sizeof(struct bt_context_data)) != PUMAS_RETURN_SUCCESS)
+                return NULL;
+        bt_context_setup(ctx, g);
+        ctx->mode.energy_loss = options->energy_loss;
+        ctx->mode.scattering = options->scattering;
+        ctx->mode.decay = options->decay;
+        ctx->mode.direction = options->direction;
+        ctx->accuracy = options->accuracy;
+        ctx->limit.energy = options->energy_limit;
+        struct bt_context_data *data = ctx->user_data;
+        data->rng.key = bt_rng_key(options->seed, track, sample, 0);
+        data->rng.counter = 0;
+        return ctx;
+}
+
+/* The events that end the next step in region `r`: the energy limit and,
+ * when recording, a change of medium and the region's record step. */
+static void set_step_events(struct pumas_context *ctx,
+    const struct bt_options *options, const struct bt_region *r,
+    const struct pumas_state *s)
+{
+        int ev = (options->energy_limit > 0.) ? PUMAS_EVENT_LIMIT_ENERGY :
+                                                PUMAS_EVENT_NONE;
+        if (options->record) {
+                ev |= PUMAS_EVENT_MEDIUM;
+                if (r->record_step > 0.) {
+                        ev |= PUMAS_EVENT_LIMIT_DISTANCE;
+                        ctx->limit.distance = s->distance + r->record_step;
+                }
+        }
+        ctx->event = ev;
+}
+
+/* The status of a history whose step ended with `event` (`left`: it left
+ * the world), or -1 when it goes on. */
+static int step_status(const struct bt_geometry *g,
+    const struct bt_options *options, const struct pumas_state *s,
+    enum pumas_event event, int left)
+{
+        if (left) return final_status(g, s->position);
+        if (event & PUMAS_EVENT_LIMIT_ENERGY)
+                return (options->direction == 0 && s->energy <= 0.) ?
+                    BT_STATUS_STOPPED :
+                    BT_STATUS_ENERGY_LIMIT;
+        if (event & PUMAS_EVENT_WEIGHT) return BT_STATUS_WEIGHT_ZERO;
+        if (s->decayed || (event & PUMAS_EVENT_VERTEX_DECAY))
+                return BT_STATUS_DECAYED;
+        if (s->energy <= 0.) return BT_STATUS_STOPPED;
+        /* Transport ended without a foreseen event: the muon ranged out. */
+        if (!(event & (PUMAS_EVENT_MEDIUM | PUMAS_EVENT_LIMIT_DISTANCE)))
+                return BT_STATUS_STOPPED;
+        return -1;
+}
+
+/* Transport history `history` from state `s` region by region until it
+ * ends, recording its states (options->record) into `sink`; returns its
+ * status. */
+static int transport_history(struct pumas_context *ctx,
+    const struct bt_options *options, const struct bt_geometry *g,
+    struct pumas_state *s, long long history, struct record_sink *sink)
+{
+        int region = locate_moving(g, s->position,
+            (options->direction == 0) ? s->direction[2] : -s->direction[2]);
+        if (region < 0) return BT_STATUS_OUTSIDE_WORLD;
+        if (options->record)
+                record_state(sink, history, region, PUMAS_EVENT_START, s);
+        for (;;) {
+                set_step_events(ctx, options, g->regions + region, s);
+                enum pumas_event event = PUMAS_EVENT_NONE;
+                struct pumas_medium *media[2] = { NULL, NULL };
+                if (bt_pumas.pumas_context_transport(ctx, s, &event, media) !=
+                    PUMAS_RETURN_SUCCESS)
+                        return BT_STATUS_PUMAS_ERROR;
+                const int next = (media[1] == NULL) ? -1 :
+                    (int)((struct bt_region *)media[1] - g->regions);
+                if (options->record)
+                        record_state(sink, history, next, event, s);
+                const int st =
+                    step_status(g, options, s, event, media[1] == NULL);
+                if (st >= 0) return st;
+                region = next;
+        }
+}
+
 long long bt_transport_batch(struct pumas_context *context,
     const struct bt_options *options, long long n, const long long *track,
     const long long *sample, double *charge, double *energy, double *weight,
@@ -562,128 +706,29 @@ long long bt_transport_batch(struct pumas_context *context,
         const struct bt_geometry *g = template->geometry;
         const struct pumas_physics *physics =
             bt_pumas.pumas_context_physics_get(context);
+        const struct batch_arrays arrays = { charge, energy, weight, position,
+                direction, distance, grammage };
+        struct record_sink sink = { records, capacity, 0, 0 };
 
-        long long n_rec = 0, i;
+        long long i;
         for (i = 0; i < n; i++) {
-                /* A fresh PUMAS context per history: PUMAS keeps the second
-                 * Box-Muller Gaussian of a pair in its context, which would
-                 * otherwise leak from one history into the next and make
-                 * results depend on the batch a history runs in. Creating a
-                 * context is a single allocation. */
-                struct pumas_context *ctx = NULL;
-                if (bt_pumas.pumas_context_create(&ctx, physics,
-                        (int)sizeof(struct bt_context_data)) !=
-                    PUMAS_RETURN_SUCCESS) {
+                struct pumas_context *ctx = history_context(physics, g,
+                    options, track[i], (sample != NULL) ? sample[i] : 0);
+                if (ctx == NULL) {
                         status[i] = BT_STATUS_PUMAS_ERROR;
                         continue;
                 }
-                bt_context_setup(ctx, g);
-                ctx->mode.energy_loss = options->energy_loss;
-                ctx->mode.scattering = options->scattering;
-                ctx->mode.decay = options->decay;
-                ctx->mode.direction = options->direction;
-                ctx->accuracy = options->accuracy;
-                ctx->limit.energy = options->energy_limit;
-                struct bt_context_data *data = ctx->user_data;
-                data->rng.key = bt_rng_key(options->seed, track[i],
-                    (sample != NULL) ? sample[i] : 0, 0);
-                data->rng.counter = 0;
-
                 struct pumas_state s;
-                memset(&s, 0, sizeof(s));
-                s.charge = charge[i];
-                s.energy = energy[i];
-                s.weight = weight[i];
-                memcpy(s.position, position + 3 * i, sizeof(s.position));
-                memcpy(s.direction, direction + 3 * i, sizeof(s.direction));
-
-                int region = locate_moving(g, s.position,
-                    (options->direction == 0) ? s.direction[2] :
-                                                -s.direction[2]);
-                int st = BT_STATUS_OUTSIDE_WORLD;
-                int overflow = 0;
-                if (region >= 0 && options->record) {
-                        if (n_rec < capacity)
-                                put_record(records + n_rec++, i, region,
-                                    PUMAS_EVENT_START, &s);
-                        else
-                                overflow = 1;
-                }
-                while (region >= 0) {
-                        int ev = (options->energy_limit > 0.) ?
-                            PUMAS_EVENT_LIMIT_ENERGY : PUMAS_EVENT_NONE;
-                        const double step = g->regions[region].record_step;
-                        if (options->record) {
-                                ev |= PUMAS_EVENT_MEDIUM;
-                                if (step > 0.) {
-                                        ev |= PUMAS_EVENT_LIMIT_DISTANCE;
-                                        ctx->limit.distance = s.distance + step;
-                                }
-                        }
-                        ctx->event = ev;
-                        enum pumas_event event = PUMAS_EVENT_NONE;
-                        struct pumas_medium *media[2] = { NULL, NULL };
-                        const enum pumas_return rc =
-                            bt_pumas.pumas_context_transport(
-                                ctx, &s, &event, media);
-                        if (rc != PUMAS_RETURN_SUCCESS) {
-                                st = BT_STATUS_PUMAS_ERROR;
-                                break;
-                        }
-                        const int next = (media[1] == NULL) ? -1 :
-                            (int)((struct bt_region *)media[1] - g->regions);
-                        if (options->record) {
-                                if (n_rec < capacity)
-                                        put_record(records + n_rec++, i, next,
-                                            event, &s);
-                                else
-                                        overflow = 1;
-                        }
-                        if (media[1] == NULL) {
-                                st = final_status(g, s.position);
-                                break;
-                        }
-                        if (event & PUMAS_EVENT_LIMIT_ENERGY) {
-                                st = (options->direction == 0 &&
-                                         s.energy <= 0.) ?
-                                    BT_STATUS_STOPPED :
-                                    BT_STATUS_ENERGY_LIMIT;
-                                break;
-                        }
-                        if (event & PUMAS_EVENT_WEIGHT) {
-                                st = BT_STATUS_WEIGHT_ZERO;
-                                break;
-                        }
-                        if (s.decayed || (event & PUMAS_EVENT_VERTEX_DECAY)) {
-                                st = BT_STATUS_DECAYED;
-                                break;
-                        }
-                        if (s.energy <= 0.) {
-                                st = BT_STATUS_STOPPED;
-                                break;
-                        }
-                        if (!(event & (PUMAS_EVENT_MEDIUM |
-                                          PUMAS_EVENT_LIMIT_DISTANCE))) {
-                                /* Transport ended without a foreseen event:
-                                 * the muon ranged out. */
-                                st = BT_STATUS_STOPPED;
-                                break;
-                        }
-                        region = next;
-                }
+                load_state(&s, &arrays, i);
+                sink.overflow = 0;
+                int st = transport_history(ctx, options, g, &s, i, &sink);
                 bt_pumas.pumas_context_destroy(&ctx);
-                if (overflow && st != BT_STATUS_PUMAS_ERROR)
+                if (sink.overflow && st != BT_STATUS_PUMAS_ERROR)
                         st = BT_STATUS_RECORD_OVERFLOW;
-                charge[i] = s.charge;
-                energy[i] = s.energy;
-                weight[i] = s.weight;
-                memcpy(position + 3 * i, s.position, sizeof(s.position));
-                memcpy(direction + 3 * i, s.direction, sizeof(s.direction));
-                distance[i] = s.distance;
-                grammage[i] = s.grammage;
+                store_state(&arrays, i, &s);
                 status[i] = st;
         }
-        *n_records = n_rec;
+        *n_records = sink.n;
         return i;
 }
 

@@ -99,7 +99,7 @@ def simulate_tracks(config: SimulationConfig, out=None, *, jobs: int = 1,
                                                          density_events)
     chunks = [np.arange(i, min(i + batch_size, config.n_events), dtype=np.int64)
               for i in range(0, config.n_events, batch_size)]
-    results = worker_map(factory, args, "run", ((c,) for c in chunks), jobs=jobs,
+    results = worker_map(factory, args, factory.run, ((c,) for c in chunks), jobs=jobs,
                          scheduler=scheduler, local=worker)
     parts, counts = [], Counter()
     with progress_bar(config.n_events, "simulating", progress, unit="events") as bar:

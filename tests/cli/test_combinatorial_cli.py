@@ -29,4 +29,5 @@ def test_bad_spill_file_is_one_line(sample_file, tmp_path):
     r = CliRunner().invoke(main, ["combinatorial", "--tracks", str(sample_file), "-q",
                                   "--spill", str(bad), "--out", str(tmp_path / "o")])
     assert r.exit_code == 1
-    assert "spill.toml: pot_per_spill: need 0 < range[0] <= value" in r.output
+    assert "spill.toml: pot_per_spill.value: -1 is out of range (expected a number > 0)" \
+        in r.output

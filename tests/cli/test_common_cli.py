@@ -3,6 +3,7 @@ values as per-row statuses, --jobs 0 by default."""
 
 from __future__ import annotations
 
+import importlib
 import json
 
 import pytest
@@ -24,13 +25,15 @@ def _fail_if_called(*args, **kwargs):
 
 
 @pytest.mark.parametrize("command,target", [
-    (["run", "--out"], "backtrace.prompt.pipeline.run_estimate"),
-    (["trace", "--out"], "backtrace.transport.trace_file"),
-    (["simulate-tracks", "--out"], "backtrace.source.simulate.simulate_tracks"),
+    (["run", "--out"], "backtrace.api.run_estimate"),
+    (["trace", "--out"], "backtrace.cli.trace.trace_file"),
+    (["simulate-tracks", "--out"], "backtrace.cli.simulate.run"),
 ])
 def test_unwritable_output_fails_before_the_computation(command, target, unwritable,
                                                         sample_file, monkeypatch):
-    monkeypatch.setattr(target, _fail_if_called)
+    module, name = target.rsplit(".", 1)
+    # the module, not the click command that backtrace.cli exports under its name
+    monkeypatch.setattr(importlib.import_module(module), name, _fail_if_called)
     args = [command[0], "--tracks", str(sample_file)] if command[0] != "simulate-tracks" \
         else [command[0]]
     out = unwritable if command[0] == "run" else unwritable.with_suffix(".parquet")
@@ -40,7 +43,8 @@ def test_unwritable_output_fails_before_the_computation(command, target, unwrita
 
 
 def test_summary_json_is_checked_too(unwritable, sample_file, tmp_path, monkeypatch):
-    monkeypatch.setattr("backtrace.transport.trace_file", _fail_if_called)
+    monkeypatch.setattr(importlib.import_module("backtrace.cli.trace"), "trace_file",
+                        _fail_if_called)
     r = CliRunner().invoke(main, ["trace", "--tracks", str(sample_file), "-q", "--out",
                                   str(tmp_path / "t.parquet"), "--summary-json",
                                   str(unwritable / "s.json")])

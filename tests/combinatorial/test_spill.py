@@ -69,12 +69,13 @@ def test_default_model_every_parameter_sourced():
 
 
 BAD = {
-    "no_source": ("[pot_per_spill]\nvalue = 1e12\n", "source is required"),
+    "no_source": ("[pot_per_spill]\nvalue = 1e12\n",
+                  "pot_per_spill.source: required key missing"),
     "bad_range": ("[pot_per_spill]\nvalue = 1e12\nrange = [2e12, 3e12]\nsource = 'x'\n",
-                  "range"),
-    "unknown": ("[pot_per_spil]\nvalue = 1e12\n", "unknown key"),
+                  r"pot_per_spill.range: value 1e\+12 is outside \[2e\+12, 3e\+12\]"),
+    "unknown": ("[pot_per_spil]\nvalue = 1e12\n", "pot_per_spil: unknown key"),
     "misplaced": ("[pot_per_spill]\nvalue = 1e12\nsource = 'x'\ntime_structure_file = 'a'\n",
-                  "go before the first table"),
+                  "pot_per_spill.time_structure_file: .* before the first table"),
 }
 
 
@@ -111,3 +112,68 @@ def test_time_structure_file_relative_to_the_model(tmp_path):
     (tmp_path / "profile.csv").write_text("t_s,rate\n0,1\n1,1\n")
     with pytest.raises(SpillError, match="intensity"):
         load_spill_model(path)
+
+
+# --- the schema (backtrace/data/spill-1.schema.json) -----------------------
+@pytest.mark.parametrize("mode,edit,expected", [
+    ("wrong type", ("[window_ns]\nvalue = 5.0", "[window_ns]\nvalue = '5 ns'"),
+     "window_ns.value: '5 ns' is a string (expected a number > 0)"),
+    ("missing required key", ("[window_ns]\nvalue = 5.0\n", "[window_ns]\n"),
+     "window_ns.value: required key missing (expected a number > 0)"),
+    ("missing parameter", ("[window_ns]\nvalue = 5.0\nsource = 'toy'\n", ""),
+     "window_ns: required key missing (expected a table with value, source)"),
+    ("negative size", ("[flat_top_s]\nvalue = 4.8", "[flat_top_s]\nvalue = -4.8"),
+     "flat_top_s.value: -4.8 is out of range (expected a number > 0)"),
+    ("negative range end", ("[flat_top_s]\nvalue = 4.8", "[flat_top_s]\nvalue = 4.8\n"
+                                                            "range = [-1.0, 5.0]"),
+     "flat_top_s.range[0]: -1.0 is out of range (expected a number > 0)"),
+    ("unknown key", ("[window_ns]\nvalue = 5.0", "[window_ns]\nvalue = 5.0\nunit = 'ns'"),
+     "window_ns.unit: unknown key (expected one of value, range, estimated, source)"),
+    ("NaN", ("[time_resolution_ns]\nvalue = 0.5", "[time_resolution_ns]\nvalue = nan"),
+     "time_resolution_ns.value: nan is not a number (expected a number > 0)"),
+    ("out-of-range probability", ("[duty_factor]\nvalue = 1.0", "[duty_factor]\nvalue = 1.2"),
+     "duty_factor.value: 1.2 is out of range (expected a number in (0, 1])"),
+    ("out-of-range probability in the range", ("[duty_factor]\nvalue = 1.0",
+                                               "[duty_factor]\nvalue = 1.0\n"
+                                               "range = [0.5, 1.5]"),
+     "duty_factor.range[1]: 1.5 is out of range (expected a number in (0, 1])"),
+    ("empty source", ("[window_ns]\nvalue = 5.0\nsource = 'toy'",
+                      "[window_ns]\nvalue = 5.0\nsource = ''"),
+     "window_ns.source: empty string (expected a non-empty string)"),
+    ("infinite value", ("[pot_per_spill]\nvalue = 1000000000000.0",
+                        "[pot_per_spill]\nvalue = inf"),
+     "pot_per_spill.value: inf is not finite (expected a finite number > 0)"),
+    ("wrong version", ("version = 1", "version = 2"), "version 2 unsupported"),
+])
+def test_schema_errors_name_the_file_and_the_key(tmp_path, mode, edit, expected):
+    """One bad input per failure mode: one line, '<file>: <key.path>: <what
+    is wrong> (expected <what>)'."""
+    path = tmp_path / "bad_spill.toml"
+    text = _model_text("")
+    assert edit[0] in text, mode
+    path.write_text(text.replace(edit[0], edit[1], 1))
+    with pytest.raises(SpillError) as info:
+        load_spill_model(path)
+    message = str(info.value)
+    assert "\n" not in message and expected in message, (mode, message)
+    assert message.startswith(f"{path}: {expected}") or mode == "wrong version"
+
+
+def test_a_window_longer_than_the_spill_is_named(tmp_path):
+    path = tmp_path / "spill.toml"
+    path.write_text(_model_text("").replace("[window_ns]\nvalue = 5.0",
+                                            "[window_ns]\nvalue = 5e10"))
+    with pytest.raises(SpillError, match=rf"^{path}: window_ns: 5e\+10 ns is longer than "
+                                         r"the effective spill length 4.8 s \(expected"):
+        load_spill_model(path)
+
+
+def test_the_shipped_and_test_models_pass_the_schema():
+    import jsonschema
+
+    from backtrace.combinatorial.spill import SCHEMA
+    from backtrace.schemas import schema
+
+    jsonschema.Draft202012Validator.check_schema(schema(SCHEMA))
+    assert set(schema(SCHEMA)["required"]) == {"version", *PARAMETERS}
+    assert load_spill_model().values["duty_factor"] == 0.8

@@ -174,25 +174,26 @@ def test_bootstrap_interval_shows_a_heavy_event():
 
 
 def _scaled_posterior(monkeypatch):
-    import backtrace.prompt.posterior as posterior
+    import backtrace.prompt.pipeline as pipeline
 
-    original = posterior.posterior_weights
+    original = pipeline.posterior_weights
 
     def scaled(*args, **kwargs):
         h = original(*args, **kwargs)
         return h.assign(posterior_weight=1.2 * h["posterior_weight"])
-    monkeypatch.setattr(posterior, "posterior_weights", scaled)
+    monkeypatch.setattr(pipeline, "posterior_weights", scaled)
 
 
 def _scaled_forward_paths(monkeypatch):
     import backtrace.forward.simulation as fp
 
-    original = fp._path_entries
+    original = fp._path_batch
 
-    def scaled(paths, n):
-        out = original(paths, n)
-        return {**out, "norm": out["norm"] * 1.2, "norm2": out["norm2"] * 1.2}
-    monkeypatch.setattr(fp, "_path_entries", scaled)
+    def scaled(forced, paths, n, tracks):
+        out = original(forced, paths, n, tracks)
+        return replace(out, batch=replace(out.batch, norm=out.batch.norm * 1.2,
+                                          norm2=out.batch.norm2 * 1.2))
+    monkeypatch.setattr(fp, "_path_batch", scaled)
 
 
 def _scaled_forcing(monkeypatch):

@@ -448,3 +448,33 @@ def test_an_ee_document_has_its_channel_columns_and_the_factorised_estimate(ee_d
     assert any(t.startswith("factorised vs direct") for t in titles)
     report.write_outputs(tmp_path, ee_doc)
     assert "e-e" in (tmp_path / "background.csv").read_text()
+
+
+def test_negligible_values_are_shown_as_about_zero_in_tables_only():
+    """A value below 1e-6 of its column's total prints as '≈ 0' (terminal,
+    Markdown, LaTeX); limits and resolvable values print as numbers."""
+    assert report.format_value({"value": 1.83e-32, "stat": 1.8e-32}, scale=13.5) == "≈ 0"
+    assert report.format_value({"value": 1.5e-4, "stat": 1.5e-4}, scale=13.5) == \
+        "0.00015 ± 0.00015"
+    assert report.format_value({"value": 0.0, "stat": 0.0, "upper_limit_90": 0.003},
+                               scale=13.5) == "< 0.003"
+    assert report.format_value({"value": 1.83e-32, "stat": 1.8e-32}) == "1.83e-32 ± 1.8e-32"
+    assert report._tex_entry({"value": 1e-30, "stat": 1e-30, "syst": 0.0}, 1.0) == \
+        "$\\approx 0$"
+
+
+def test_summary_cells_scale_each_column_by_its_own_total(real_result):
+    doc = copy.deepcopy(real_result.document)
+    doc["summary"] = {"components": ["combinatorial", "prompt", "upstream_prompt"],
+                      "regions": {r: {c: {"value": v, "stat": 0.1 * v, "syst": 0.0,
+                                          "upper_limit_90": None}
+                                      for c, v in (("combinatorial", 6e4), ("prompt", p),
+                                                   ("upstream_prompt", u),
+                                                   ("total", 6e4 + p + u))}
+                                  for r, p, u in (("SR", 1.5e-4, 1e-30), ("CR", 1.0, 1.0),
+                                                  ("outside", 14.0, 10.0))}}
+    cells = {row["region"]: row for row in report.summary_cells(doc)}
+    # 1.5e-4 is small next to the combinatorial, not next to the prompt column
+    assert cells["SR"]["prompt"] == "0.00015 ± 1.5e-05 ± 0"
+    assert cells["SR"]["upstream-prompt"] == "≈ 0"
+    assert cells["CR"]["upstream-prompt"] == "1 ± 0.1 ± 0"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from backtrace.prompt.rounds import next_round
+from backtrace.prompt.rounds import next_round, starts_in_time
 
 
 def test_next_round_rules():
@@ -20,9 +20,11 @@ def test_next_round_rules():
     # at most doubling, within the sample cap
     assert next_round(4, 0.2, 0.1, 100) == (4, None)
     assert next_round(100, 0.2, 0.1, 110) == (10, None)
-    # time cap: measured 4 s per history, 10 s left -> 2 histories
-    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=50, max_time_s=60,
-                      s_per_sample=4) == (2, None)
-    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=59, max_time_s=60,
-                      s_per_sample=4) == (0, "max_time")
-    assert next_round(100, 0.2, 0.1, 1000, elapsed_s=61, max_time_s=60) == (0, "max_time")
+    # a function of the error and the histories only: no clock argument
+
+
+def test_a_round_starts_only_if_it_ends_within_the_time_cap():
+    # 50 s for 100 histories: 100 more take 50 s -> ends at 100 s
+    assert starts_in_time(50.0, 100, 100, max_time_s=100.0)
+    assert not starts_in_time(50.0, 100, 101, max_time_s=100.0)
+    assert starts_in_time(1e6, 1, 1, max_time_s=None)

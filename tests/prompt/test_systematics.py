@@ -8,16 +8,17 @@ import pandas as pd
 import pytest
 
 from backtrace.beamline.geometry import load_geometry
+from backtrace.prompt.measured import measured_terms
 from backtrace.prompt.systematics import (
-    CLOSURE_RATIO,
-    INVISIBLE_FRACTION,
     closure_relative,
     deltas,
+    invisible_relative,
     magnet_groups,
     rerun_variations,
     shift_stat,
     varied_config,
 )
+from backtrace.regions import load_regions
 
 from ..conftest import synthetic_tracks
 
@@ -96,36 +97,53 @@ def _cands(weights, tracks=(0, 1, 1)):
                          "weight": weights, "track_index": list(tracks)})
 
 
+#: The measured terms of a run of the shipped geometry and selection.
+MEASURED = {"invisible": {"mu-mu": (0.045, 0.011)}, "closure": {"mu-mu": (0.924, 0.037)}}
+
+
 def test_deltas_by_reweighting_and_reruns():
     nominal = _cands([1.0, 2.0, 4.0])
     runs = {"density": {"up": _cands([1.1, 2.0, 4.0]), "down": _cands([0.8, 2.0, 4.0])},
             "method": {"alt": _cands([1.0, 2.5, 4.0])}}
-    sr = deltas(nominal, runs, lambda f: f["region"] == "SR")
+    # what a run of the shipped geometry and selection gets (test_measured.py)
+    assert measured_terms(None, (), load_regions()).values == MEASURED
+    sr = deltas(nominal, runs, lambda f: f["region"] == "SR", MEASURED)
     assert sr["pot"] == pytest.approx(0.2)
     assert sr["scale:photonuclear"] == pytest.approx(0.3)
     assert sr["scale:mumu_pair"] == 0 and sr["scale:knock_on"] == 0
     assert sr["density"] == pytest.approx(0.2)       # max(|+0.1|, |-0.2|)
     assert sr["method"] == 0
-    total = deltas(nominal, runs, lambda f: pd.Series(True, index=f.index))
+    total = deltas(nominal, runs, lambda f: pd.Series(True, index=f.index), MEASURED)
     assert total["pot"] == pytest.approx(1.4)
     assert total["scale:mumu_pair"] == pytest.approx(0.6)
     assert total["scale:knock_on"] == pytest.approx(0.2)
     assert total["method"] == pytest.approx(0.5)
     # the part the backward method cannot see: mu-mu (weight 1 in SR, 2
     # outside) at the measured fraction + error, 'other' not measured
-    f = sum(INVISIBLE_FRACTION["mu-mu"])
+    f = sum(MEASURED["invisible"]["mu-mu"])
     assert total["invisible"] == pytest.approx(3.0 * f / (1 - f))
     assert 0.02 < f / (1 - f) < 0.08               # +5.9 % of the mu-mu yield
     assert sr["invisible"] == pytest.approx(f / (1 - f))
-    assert deltas(nominal.assign(visible=True), {}, lambda d: d["weight"] > 0)[
-        "invisible"] == 0.0                       # the forward simulation misses nothing
+    assert invisible_relative(0.045, 0.011) == pytest.approx(f / (1 - f))
+    forward = deltas(nominal.assign(visible=True), {}, lambda d: d["weight"] > 0, MEASURED)
+    assert forward["invisible"] == 0.0              # the forward simulation misses nothing
     # the closure: mu-mu yield x |1 - R| (+) its error, symmetric
-    r, err = CLOSURE_RATIO["mu-mu"]
+    r, err = MEASURED["closure"]["mu-mu"]
     assert total["closure"] == pytest.approx(3.0 * np.hypot(1 - r, err))
-    assert sr["closure"] == pytest.approx(closure_relative("mu-mu"))
-    assert 0.03 < closure_relative("mu-mu") < 0.3 and closure_relative("other") == 0.0
-    assert deltas(nominal.assign(visible=True), {}, lambda d: d["weight"] > 0)[
-        "closure"] == 0.0
+    assert sr["closure"] == pytest.approx(closure_relative(r, err))
+    assert 0.03 < closure_relative(r, err) < 0.3
+    assert forward["closure"] == 0.0
+    # the measured terms come in a fixed place, whatever the order given
+    assert list(deltas(nominal, runs, lambda f: f["region"] == "SR",
+                       dict(reversed(MEASURED.items())))) == list(sr)
+    assert list(sr)[6:8] == ["invisible", "closure"]
+    # not measured for the run: no entry at all (not a zero)
+    bare = deltas(nominal, runs, lambda f: f["region"] == "SR")
+    assert "invisible" not in bare and "closure" not in bare
+    assert {k: v for k, v in sr.items() if k not in MEASURED} == bare
+    only = deltas(nominal, runs, lambda f: f["region"] == "SR",
+                  {"closure": MEASURED["closure"]})
+    assert "invisible" not in only and only["closure"] == sr["closure"]
     # paired per-track spread: track 0 moves by 0.1, track 1 by 0.5
     assert shift_stat(nominal, _cands([1.1, 2.5, 4.0])) == pytest.approx(0.26 ** 0.5)
     # a variation with no candidate at all

@@ -10,7 +10,7 @@ import pytest
 
 from backtrace.pumas import PumasError, pumas_version
 from backtrace.pumas._errors import error_class
-from backtrace.pumas._lib import ENV_LIBRARY, library_path, load
+from backtrace.pumas._lib import ENV_LIBRARY, check, library_path, load
 
 
 def test_version_is_1_2_3():
@@ -74,6 +74,25 @@ def test_pumas_error_becomes_exception_not_exit(physics):
     assert info.value.function == "pumas_physics_property_range"
     assert info.value.message  # PUMAS's own text
     assert isinstance(info.value, error_class(rc))
+
+
+def test_unopenable_physics_paths_are_path_errors(physics, tmp_path):
+    """bt_physics_dump / bt_physics_load report a file they cannot open as
+    PUMAS's path error, from fopen, with the path in the message."""
+    ffi, lib = load()
+    missing = str(tmp_path / "no" / "such.pumas")
+    rc = lib.bt_physics_dump(physics.ptr, missing.encode())
+    with pytest.raises(PumasError) as info:
+        check(rc)
+    assert isinstance(info.value, error_class(rc)) and rc == lib.PUMAS_RETURN_PATH_ERROR
+    assert info.value.function == "fopen"
+    assert info.value.message == f"could not open {missing} for writing"
+    loaded = ffi.new("struct pumas_physics **")
+    rc = lib.bt_physics_load(loaded, missing.encode(), 0)
+    with pytest.raises(PumasError) as info:
+        check(rc)
+    assert rc == lib.PUMAS_RETURN_PATH_ERROR and info.value.function == "fopen"
+    assert info.value.message == f"could not open {missing}"
 
 
 def test_broken_mdf_raises(tmp_path, monkeypatch):
