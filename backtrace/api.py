@@ -26,7 +26,7 @@ import pandas as pd
 
 from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
 from backtrace.combinatorial.spill import load_spill_model
-from backtrace.interactions import CHANNEL_PROCESSES
+from backtrace.interactions import PHYSICS
 from backtrace.output import report
 from backtrace.output.schema import validate_document
 from backtrace.output.summary import build_summary
@@ -57,8 +57,10 @@ class Options:
     2021 beam line), ``overrides`` ('ELEMENT.KEY=VALUE'), ``channel``
     ('mumu' or 'ee'), ``regions`` (selection and SR/CR file; None: the
     channel's packaged one).
-    Forcing: ``interactions_per_history``, ``processes`` (empty: the
-    channel's), ``prompt_z_min_m`` (prompt/upstream-prompt boundary [m];
+    Forcing: ``physics`` ('full': every process modelled; 'geant4-default':
+    those of Geant4's default physics list, for like-for-like comparisons;
+    :data:`backtrace.interactions.PHYSICS`), ``interactions_per_history``,
+    ``processes`` (empty: the physics set's for the channel), ``prompt_z_min_m`` (prompt/upstream-prompt boundary [m];
     None: the decay-volume entrance), ``allocation`` ('auto', 'uniform',
     'natural' or 'stratum=share,...'), ``transfer_bias``,
     ``final_states_per_point``, ``q_min_gev`` (the smallest energy given to a
@@ -97,6 +99,7 @@ class Options:
     transfer_bias: bool = True
     final_states_per_point: int = 1
     q_min_gev: float = RunConfig.q_min_gev
+    physics: str = "full"
     samples_per_track: int = 4
     track_allocation: str = "weight"
     target_cell: str | None = None
@@ -160,9 +163,9 @@ def run_config(opts: Options, selection: Regions) -> RunConfig:
         interactions_per_history=opts.interactions_per_history, processes=processes,
         prompt_z_min_m=opts.prompt_z_min_m,
         allocation=parse_allocation(opts.allocation,
-                                    processes or CHANNEL_PROCESSES[selection.channel]),
+                                    processes or PHYSICS[opts.physics][selection.channel]),
         transfer_bias=opts.transfer_bias, final_states_per_point=opts.final_states_per_point,
-        q_min_gev=opts.q_min_gev)
+        q_min_gev=opts.q_min_gev, physics=opts.physics)
 
 
 def combinatorial_config(opts: Options) -> CombinatorialConfig:
@@ -230,6 +233,20 @@ def check_replayed(doc: dict, recorded: list[dict], source) -> None:
 # ---------------------------------------------------------------------------
 # The result
 # ---------------------------------------------------------------------------
+class TextTable(pd.DataFrame):
+    """A DataFrame of text cells that prints whole (no column elided at the
+    terminal's width)."""
+
+    @property
+    def _constructor(self):
+        return TextTable
+
+    def __str__(self) -> str:
+        return self.to_string()
+
+    __repr__ = __str__
+
+
 class Background:
     """The result of :func:`estimate` (or of a saved run, :meth:`load`).
 
@@ -275,7 +292,7 @@ class Background:
     def table(self) -> pd.DataFrame:
         """The summary table as text cells (value ± stat [± syst], limits,
         '≈ 0' below 10⁻⁶ of the column's total)."""
-        return pd.DataFrame(report.summary_cells(self.document)).set_index("region")
+        return TextTable(report.summary_cells(self.document)).set_index("region")
 
     @property
     def prompt_table(self) -> pd.DataFrame:

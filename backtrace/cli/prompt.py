@@ -63,7 +63,8 @@ from backtrace.tracks import write_tracks
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @scheduler_option
 def simulate_prompt(n_events, first_event, paths_per_muon, target_pot, pot_sample, acceptance_r,
-                    geometry_file, overrides, channel, regions_file, interactions_per_history,
+                    geometry_file, overrides, channel, regions_file, physics,
+                    interactions_per_history,
                     processes, prompt_z_min_m, allocation, transfer_bias,
                     final_states_per_point, source_sets, seed, importance_pass, jobs,
                     batch_size, out, quiet, scheduler):
@@ -96,9 +97,9 @@ def simulate_prompt(n_events, first_event, paths_per_muon, target_pot, pot_sampl
         config = PromptSimConfig(
             run=RunConfig(geometry_file=geometry_file, overrides=tuple(overrides),
                           regions_file=regions_file, pot_target=target_pot, seed=seed,
-                          **forcing_fields(selection, interactions_per_history, processes,
-                                           prompt_z_min_m, allocation, transfer_bias,
-                                           final_states_per_point)),
+                          **forcing_fields(selection, physics, interactions_per_history,
+                                           processes, prompt_z_min_m, allocation,
+                                           transfer_bias, final_states_per_point)),
             n_events=n_events, source=source_config(source_sets),
             acceptance_r_m=tuple(acceptance_r), pot_sample=pot_sample,
             paths_per_muon=paths_per_muon, importance_round=importance_pass,

@@ -20,12 +20,14 @@ from backtrace.cli._common import (
     user_errors,
 )
 from backtrace.cli.combinatorial import spill_options
-from backtrace.interactions import CHANNEL_PROCESSES
+from backtrace.interactions import PHYSICS
+from backtrace.output.pyhf_model import parse_signal
 from backtrace.output.report import (
     combinatorial_lines,
     combinatorial_terminal,
     mc_line,
     p_sr_line,
+    physics_line,
     render,
     selection_line,
     summary_line,
@@ -73,6 +75,13 @@ _FORCING_OPTIONS = [
     click.option("--regions", "regions_file", type=click.Path(dir_okay=False), default=None,
                  help="Selection and SR/CR file (default: the estimated NA62 one of the "
                  "channel)."),
+    click.option("--physics", type=click.Choice(list(PHYSICS)), default=default("physics"),
+                 show_default=True,
+                 help="Named set of forced processes: 'full', every process modelled; "
+                 "'geant4-default', those of Geant4's default physics list (FTFP_BERT, "
+                 "10.1-11.1: no direct mu -> mu mu+mu- and no gamma -> mu+mu-), for a "
+                 "like-for-like comparison with a Geant4-based estimate. Recorded in "
+                 "every output (config.physics)."),
     click.option("--interactions-per-history", "-k", type=click.IntRange(min=1),
                  default=default("interactions_per_history"), show_default=True, help="Forced interactions per history "
                  "(run: per back-traced history; simulate-prompt: per forward path), on "
@@ -108,14 +117,15 @@ _FORCING_OPTIONS = [
 ]
 
 
-def forcing_fields(selection, interactions_per_history, processes, prompt_z_min_m,
+def forcing_fields(selection, physics, interactions_per_history, processes, prompt_z_min_m,
                    allocation, transfer_bias, final_states_per_point) -> dict:
     """The :class:`backtrace.prompt.config.RunConfig` fields of :func:`forcing_options`
     (``selection``: the loaded regions, for the channel)."""
-    return dict(channel=selection.channel, interactions_per_history=interactions_per_history,
+    return dict(channel=selection.channel, physics=physics,
+                interactions_per_history=interactions_per_history,
                 processes=tuple(processes) or None, prompt_z_min_m=prompt_z_min_m,
                 allocation=parse_allocation(
-                    allocation, tuple(processes) or CHANNEL_PROCESSES[selection.channel]),
+                    allocation, tuple(processes) or PHYSICS[physics][selection.channel]),
                 transfer_bias=transfer_bias, final_states_per_point=final_states_per_point)
 
 
@@ -243,6 +253,7 @@ def _print_result(doc: dict, out, verbose: bool) -> None:
     c.print(summary_terminal(doc))
     c.print(f"MC: {mc_line(doc)}", markup=False)
     c.print(p_sr_line(doc), markup=False)
+    c.print(physics_line(doc), markup=False)
     c.print(summary_line(doc, out), markup=False)
     hint = "" if verbose else "--verbose prints every table; "
     c.print(f"{hint}the prompt yields per category are in {Path(out) / 'background.md'}; "
@@ -258,10 +269,20 @@ def command_line() -> str:
 
 @click.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False))
-def report(directory):
-    """Re-render tables and plots of a saved result without re-running."""
+@click.option("--signal", multiple=True, metavar="REGION=EVENTS",
+              help="Expected signal events at mu_sig = 1 in a region of the pyhf "
+              "workspace background.pyhf.json (repeatable; default 0 everywhere).")
+def report(directory, signal):
+    """Re-render tables, plots and the pyhf workspace of a saved result
+    without re-running.
+
+    \b
+    $ backtrace report result/
+    $ backtrace report result/ --signal SR=5.2 --signal CR=0.4
+    $ pyhf cls result/background.pyhf.json
+    """
     try:
-        paths = render(directory)
+        paths = render(directory, parse_signal(signal))
     except (OSError, KeyError, ValueError) as err:
         raise UserError(f"{directory}: cannot render ({err})") from None
     for p in paths:

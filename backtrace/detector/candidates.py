@@ -26,9 +26,11 @@ position and momentum at each STRAW chamber and the MUV3 hit).
    the probability of that, Π over the other products c of (1 − p_c), p_c
    the summed weight factor of c's reconstructed outcomes: 0 when another
    muon is reconstructed, the absorption probability for an extra pion.
-   Each pair is then a distinct, disjoint outcome of the interaction. All
-   pairs with a non-zero weight are kept (before cuts) for the upper
-   limits of empty cells (:func:`backtrace.prompt.estimate.weight_per_entry`).
+   Each pair is then a distinct, disjoint outcome of the interaction. Every
+   pair that could be selected (non-zero identification probability and
+   upstream-activity survival) is kept before the kinematic cuts, with the
+   weight a candidate of it would carry, for the upper limits of empty
+   cells (:func:`backtrace.prompt.estimate.weight_per_entry`).
    Without ``exactly_two_tracks`` the pair with the smallest CDA of an
    interaction that passes the cuts is its candidate.
 4. **Measurement**: momenta at STRAW1 smeared (:mod:`.reconstruction`, one
@@ -457,13 +459,17 @@ def build_candidates(det: pd.DataFrame, inter: pd.DataFrame, scale: float, regio
     keep = factor > 0
     a, b, cats, factor, iid, survival = (a[keep], b[keep], cats[keep], factor[keep],
                                          iid[keep], survival[keep])
-    pairs = _pairs_frame(iid, cats, factor, inter, scale)
     if not len(a):
-        return _empty_candidates(), pairs
+        return _empty_candidates(), empty_pairs()
     p = measured_momenta(tracks, recon)
     m = measure_pairs(straw1_points(tracks, recon), p, a, b, recon)
     id_prob = identification_probability(tracks, a, b, sel)
     upstream = upstream_activity_survival(tracks, a, b, m["vertex_z_m"], p, det, inter, recon)
+    # what an entry of each pair would weigh: every factor of a candidate
+    # (identification, upstream activity) but the 0/1 kinematic cuts
+    could = id_prob * upstream > 0
+    pairs = _pairs_frame(iid[could], cats[could], (factor * id_prob * upstream)[could],
+                         inter, scale)
     ok = passes_selection(m, sel, recon) & (id_prob > 0) & (upstream > 0)
     if not ok.any():
         return _empty_candidates(), pairs

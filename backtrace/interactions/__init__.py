@@ -49,11 +49,39 @@ CHANNEL_PROCESSES = {
     "ee": tuple(PROCESSES),
 }
 
+#: Named physics configurations: per channel, the processes forced.
+#: 'full' (the default) is every process the tool models
+#: (:data:`CHANNEL_PROCESSES`). 'geant4-default' is what a simulation with
+#: Geant4's default reference physics list (FTFP_BERT, releases 10.1-11.1,
+#: those of analyses published up to early 2023) has, read in the Geant4
+#: source (github.com/Geant4/geant4, tags v10.7.4 and v11.1.0):
+#: FTFP_BERT.cc registers G4EmStandardPhysics and G4EmExtraPhysics; muon
+#: ionisation with delta rays, muon pair production to e+e- and muon
+#: bremsstrahlung are in the standard set (G4EmBuilder.cc, v11.1.0 lines
+#: 239-267); muon-nuclear is on (G4EmExtraPhysics.hh v11.1.0 line 100,
+#: ``munActivated = true``, on by default since 10.1), gamma -> mu+mu- is
+#: off (line 103, ``gmumuActivated = false``) and so is the direct mu ->
+#: mu mu+mu- pair production (line 104, ``mmumuActivated = false``; the
+#: class G4MuonToMuonPairProduction, created 12.07.2022, first ships in
+#: 11.1 as an opt-in, ReleaseNotes.11.1 line 416). So: photonuclear,
+#: pair_production and knock_on (and, for e+e-, the bremsstrahlung photons'
+#: conversion to e+e-), without mumu_pair and without this tool's
+#: 'bremsstrahlung' (whose final state is the photon's conversion to
+#: mu+mu-). That an analysis used this set is a hypothesis about its
+#: simulation, not a fact: the set is for like-for-like comparisons.
+PHYSICS = {
+    "full": CHANNEL_PROCESSES,
+    "geant4-default": {
+        "mumu": ("photonuclear", "pair_production", "knock_on"),
+        "ee": ("photonuclear", "pair_production", "knock_on", "photon_conversion"),
+    },
+}
+
 #: Default lower cut on the energy given to the secondary [GeV]: below it a
 #: product cannot make a selected track (NA62 tracks need several GeV).
 DEFAULT_Q_MIN_GEV = 1.0
 
-__all__ = ["PROCESSES", "CHANNEL_PROCESSES", "DEFAULT_Q_MIN_GEV", "FinalState", "ProcessTable",
+__all__ = ["PROCESSES", "CHANNEL_PROCESSES", "PHYSICS", "DEFAULT_Q_MIN_GEV", "FinalState", "ProcessTable",
            "decay", "interaction_table", "build_tables"]
 
 

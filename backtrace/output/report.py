@@ -299,6 +299,14 @@ def selection_line(doc: dict) -> str:
     return f"selection{estimated}: {text}. Regions: {boxes}."
 
 
+def physics_line(doc: dict) -> str:
+    """Which physics set the run forced (config.physics; documents before
+    the sets: 'full')."""
+    cfg = doc.get("config", {})
+    return (f"physics: {cfg.get('physics', 'full')} (forced: "
+            f"{', '.join(cfg.get('processes', []))})")
+
+
 def summary_line(doc: dict, out_dir) -> str:
     """The closing line of ``backtrace run``: counts, time, where it went."""
     return (f"{sum(doc['tracks'].values())} tracks, {doc['interactions']} forced "
@@ -321,7 +329,7 @@ def markdown(doc: dict) -> str:
               "column's total (the number is in background.json and background.csv).",
               f"Systematics evaluated: {', '.join(doc['systematics']['evaluated'])}; "
               f"not evaluated: {', '.join(doc['systematics']['not_evaluated'])}.",
-              f"Tracks per status: {doc['tracks']}."]
+              f"Tracks per status: {doc['tracks']}.", f"{physics_line(doc).capitalize()}."]
     srows = list(syst_rows(doc))
     if srows:
         cols = list(srows[0][2])
@@ -331,11 +339,32 @@ def markdown(doc: dict) -> str:
         for name, desc, vals in srows:
             lines.append(f"| {name} | " + " | ".join(f"{vals[c]:.2g}" for c in cols)
                          + f" | {desc} | {shift_note(doc, name)} |")
+    lines += process_lines(doc)
     if factorised_lines(doc):
         lines += ["", *factorised_lines(doc)]
     if mc_line(doc):
         lines += ["", f"Monte Carlo: {mc_line(doc)}."]
     return "\n".join(lines) + "\n"
+
+
+def process_lines(doc: dict) -> list[str]:
+    """The Markdown table of each cell per forced process (value ± its MC
+    error, prompt / upstream-prompt), cells and processes with an entry;
+    empty for documents without ``by_process``."""
+    procs = doc.get("config", {}).get("processes", [])   # the run's order (JSON is sorted)
+    rows = [(region, cat, proc, cats[cat]["by_process"][proc])
+            for region, cats in regions(doc) for cat in categories(doc)
+            for proc in procs if cats[cat].get("by_process", {}).get(proc, {}).get("n_mc")]
+    if not rows:
+        return []
+    out = ["", "## Per forced process (value ± MC error; prompt / upstream-prompt)", "",
+           "| region | category | process | value | prompt | upstream-prompt | MC entries |",
+           "|---|---|---|---|---|---|---|"]
+    for region, cat, proc, p in rows:
+        label = CATEGORY_LABELS.get(cat, (cat,))[0]
+        out.append(f"| {region} | {label} | {proc} | {p['value']:.3g} ± {p['mc']:.2g} | "
+                   f"{p['prompt']:.3g} | {p['upstream_prompt']:.3g} | {p['n_mc']} |")
+    return out
 
 
 def latex(doc: dict) -> str:
@@ -513,7 +542,7 @@ def summary_terminal(doc: dict):
 def summary_notes(doc: dict) -> list[str]:
     """The lines under the summary table (in every format)."""
     summ = doc["summary"]
-    notes = [p_sr_line(doc)]
+    notes = [p_sr_line(doc), physics_line(doc)]
     if not summ["combinatorial_included"]:
         notes.append("combinatorial background not estimated (--no-combinatorial)")
     else:
@@ -590,13 +619,14 @@ def summary_csv(doc: dict) -> str:
 
 
 def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
-                  comb_pairs: pd.DataFrame | None = None, *, validate: bool = True
-                  ) -> list[Path]:
+                  comb_pairs: pd.DataFrame | None = None, *, validate: bool = True,
+                  signal: dict | None = None) -> list[Path]:
     """background.json/.md/.tex/.csv, candidates.parquet and the plots
     (the document is checked against its schema first, unless ``validate``
     is False: a document :func:`backtrace.estimate` already checked); with
     a ``summary`` block also summary.md/.tex/.csv/.json and, with the
-    combinatorial estimate, combinatorial_pairs.parquet and its plots."""
+    combinatorial estimate, combinatorial_pairs.parquet and its plots;
+    ``signal``: {region: expected signal events} of the pyhf workspace."""
     out = Path(out_dir)
     payload = {k: v for k, v in doc.items() if not k.startswith("_")}
     if validate:
@@ -620,7 +650,7 @@ def write_outputs(out_dir, doc: dict, candidates: pd.DataFrame | None = None,
         written.append(out / "combinatorial_pairs.parquet")
     written += _plots(out, payload, candidates, comb_pairs)
     if "summary" in payload:
-        written.append(write_model(out / "background.pyhf.json", payload))
+        written.append(write_model(out / "background.pyhf.json", payload, signal))
     return written
 
 
@@ -635,14 +665,15 @@ def load_document(out_dir) -> dict:
     return validate_document(doc, str(path))
 
 
-def render(out_dir) -> list[Path]:
+def render(out_dir, signal: dict | None = None) -> list[Path]:
     """Re-create tables and plots from ``background.json`` (and candidates,
-    combinatorial pairs)."""
+    combinatorial pairs); ``signal``: {region: expected signal events} of
+    the pyhf workspace."""
     out = Path(out_dir)
     doc = load_document(out)
     frames = [pd.read_parquet(p) if p.exists() else None
               for p in (out / "candidates.parquet", out / "combinatorial_pairs.parquet")]
-    return write_outputs(out, doc, *frames)
+    return write_outputs(out, doc, *frames, signal=signal)
 
 
 # ---------------------------------------------------------------------------

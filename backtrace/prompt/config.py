@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from backtrace.interactions import CHANNEL_PROCESSES, PROCESSES
+from backtrace.interactions import PHYSICS, PROCESSES
 from backtrace.interactions.forced import VETO_FLOOR, DrawPlan
 from backtrace.prompt.allocation import ALLOCATION_MODES, NATURAL_DEFENSIVE
 from backtrace.prompt.systematics import LEVELS
@@ -67,7 +67,10 @@ class RunConfig:
     ``track_allocation``: how rounds after the first share their histories
     among the tracks, 'weight' (the tracks furthest below their share of the
     input weight double theirs, :func:`backtrace.prompt.allocation.track_passes`)
-    or 'uniform' (every track the same number).
+    or 'uniform' (every track the same number); ``physics``: the named set
+    of processes forced when ``processes`` is not given
+    (:data:`backtrace.interactions.PHYSICS`: 'full' or 'geant4-default';
+    ``processes`` must then be within it).
     """
 
     geometry_file: str | None = None
@@ -93,17 +96,24 @@ class RunConfig:
     transfer_bias: bool = True
     veto_floor: float = VETO_FLOOR
     final_states_per_point: int = 1
+    physics: str = "full"
 
     def __post_init__(self):
         if self.channel is not None and self.channel not in CHANNELS:
             raise ValueError(f"channel {self.channel!r}: expected one of "
                              f"{', '.join(CHANNELS)}")
-
+        if self.physics not in PHYSICS:
+            raise ValueError(f"physics {self.physics!r}: expected one of "
+                             f"{', '.join(PHYSICS)}")
         if self.processes is not None:
             unknown = [p for p in self.processes if p not in PROCESSES]
             if unknown or not self.processes:
                 raise ValueError(f"processes {list(self.processes)}: expected one or more "
                                  f"of {', '.join(PROCESSES)}")
+            outside = [p for p in self.processes if p not in self.physics_processes()]
+            if self.physics != "full" and outside:
+                raise ValueError(f"processes {', '.join(outside)}: not in the physics set "
+                                 f"{self.physics!r} ({', '.join(self.physics_processes())})")
         if int(self.final_states_per_point) < 1:
             raise ValueError("final states per point must be >= 1")
         if not 0 < self.veto_floor <= 1:
@@ -144,11 +154,16 @@ class RunConfig:
             (str(n), float(v)) for n, v in self.allocation)
         return DrawPlan("shares", k, shares, float(self.forcing_defensive))
 
+    def physics_processes(self) -> tuple[str, ...]:
+        """The processes of the ``physics`` set for the channel
+        (:data:`backtrace.interactions.PHYSICS`; μ+μ− when not given)."""
+        return PHYSICS[self.physics][self.channel or "mumu"]
+
     def forced_processes(self) -> tuple[str, ...]:
         """``processes``, else the channel's default set
         (:data:`backtrace.interactions.CHANNEL_PROCESSES`; μ+μ− when the
         channel is not given)."""
-        return CHANNEL_PROCESSES[self.channel or "mumu"] if self.processes is None \
+        return self.physics_processes() if self.processes is None \
             else tuple(self.processes)
 
     def prompt_boundary_m(self, geometry) -> float:

@@ -57,7 +57,21 @@ def _zone(sel: pd.DataFrame, zone: str, per_entry: float) -> dict:
             "upper_limit_90": y.upper_limit_90 if y.n_mc == 0 else None}
 
 
-def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc, measured) -> dict:
+def _by_process(sel: pd.DataFrame, processes, mc) -> dict:
+    """The cell per forced process: {process: value, mc (its MC error), n_mc,
+    prompt, upstream_prompt}; the values add up to the cell's."""
+    out = {}
+    for proc in processes:
+        part = sel[sel["process"] == proc] if len(sel) else sel
+        out[proc] = {"value": float(part["weight"].sum()) if len(part) else 0.0,
+                     "mc": mc(part) if len(part) else 0.0, "n_mc": int(len(part)),
+                     **{z: float(part.loc[part["zone"] == z, "weight"].sum())
+                        if len(part) else 0.0 for z in ZONES}}
+    return out
+
+
+def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc, measured,
+          processes) -> dict:
     sel = c[mask(c)]
     y = weighted_yield(sel["weight"], sel["track_index"], weight_per_entry=per_entry)
     syst = deltas(c, runs, mask, measured.values)
@@ -72,17 +86,19 @@ def _cell(c: pd.DataFrame, runs: dict, mask, per_entry: float, mc, measured) -> 
         "prompt": float(sel.loc[sel["zone"] == "prompt", "weight"].sum()),
         "upstream_prompt": float(sel.loc[sel["zone"] == "upstream_prompt",
                                          "weight"].sum()),
+        "by_process": _by_process(sel, processes, mc),
     }
 
 
-def _regions_block(c, runs, regions, per_entry, mc, measured) -> dict:
+def _regions_block(c, runs, regions, per_entry, mc, measured, processes) -> dict:
     out = {}
     for region in regions.names:
         out[region] = {}
         for cat in regions.categories:
             def mask(f, region=region, cat=cat):
                 return (f["region"] == region) & (f["category"] == cat)
-            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"], mc, measured)
+            out[region][cat] = _cell(c, runs, mask, per_entry[cat]["weight"], mc, measured,
+                                     processes)
     return out
 
 
@@ -211,7 +227,8 @@ def build_document(tracks, config, geometry, regions, est: dict, reruns: dict,
         "regions": _regions_block(
             c, runs, regions, per_entry,
             lambda sel: mc_error(sel, est.norm, est.norm2,
-                                 config.interactions_per_history), measured),
+                                 config.interactions_per_history), measured,
+            config.forced_processes()),
         "systematics": _systematics_block(c, est, reruns, runs, regions, level, config,
                                           measured),
         "detector": {**(response.config() if response is not None else {}),

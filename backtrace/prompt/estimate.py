@@ -1,5 +1,5 @@
-"""Weighted yields, their statistical and MC uncertainties, limits, and the
-combination of passes over disjoint history ranges.
+"""Weighted yields, their statistical and MC uncertainties and limits (the
+passes and their combination: :mod:`backtrace.prompt.passes`).
 
 The statistical unit is the observed track (``docs/method.md``): histories of one
 track are correlated, so the variance of a yield is Σ_tracks (Σ_{h∈track} w_h)²
@@ -10,9 +10,13 @@ the Poisson upper limit for zero observed events (PDG, Statistics review).
 w̄ follows the weighted-MC convention "mean weight of the events just
 outside the cuts" (``docs/physics.md``, "Upper limits"), per category
 (:func:`weight_per_entry`): the mean weight of that category's two-track
-pairs (opposite charges, in the STRAW acceptance) before the momentum,
-vertex, CDA, muon-ID and region cuts — the cuts decide whether an entry is
-counted, not (to first order) what it weighs; if the category has no such
+pairs (opposite charges, in the STRAW acceptance) that could be selected,
+with the identification probability and the upstream-activity survival
+that a candidate of them would carry, before the momentum, vertex, CDA and
+region cuts — those cuts decide whether an entry is counted, not (to first
+order) what it weighs. Each pair's weight is its history's share of the
+track, so w̄ falls as 1/(histories per track): the limit shrinks with the
+Monte Carlo exposure. If the category has no such
 pair, the mean over all categories' pairs; if there is no pair at all, the
 mean weight of the forced interactions (conservative: a candidate's weight
 is its interaction's times product factors ≤ 1). The method and the w̄ used
@@ -39,10 +43,12 @@ POISSON_ZERO_90 = float(-np.log(0.1))
 UPPER_LIMIT_METHOD = (
     "90% CL upper limit of a cell without MC entries: 2.303 x w, the Poisson "
     "limit for zero entries times the weight w an entry of that category would "
-    "carry = mean weight of the category's opposite-charge two-track pairs in "
-    "the STRAW acceptance before the momentum/vertex/CDA/muon-ID/region cuts; "
-    "if none: mean over all categories' pairs; if no pair at all: mean "
-    "forced-interaction weight (conservative)")
+    "carry = mean weight, identification probability and upstream-activity "
+    "survival included, of the category's two-track pairs in the STRAW "
+    "acceptance that could be selected, before the momentum/vertex/CDA/region "
+    "cuts (it falls as 1/histories per track); if none: mean over all "
+    "categories' pairs; if no pair at all: mean forced-interaction weight "
+    "(conservative)")
 
 
 @dataclass
@@ -85,10 +91,11 @@ def weight_per_entry(pairs: pd.DataFrame, categories,
         mine = w[(pairs["category"] == cat).to_numpy()] if len(pairs) else w
         if len(mine):
             out[cat] = {"weight": float(mine.mean()), "n": int(len(mine)),
-                        "basis": f"mean weight of {cat} two-track pairs before cuts"}
+                        "basis": f"mean weight of the {cat} two-track pairs that could "
+                                 "be selected, before the kinematic cuts"}
         elif len(w):
             out[cat] = {"weight": float(w.mean()), "n": int(len(w)),
-                        "basis": "mean weight of all two-track pairs before cuts "
+                        "basis": "mean weight of all selectable two-track pairs "
                                  f"(no {cat} pair)"}
         else:
             out[cat] = {"weight": interaction_weight / max(n_interactions, 1),

@@ -1,11 +1,19 @@
 """background.pyhf.json: a valid pyhf workspace that takes a signal and
 gives a hypothesis test (backtrace.output.pyhf_model)."""
 
-import copy
+import json
 
 import pytest
 
-from backtrace.output.pyhf_model import POI, build_workspace
+from backtrace.output.pyhf_model import (
+    POI,
+    SIGNAL,
+    build_workspace,
+    parse_signal,
+    signal_patch,
+    with_signal,
+    write_model,
+)
 
 pyhf = pytest.importorskip("pyhf")
 
@@ -35,7 +43,7 @@ def test_workspace_is_valid_and_has_every_component():
     pyhf.schema.validate(spec, "workspace.json")
     ws = pyhf.Workspace(spec)
     assert ws.channels == ["CR", "SR"]
-    assert set(ws.samples) == {"combinatorial", "prompt", "upstream_prompt"}
+    assert set(ws.samples) == {"combinatorial", "prompt", "upstream_prompt", SIGNAL}
     sr = next(c for c in spec["channels"] if c["name"] == "SR")
     comb = next(s for s in sr["samples"] if s["name"] == "combinatorial")
     mods = {m["name"]: m for m in comb["modifiers"]}
@@ -50,12 +58,33 @@ def test_workspace_is_valid_and_has_every_component():
     assert model.expected_actualdata(model.config.suggested_init())[0] == pytest.approx(0.202)
 
 
+def test_the_workspace_loads_as_written(tmp_path):
+    """The file as written builds a model with its POI (a signal sample of
+    0 events carries mu_sig), and the observations are the background."""
+    path = write_model(tmp_path / "background.pyhf.json", _doc())
+    ws = pyhf.Workspace(json.loads(path.read_text()))
+    model = ws.model()
+    assert model.config.poi_name == POI
+    assert model.expected_actualdata(model.config.suggested_init())[0] == pytest.approx(0.202)
+    assert ws.data(model, include_auxdata=False) == pytest.approx([0.202, 0.019])
+
+
+def test_signal_by_option_and_by_json_patch_are_the_same(tmp_path):
+    jsonpatch = pytest.importorskip("jsonpatch")
+    spec = build_workspace(_doc())
+    signal = parse_signal(["SR=5", "CR=0.5"])
+    patched = jsonpatch.apply_patch(spec, signal_patch(spec, signal))
+    assert patched == with_signal(spec, signal) == build_workspace(_doc(), signal)
+    path = write_model(tmp_path / "w.json", _doc(), signal)
+    assert json.loads(path.read_text()) == patched
+    with pytest.raises(ValueError, match="signal region.*XR.*the workspace has CR, SR"):
+        signal_patch(spec, {"XR": 1.0})
+    with pytest.raises(ValueError, match="expected REGION=EVENTS"):
+        parse_signal(["SR:5"])
+
+
 def test_toy_signal_hypothesis_test():
-    spec = copy.deepcopy(build_workspace(_doc()))
-    for channel, s in (("SR", 5.0), ("CR", 0.5)):
-        ch = next(c for c in spec["channels"] if c["name"] == channel)
-        ch["samples"].append({"name": "signal", "data": [s], "modifiers": [
-            {"name": POI, "type": "normfactor", "data": None}]})
+    spec = with_signal(build_workspace(_doc()), {"SR": 5.0, "CR": 0.5})
     ws = pyhf.Workspace(spec)
     model = ws.model()
     data = ws.data(model)

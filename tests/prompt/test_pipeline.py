@@ -88,7 +88,8 @@ def test_empty_cells_get_limits_from_the_category_weight_per_entry(single4):
         assert entry["value"] == 0
         assert entry["upper_limit_90"] == pytest.approx(
             POISSON_ZERO_90 * per_entry[cat]["weight"], rel=1e-12)
-    assert "two-track pairs in the STRAW acceptance before" in single4["upper_limit_method"]
+    assert "two-track pairs in the STRAW acceptance that could be selected" in \
+        single4["upper_limit_method"]
 
 
 @pytest.mark.parametrize("kw,message", [
@@ -260,3 +261,68 @@ def test_draws_in_groups_of_tracks_give_the_same_estimate(head40, single4, monke
     assert a == b
     assert grouped["interactions"] == single4["interactions"] > 1000
     assert grouped["interaction_weight"] == single4["interaction_weight"]
+
+
+def test_every_cell_splits_by_forced_process_and_the_parts_add_up(single4):
+    """background.json → regions.R.C.by_process: one entry per forced
+    process (zeros included), the values and zones add up to the cell."""
+    processes = single4["config"]["processes"]
+    nonzero = 0
+    for region, cats in single4["regions"].items():
+        for cat, cell in cats.items():
+            parts = cell["by_process"]
+            assert list(parts) == processes, (region, cat)
+            assert sum(p["value"] for p in parts.values()) == \
+                pytest.approx(cell["value"], rel=1e-12, abs=1e-300)
+            assert sum(p["n_mc"] for p in parts.values()) == cell["n_mc"]
+            for zone in ("prompt", "upstream_prompt"):
+                assert sum(p[zone] for p in parts.values()) == \
+                    pytest.approx(cell[zone], rel=1e-12, abs=1e-300)
+            nonzero += sum(p["value"] > 0 for p in parts.values())
+            assert all(p["mc"] >= 0 for p in parts.values())
+    assert nonzero >= 2
+
+
+def test_limits_of_empty_cells_shrink_as_one_over_the_histories(head40, single4):
+    """The weight an entry would carry (w̄ of the limits) is a history's
+    share of its track: 4× the histories per track, about ¼ of w̄ (the
+    same tracks; the pairs themselves fluctuate), and no limit exceeds the
+    largest measured cell."""
+    more = _run(head40, 16)
+    for cat in ("mu-mu",):
+        w4 = single4["upper_limit_weight_per_entry"][cat]
+        w16 = more["upper_limit_weight_per_entry"][cat]
+        assert w16["n"] > 2 * w4["n"] > 0
+        assert w4["weight"] / w16["weight"] == pytest.approx(4.0, rel=0.35)
+    largest = max(c["value"] for cats in more["regions"].values() for c in cats.values())
+    limits = [c["upper_limit_90"] for cats in more["regions"].values() for c in cats.values()
+              if c["upper_limit_90"] is not None]
+    assert limits and max(limits) < largest
+
+
+@pytest.mark.parametrize("physics,expected", [
+    ("full", {"photonuclear", "pair_production", "mumu_pair", "bremsstrahlung", "knock_on"}),
+    ("geant4-default", {"photonuclear", "pair_production", "knock_on"}),
+])
+def test_each_physics_set_forces_exactly_its_processes(head40, physics, expected):
+    """The draws of a run are of the set's processes, every one of them
+    (a dropped process or one outside the set fails), and the document
+    records the set."""
+    config = RunConfig(regions_file=LOOSE, samples_per_track=1, interactions_per_history=8,
+                       allocation="uniform", physics=physics)
+    doc = run_estimate(Tracks.open(head40), config, systematics="none",
+                       progress=False).document
+    drawn = {p["process"] for p in doc["mc"]["forcing"]["processes"] if p["draws"] > 0}
+    assert drawn == expected
+    assert set(doc["config"]["processes"]) == expected and doc["config"]["physics"] == physics
+    cands = set(doc["regions"]["outside"]["mu-mu"]["by_process"])
+    assert cands == expected
+
+
+def test_a_process_outside_the_physics_set_is_refused():
+    with pytest.raises(ValueError, match="mumu_pair: not in the physics set 'geant4-default'"):
+        RunConfig(physics="geant4-default", processes=("mumu_pair",))
+    with pytest.raises(ValueError, match="physics 'geant5'"):
+        RunConfig(physics="geant5")
+    assert RunConfig(physics="geant4-default", channel="ee").forced_processes() == (
+        "photonuclear", "pair_production", "knock_on", "photon_conversion")
