@@ -22,16 +22,23 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from backtrace.combinatorial.pairing import CombinatorialConfig, run_combinatorial
 from backtrace.combinatorial.spill import load_spill_model
 from backtrace.interactions import PHYSICS
 from backtrace.output import report
+from backtrace.output.combinatorial_checks import (
+    read_selected_events,
+    with_same_sign_validation,
+    write_checks,
+)
 from backtrace.output.schema import validate_document
 from backtrace.output.summary import build_summary
 from backtrace.prompt.allocation import parse_allocation
 from backtrace.prompt.config import RunConfig
+from backtrace.prompt.estimate import mc_error, weighted_yield
 from backtrace.prompt.pipeline import run_estimate
 from backtrace.prompt.rounds import STOP_REASONS, parse_target_cell
 from backtrace.regions import Regions, load_regions
@@ -64,10 +71,12 @@ class Options:
     None: the decay-volume entrance), ``allocation`` ('auto', 'uniform',
     'natural' or 'stratum=share,...'), ``transfer_bias``,
     ``final_states_per_point``, ``q_min_gev`` (the smallest energy given to a
-    secondary; Python only).
+    secondary; Python only), ``resolution_scale`` (every tracker resolution
+    term × this, for sensitivity studies; Python only).
     Histories and rounds: ``samples_per_track`` (histories per track of the
     first round), ``track_allocation`` ('weight' or 'uniform'),
-    ``target_cell`` ('REGION/CATEGORY' or 'total'; None: outside/mu-mu for
+    ``target_cell`` ('REGION/CATEGORY', several comma-separated, 'published'
+    or 'total'; None: outside/mu-mu for
     μ+μ−, total for e+e−), ``target_rel_unc`` (relative MC uncertainty the
     rounds aim at; None: one round), ``max_samples_per_track``,
     ``max_rounds`` (None: no cap), ``max_time_s`` (seconds after which no
@@ -78,7 +87,12 @@ class Options:
     'full').
     Combinatorial: ``combinatorial`` (estimate it too; μ+μ− only),
     ``spill`` (spill-model file; None: the packaged NA62 2021 one),
-    ``max_pairs``.
+    ``max_pairs``, ``pairing_mode`` ('auto': measured times within bursts
+    when the track file has ``burst_id`` and ``t_ns``, else the spill model;
+    'spill-model'; 'bursts'), ``bursts`` (burst table, columns burst_id and
+    pot: the counted bursts and their POT; None: the track file's bursts and
+    POT), ``same_sign_data`` (a file of selected same-sign events overlaid
+    on the same-sign prediction, with χ²/ndf).
     Execution (never changes a result): ``jobs`` (worker processes; 0: every
     core), ``batch_size``, ``scheduler`` (Dask address or 'dask-local'),
     ``progress`` (progress bars on stderr).
@@ -100,6 +114,7 @@ class Options:
     final_states_per_point: int = 1
     q_min_gev: float = RunConfig.q_min_gev
     physics: str = "full"
+    resolution_scale: float = 1.0
     samples_per_track: int = 4
     track_allocation: str = "weight"
     target_cell: str | None = None
@@ -123,6 +138,9 @@ class Options:
     batch_size: int = 200
     scheduler: str | None = None
     progress: bool = True
+    pairing_mode: str = "auto"
+    bursts: str | None = None
+    same_sign_data: str | None = None
 
     def with_(self, **changes) -> "Options":
         """A copy with ``changes``; an unknown name is a TypeError listing
@@ -165,7 +183,8 @@ def run_config(opts: Options, selection: Regions) -> RunConfig:
         allocation=parse_allocation(opts.allocation,
                                     processes or PHYSICS[opts.physics][selection.channel]),
         transfer_bias=opts.transfer_bias, final_states_per_point=opts.final_states_per_point,
-        q_min_gev=opts.q_min_gev, physics=opts.physics)
+        q_min_gev=opts.q_min_gev, physics=opts.physics,
+        resolution_scale=opts.resolution_scale)
 
 
 def combinatorial_config(opts: Options) -> CombinatorialConfig:
@@ -173,7 +192,8 @@ def combinatorial_config(opts: Options) -> CombinatorialConfig:
     return CombinatorialConfig(
         geometry_file=opts.geometry, overrides=tuple(opts.overrides),
         regions_file=opts.regions, spill_file=opts.spill, pot_target=opts.target_pot,
-        seed=opts.seed, max_pairs=opts.max_pairs)
+        seed=opts.seed, max_pairs=opts.max_pairs, pairing_mode=opts.pairing_mode,
+        bursts_file=opts.bursts)
 
 
 def resolved_jobs(jobs: int) -> int:
@@ -260,10 +280,11 @@ class Background:
     per region, zone and category."""
 
     def __init__(self, document: dict, candidates: pd.DataFrame | None = None,
-                 pairs: pd.DataFrame | None = None):
+                 pairs: pd.DataFrame | None = None, estimate=None):
         self.document = document
         self.candidates = candidates if candidates is not None else pd.DataFrame()
         self.pairs = pairs
+        self._estimate = estimate      # per-track norms: MC errors of subsets
 
     def __repr__(self) -> str:
         mc = self.document.get("mc", {})
@@ -303,6 +324,28 @@ class Background:
                 for cat, entry in cells.items()]
         return pd.DataFrame(rows)
 
+    def cells(self, where=None) -> pd.DataFrame:
+        """Prompt yield of every region × category cell from the candidates
+        that pass ``where`` (a function of the candidates table giving a
+        boolean mask, e.g. a tighter cut than the run's selection; None:
+        all): value, stat (per-track Σw²), mc (the Monte Carlo part, when
+        the estimate was made in this session; else NaN), n_mc."""
+        c = self.candidates
+        if where is not None and len(c):
+            c = c[np.asarray(where(c), bool)]
+        rows = []
+        for region in self.document["regions"]:
+            for cat in report.categories(self.document):
+                sel = c[(c["region"] == region) & (c["category"] == cat)] if len(c) else c
+                y = weighted_yield(sel["weight"], sel["track_index"]) if len(sel) \
+                    else weighted_yield([], [])
+                mc = float("nan") if self._estimate is None else (
+                    mc_error(sel, self._estimate.norm, self._estimate.norm2) if len(sel)
+                    else 0.0)
+                rows.append({"region": region, "category": cat, "value": y.value,
+                             "stat": y.stat, "mc": mc, "n_mc": y.n_mc})
+        return pd.DataFrame(rows)
+
     def plot(self, name: str = "ztax_cdatax"):
         """The matplotlib figure ``name``: one of
         :data:`backtrace.output.report.FIGURES`."""
@@ -311,9 +354,13 @@ class Background:
     def write(self, directory) -> list[Path]:
         """Every output file (JSON, Markdown, LaTeX, CSV, Parquet, PNG,
         pyhf) into ``directory``, each written atomically; returns the
-        paths."""
-        return report.write_outputs(directory, self.document, self.candidates, self.pairs,
-                                    validate=False)
+        paths. With a combinatorial estimate, also its sensitivity table and
+        same-sign validation (:mod:`backtrace.output.combinatorial_checks`)."""
+        written = report.write_outputs(directory, self.document, self.candidates, self.pairs,
+                                       validate=False)
+        if self.combinatorial is not None:
+            written += write_checks(directory, self.combinatorial)
+        return written
 
     @classmethod
     def load(cls, directory) -> "Background":
@@ -349,6 +396,8 @@ def estimate(tracks, *, options: Options | None = None, command: str | None = No
                    f"skipped for the {selection.channel} channel")
     if with_comb:
         load_spill_model(opts.spill)            # a bad spill file fails before the run
+        if opts.same_sign_data:                 # and so does a bad same-sign data file
+            read_selected_events(opts.same_sign_data)
     replay = replay_plan(opts.rounds_from, config, sample, opts, target) \
         if opts.rounds_from else None
     result = _prompt(sample, config, opts, cell, replay, log)
@@ -357,10 +406,12 @@ def estimate(tracks, *, options: Options | None = None, command: str | None = No
         comb = run_combinatorial(sample, combinatorial_config(opts),
                                  jobs=resolved_jobs(opts.jobs), progress=opts.progress,
                                  scheduler=opts.scheduler, log=log)
-        doc["combinatorial"], pairs = comb.document, comb.pairs
+        doc["combinatorial"] = with_same_sign_validation(comb.document, comb.pairs,
+                                                         opts.same_sign_data)
+        pairs = comb.pairs
     doc["summary"] = build_summary(doc, result.candidates, doc.get("combinatorial"),
                                    command=command)
-    return Background(validate_document(doc), result.candidates, pairs)
+    return Background(validate_document(doc), result.candidates, pairs, result.estimate)
 
 
 def _prompt(sample: Tracks, config: RunConfig, opts: Options, cell, replay, log):

@@ -9,9 +9,13 @@ x_m, y_m, z_m   yes       position [m] (NA62 frame, see geometry/README.md)
 px_gev, py_gev,
 pz_gev          yes       momentum [GeV/c]
 charge          yes       +1 or -1
-t_ns            no        time [ns]
+t_ns            no        time [ns] (within its burst, for the measured-times
+                          combinatorial)
 weight          no        event weight (default 1)
 event_id        no        identifier carried through to outputs
+burst_id        no        burst (spill) identifier: with ``t_ns``, the
+                          combinatorial pairs tracks in time within a burst
+                          (:mod:`backtrace.combinatorial.bursts`)
 ==============  ========  =================================================
 
 The number of protons on target (POT) a file represents is read from its
@@ -46,14 +50,14 @@ from backtrace.io import atomic_path
 
 __all__ = ["REQUIRED", "OPTIONAL", "STATUSES", "TrackFileError", "Tracks",
            "validate", "numeric_columns", "kinetic_energy_gev", "momentum_gev",
-           "parse_column_map", "write_tracks"]
+           "parse_column_map", "write_tracks", "pot_of_file"]
 
 REQUIRED = ("x_m", "y_m", "z_m", "px_gev", "py_gev", "pz_gev", "charge")
-OPTIONAL = ("t_ns", "weight", "event_id")
+OPTIONAL = ("t_ns", "weight", "event_id", "burst_id")
 #: Row statuses, in the order they are checked.
 STATUSES = ("ok", "non_numeric", "nan", "bad_charge", "non_positive_momentum",
             "bad_weight", "outside_world")
-#: Columns read as numbers (event_id is an identifier, kept as it is).
+#: Columns read as numbers (event_id and burst_id are identifiers, kept as they are).
 NUMERIC = REQUIRED + ("t_ns", "weight")
 POT_KEYS = (b"backtrace.pot", b"pot")
 
@@ -269,6 +273,15 @@ def _pot_from(meta: dict) -> float | None:
             except (TypeError, ValueError):
                 raise TrackFileError(f"POT metadata {meta[key]!r} is not a number") from None
     return None
+
+
+def pot_of_file(path) -> float | None:
+    """The POT a Parquet or CSV file records (Parquet key-value metadata
+    ``backtrace.pot`` or ``pot``, a CSV comment ``# pot = 1.0e12``), or None."""
+    path = Path(path)
+    if path.suffix.lower() == ".csv":
+        return _csv_info(path)[2]
+    return _parquet_info(path)[2]
 
 
 def _parquet_info(path: Path):

@@ -96,6 +96,14 @@ def test_estimate_gives_the_table_in_a_few_lines(head40, tmp_path):
     assert len(b.candidates) == b.document["candidates"] > 0
     assert set(b.prompt_table["category"]) == {"mu-mu", "mu-pi", "other"}
     assert b.combinatorial["sampling"]["tracks"] == 40
+    cells = b.cells().set_index(["region", "category"])
+    assert cells.loc[("outside", "mu-mu"), "value"] == pytest.approx(
+        b.document["regions"]["outside"]["mu-mu"]["value"], rel=1e-12)
+    assert cells.loc[("outside", "mu-mu"), "mc"] == pytest.approx(
+        b.document["regions"]["outside"]["mu-mu"]["mc"], rel=1e-9)
+    tight = b.cells(lambda c: c["cda_m"] < 0.01).set_index(["region", "category"])
+    assert (tight["value"] <= cells["value"] + 1e-300).all()
+    assert tight["n_mc"].sum() < cells["n_mc"].sum()
     assert b.plot("distributions").axes
     paths = b.write(tmp_path / "out")
     assert {p.name for p in paths} >= {"background.json", "summary.md", "candidates.parquet",

@@ -159,8 +159,10 @@ _OPTION_FIELDS = {"geometry_file": "geometry", "regions_file": "regions",
               "same number.")
 @click.option("--target-cell", default=default("target_cell"), metavar="REGION/CATEGORY",
               help="The cell whose relative MC uncertainty --target-rel-unc aims at and "
-              "'auto' optimises ('total': all cells). Default: outside/mu-mu for the mumu "
-              "channel, total for ee.")
+              "'auto' optimises ('total': all cells); several, comma-separated, or "
+              "'published' (outside/mu-mu, outside/mu-pi, outside/other: the cells NA62 "
+              "quotes) aim at each of them. Default: outside/mu-mu for the mumu channel, "
+              "total for ee.")
 @click.option("--seed", type=int, default=default("seed"), show_default=True)
 @jobs_option()
 @click.option("--batch-size", type=click.IntRange(min=1), default=default("batch_size"),

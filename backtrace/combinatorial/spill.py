@@ -41,7 +41,13 @@ end), ``estimated`` and ``source``. An optional ``time_structure_file``
 (CSV with columns ``t_s`` on a uniform grid and ``intensity``; a path
 relative to the model file) replaces ``flat_top_s`` and ``duty_factor``:
 P₂ is then the integral above with the piecewise-linear autocorrelation of
-the piecewise-constant profile (exact for it). The file's schema is
+the piecewise-constant profile (exact for it). An optional ``[sensitivity]``
+section gives the ranges of the sensitivity table's other inputs (the CDA
+cut, a flux scale) and the published values it is set beside
+(:mod:`backtrace.combinatorial.sensitivity`; information only, it never
+changes the estimate; a file without it takes the packaged file's). With
+measured times (:mod:`backtrace.combinatorial.bursts`) only ``window_ns``
+is used: the POT per spill and the time profile are measured. The file's schema is
 ``backtrace/data/spill-1.schema.json``; :func:`load_spill_model` checks it
 before using any value.
 """
@@ -133,6 +139,8 @@ class SpillModel:
     path: str | None = None
     profile: tuple | None = field(default=None, repr=False)   # (t_s, intensity)
     profile_file: str | None = None
+    #: the optional ``[sensitivity]`` section as read (None: absent)
+    sensitivity: dict | None = field(default=None, repr=False)
 
     @property
     def effective_length_s(self) -> float:
@@ -201,6 +209,22 @@ def _read_profile(path: Path, where: str):
     return t, y
 
 
+def _sensitivity_section(raw: dict, where: str) -> dict | None:
+    """The ``[sensitivity]`` section, its ranges checked (lo <= value <= hi)."""
+    section = raw.get("sensitivity")
+    if section is None:
+        return None
+    for name, entry in section.items():
+        if "range" not in entry:
+            continue
+        lo, hi = (float(v) for v in entry["range"])
+        value = float(entry.get("value", lo))
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo <= value <= hi):
+            raise SpillError(f"{where}: sensitivity.{name}.range: [{lo:g}, {hi:g}] "
+                             f"(expected finite range[0] <= value <= range[1])")
+    return section
+
+
 def load_spill_model(path=None) -> SpillModel:
     """Read and check a spill-model file (default: the packaged NA62 one):
     first against ``backtrace/data/spill-1.schema.json`` (types, positive
@@ -234,7 +258,8 @@ def load_spill_model(path=None) -> SpillModel:
         profile = _read_profile(profile_path, where)
         profile_file = str(profile_path)
     model = SpillModel(raw.get("name", source), values, ranges, sources, estimated,
-                       str(path) if path else None, profile, profile_file)
+                       str(path) if path else None, profile, profile_file,
+                       _sensitivity_section(raw, where))
     if profile is None and not values["window_ns"] * 1e-9 <= model.effective_length_s:
         raise SpillError(f"{where}: window_ns: {values['window_ns']:g} ns is longer than "
                          f"the effective spill length {model.effective_length_s:g} s "

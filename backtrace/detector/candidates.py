@@ -121,9 +121,12 @@ class Reconstruction:
     smearing: bool = True
     chambers: tuple = ()
     response: object = None
+    #: every tracker resolution term × this (:meth:`.reconstruction.Smearing.scaled`)
+    resolution_scale: float = 1.0
 
     @classmethod
-    def from_beamline(cls, beamline, seed: int, smearing: bool = True, response=None):
+    def from_beamline(cls, beamline, seed: int, smearing: bool = True, response=None,
+                      resolution_scale: float = 1.0):
         point, direction = beamline.geometry.beam_axis
         straws = tuple(beamline.geometry.tracker_planes_z_m)
         chambers = []
@@ -133,7 +136,7 @@ class Reconstruction:
                              float(d["hole_radius_m"])) if d.get("role") == "tracker"
                             else DEFAULT_CHAMBER)
         return cls(straws, beamline.first_tracker_z_m, point, direction, seed, smearing,
-                   tuple(chambers), response)
+                   tuple(chambers), response, float(resolution_scale))
 
     def chamber(self, i: int) -> tuple:
         return self.chambers[i] if self.chambers else DEFAULT_CHAMBER
@@ -290,7 +293,7 @@ def measured_momenta(tracks: pd.DataFrame, recon: Reconstruction) -> np.ndarray:
     u = uniforms(recon.seed, tracks["rng_key"].to_numpy(np.int64), 6, stream="smearing")
     n = np.column_stack([normals(u[:, 0], u[:, 1]), normals(u[:, 2], u[:, 3]),
                          normals(u[:, 4], u[:, 5])])
-    return smear(p, Smearing(), n)
+    return smear(p, Smearing().scaled(recon.resolution_scale), n)
 
 
 def _pairs(tracks: pd.DataFrame, selection: dict) -> tuple[np.ndarray, np.ndarray]:

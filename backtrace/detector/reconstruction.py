@@ -107,6 +107,12 @@ class Smearing:
     angle_const_rad: float = 20e-6
     enabled: bool = True
 
+    def scaled(self, factor: float) -> "Smearing":
+        """Every resolution term × ``factor`` (a sensitivity study's knob)."""
+        return Smearing(self.momentum_const * factor, self.momentum_slope_per_gev * factor,
+                        self.angle_gev_rad * factor, self.angle_const_rad * factor,
+                        self.enabled)
+
 
 def smear(p_vec, smearing: Smearing, normals):
     """Smeared momenta (n, 3) from three standard normals per track."""

@@ -70,7 +70,9 @@ class RunConfig:
     or 'uniform' (every track the same number); ``physics``: the named set
     of processes forced when ``processes`` is not given
     (:data:`backtrace.interactions.PHYSICS`: 'full' or 'geant4-default';
-    ``processes`` must then be within it).
+    ``processes`` must then be within it); ``resolution_scale``: every
+    tracker resolution term (:class:`backtrace.detector.reconstruction.Smearing`)
+    × this, for sensitivity studies of the vertex resolution.
     """
 
     geometry_file: str | None = None
@@ -97,6 +99,7 @@ class RunConfig:
     veto_floor: float = VETO_FLOOR
     final_states_per_point: int = 1
     physics: str = "full"
+    resolution_scale: float = 1.0
 
     def __post_init__(self):
         if self.channel is not None and self.channel not in CHANNELS:

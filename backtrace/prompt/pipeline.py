@@ -109,7 +109,8 @@ class Pipeline:
         self.products = ProductTransport(self.beamline, seed=config.seed,
                                          response=self.response)
         self.recon = Reconstruction.from_beamline(self.beamline, config.seed,
-                                                  config.smearing, self.response)
+                                                  config.smearing, self.response,
+                                                  config.resolution_scale)
         self.density = density_for_run(config, self.beamline) if backward else None
 
     def process(self, tracks: pd.DataFrame, track_weight_scale: float,
@@ -274,6 +275,8 @@ class RunResult:
     document: dict
     candidates: pd.DataFrame
     interaction_weight: pd.Series | None = None
+    #: the combined estimate (per-track norms for MC errors of any subset)
+    estimate: Combined | None = None
 
 
 @dataclass(frozen=True)
@@ -448,4 +451,4 @@ def run_estimate(tracks, config: RunConfig, *, jobs: int = 1, batch_size: int = 
     est = rounds.estimate
     doc = build_document(tracks, final, probe.geometry, probe.regions, est, reruns,
                          systematics, mc, clock() - t0, probe.response)
-    return RunResult(doc, est.candidates, est.interaction_weight_by_track)
+    return RunResult(doc, est.candidates, est.interaction_weight_by_track, est)

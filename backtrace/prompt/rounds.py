@@ -58,32 +58,56 @@ MIN_ROUND_GROWTH = 0.25
 DEFAULT_TARGET_CELL = ("outside", "mu-mu")
 
 
-def parse_target_cell(text: str | None,
-                      categories=("mu-mu", "mu-pi", "other")) -> tuple[str, str] | None:
-    """'REGION/CATEGORY' → (region, category); 'total' → None; ``categories``:
-    those of the run's channel (:data:`backtrace.regions.CHANNELS`)."""
+#: The cells NA62's μ+μ− paper quotes a prompt value for (outside SR/CR):
+#: the target 'published' aims at all of them at once.
+PUBLISHED_CELLS = (("outside", "mu-mu"), ("outside", "mu-pi"), ("outside", "other"))
+
+
+def _one_cell(text: str, categories) -> tuple[str, str]:
+    region, sep, cat = text.strip().partition("/")
+    if not sep or not region or cat not in categories:
+        raise ValueError(f"target cell {text!r}: expected REGION/CATEGORY (category "
+                         f"{', '.join(categories)}), e.g. outside/{categories[0]}, a "
+                         "comma-separated list of them, 'published' or 'total'")
+    return region, cat
+
+
+def parse_target_cell(text: str | None, categories=("mu-mu", "mu-pi", "other")):
+    """'REGION/CATEGORY' → (region, category); several, comma-separated, or
+    'published' (:data:`PUBLISHED_CELLS`) → a tuple of them, each aimed at;
+    'total' → None; ``categories``: those of the run's channel
+    (:data:`backtrace.regions.CHANNELS`)."""
     if text is None:
         return DEFAULT_TARGET_CELL
     if text == "total":
         return None
-    region, sep, cat = text.partition("/")
-    if not sep or not region or cat not in categories:
-        raise ValueError(f"target cell {text!r}: expected REGION/CATEGORY (category "
-                         f"{', '.join(categories)}), e.g. outside/{categories[0]}, "
-                         "or 'total'")
-    return region, cat
+    if text == "published":
+        missing = [c for _, c in PUBLISHED_CELLS if c not in categories]
+        if missing:
+            raise ValueError(f"target cell 'published': the mu-mu channel's cells "
+                             f"(this selection's categories: {', '.join(categories)})")
+        return PUBLISHED_CELLS
+    cells = tuple(_one_cell(t, categories) for t in text.split(","))
+    return cells[0] if len(cells) == 1 else cells
+
+
+def cells_of(cell) -> list[tuple[str, str]] | None:
+    """The cells of a target (None: every cell, 'total')."""
+    if cell is None:
+        return None
+    return [cell] if isinstance(cell[0], str) else list(cell)
 
 
 def _in_cell(c, cell):
     if cell is None or not len(c):
         return c
-    return c[(c["region"] == cell[0]) & (c["category"] == cell[1])]
+    mask = np.zeros(len(c), bool)
+    for region, cat in cells_of(cell):
+        mask |= ((c["region"] == region) & (c["category"] == cat)).to_numpy()
+    return c[mask]
 
 
-def cell_estimate(est: Combined, cell) -> tuple[float, float, float]:
-    """(Σw, per-track Σw² error, MC error) of one cell (None: everything)."""
-    if cell is None:
-        return total_prompt(est)
+def _one_estimate(est: Combined, cell) -> tuple[float, float, float]:
     c = _in_cell(est.candidates, cell)
     if not len(c):
         return 0.0, 0.0, 0.0
@@ -91,8 +115,40 @@ def cell_estimate(est: Combined, cell) -> tuple[float, float, float]:
     return y.value, y.stat, mc_error(c, est.norm, est.norm2)
 
 
+def _relative(value: float, mc: float) -> float:
+    return mc / value if value > 0 else math.inf
+
+
+def cell_estimate(est: Combined, cell) -> tuple[float, float, float]:
+    """(Σw, per-track Σw² error, MC error) of the target (None: everything;
+    several cells: the one with the largest relative MC error, the one the
+    target waits for)."""
+    if cell is None:
+        return total_prompt(est)
+    each = [_one_estimate(est, c) for c in cells_of(cell)]
+    return max(each, key=lambda v: _relative(v[0], v[2]))
+
+
+def cell_table(est: Combined, cell) -> dict | None:
+    """Per cell of a target of several cells: value, stat, MC error and the
+    relative MC uncertainty (None for one cell or 'total')."""
+    if cell is None or isinstance(cell[0], str):
+        return None
+    out = {}
+    for c in cells_of(cell):
+        value, stat, mc = _one_estimate(est, c)
+        rel = _relative(value, mc)
+        out[_label(c)] = {"value": value, "stat": stat, "mc": mc,
+                          "rel_unc": rel if math.isfinite(rel) else None}
+    return out
+
+
 def _label(cell) -> str:
-    return "total" if cell is None else f"{cell[0]}/{cell[1]}"
+    if cell is None:
+        return "total"
+    if tuple(cells_of(cell)) == PUBLISHED_CELLS and not isinstance(cell[0], str):
+        return "published"
+    return ",".join(f"{r}/{c}" for r, c in cells_of(cell))
 
 
 @dataclass(frozen=True)
@@ -170,12 +226,24 @@ def starts_in_time(elapsed_s: float, histories_done: int, histories_next: int,
     return elapsed_s + predicted <= max_time_s
 
 
+def _relative_outcomes(candidates: pd.DataFrame, cell) -> pd.DataFrame:
+    """The target's candidates; for several cells, each outcome divided by
+    its cell's value, so that the allocation weighs every cell's relative
+    variance alike (an empty cell has no candidate to guide it: the draws
+    kept on the pilot rule reach it)."""
+    c = _in_cell(candidates, cell)
+    if cell is None or isinstance(cell[0], str) or not len(c):
+        return c
+    value = c.groupby(["region", "category"])["weight"].transform("sum").to_numpy(float)
+    return c.assign(outcome=c["outcome"].to_numpy(float) / np.where(value > 0, value, 1.0))
+
+
 def importance_inputs(passes, est, cell) -> tuple[dict, pd.DataFrame]:
     """(r_s, Ḡ): the target cell's root-mean-square outcome per draw of each
     stratum over every pass so far, and each track's posterior-mean
     importance per stratum (DataFrame track_index, stratum, g)."""
     drawn = pd.concat([p.strata for p in passes]).groupby(level=0).sum()
-    r_s = stratum_rms_outcome(_in_cell(est.candidates, cell), drawn)
+    r_s = stratum_rms_outcome(_relative_outcomes(est.candidates, cell), drawn)
     parts = [p.g_sums for p in passes if len(p.g_sums)]
     if not parts:
         return r_s, pd.DataFrame(columns=["track_index", "stratum", "g"])
@@ -282,7 +350,9 @@ def _round_record(est: Combined, n_hist, todo, last: Pass, draw_plan, target_cel
         # products) the delta method cannot see — not estimable
         mc_err = total_mc = math.inf
     rel = mc_err / value if value > 0 else math.inf
-    return {"samples_per_track": int(n_hist.max()) if len(n_hist) else 0,
+    cells = cell_table(est, target_cell)
+    return {**({"cells": cells} if cells is not None else {}),
+            "samples_per_track": int(n_hist.max()) if len(n_hist) else 0,
             "histories": int(n_hist.sum()),
             "histories_per_track_mean": float(n_hist.mean()) if len(n_hist) else 0.0,
             "tracks_in_round": len(n_hist) if todo[0][2] is None
@@ -396,6 +466,7 @@ def mc_summary(rounds: Rounds, limits: RoundLimits, elapsed: float,
     records, n_total = rounds.records, rounds.samples_per_track
     target = limits.target_rel_unc
     return {"target_rel_unc": target, "target_cell": _label(target_cell),
+            **({"cells": records[-1]["cells"]} if "cells" in records[-1] else {}),
             "target_value": records[-1]["target_value"],
             "target_mc": records[-1]["target_mc"], "rel_unc": records[-1]["rel_unc"],
             "track_sample": track_sample_term(records[-1], target),

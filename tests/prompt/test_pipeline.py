@@ -326,3 +326,21 @@ def test_a_process_outside_the_physics_set_is_refused():
         RunConfig(physics="geant5")
     assert RunConfig(physics="geant4-default", channel="ee").forced_processes() == (
         "photonuclear", "pair_production", "knock_on", "photon_conversion")
+
+
+def test_a_target_of_several_cells_waits_for_the_worst(head40):
+    """--target-cell outside/mu-mu,CR/mu-mu: each round records every cell,
+    and the target's value and relative error are the worst cell's."""
+    doc = _run(head40, 2, target_rel_unc=1e-6, max_samples_per_track=4,
+               target_cell=(("outside", "mu-mu"), ("CR", "mu-mu")))
+    mc = doc["mc"]
+    assert mc["target_cell"] == "outside/mu-mu,CR/mu-mu"
+    cells = mc["cells"]
+    assert set(cells) == {"outside/mu-mu", "CR/mu-mu"}
+    rels = [c["rel_unc"] for c in cells.values()]
+    worst = max(r if r is not None else float("inf") for r in rels)
+    assert (mc["rel_unc"] or float("inf")) == pytest.approx(worst)
+    for label, c in cells.items():
+        region, cat = label.split("/")
+        assert c["value"] == pytest.approx(doc["regions"][region][cat]["value"], rel=1e-12)
+    assert all("cells" in r for r in mc["rounds"])

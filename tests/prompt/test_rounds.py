@@ -28,3 +28,21 @@ def test_a_round_starts_only_if_it_ends_within_the_time_cap():
     assert starts_in_time(50.0, 100, 100, max_time_s=100.0)
     assert not starts_in_time(50.0, 100, 101, max_time_s=100.0)
     assert starts_in_time(1e6, 1, 1, max_time_s=None)
+
+
+def test_target_cells_one_several_published_or_total():
+    from backtrace.prompt.rounds import PUBLISHED_CELLS, _label, cells_of, parse_target_cell
+
+    assert parse_target_cell("outside/mu-pi") == ("outside", "mu-pi")
+    both = parse_target_cell("outside/mu-mu, CR/mu-mu")
+    assert both == (("outside", "mu-mu"), ("CR", "mu-mu"))
+    assert _label(both) == "outside/mu-mu,CR/mu-mu" and cells_of(both) == list(both)
+    assert parse_target_cell("published") == PUBLISHED_CELLS
+    assert _label(PUBLISHED_CELLS) == "published"
+    assert parse_target_cell("total") is None and _label(None) == "total"
+    import pytest
+
+    with pytest.raises(ValueError, match="'published': the mu-mu channel"):
+        parse_target_cell("published", ("e-e", "other"))
+    with pytest.raises(ValueError, match="expected REGION/CATEGORY"):
+        parse_target_cell("outside/mu-mu,SR")
